@@ -1,0 +1,14 @@
+"""Typed state of the auth app."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from aiohttp import web
+
+from services.auth.passwords import Passwords
+from services.auth.tokens import SigningKey
+
+PASSWORDS = web.AppKey("passwords", Passwords)
+SIGNING_KEY = web.AppKey("signing_key", SigningKey)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...])

@@ -1,0 +1,44 @@
+"""The first admin: created from settings, or with a generated password printed once, when
+the user table is empty."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+
+from services.auth.passwords import Passwords
+from services.auth.repo import UserRepo, public_user
+from shared.config import Settings
+from shared.db import Database
+from shared.events import USER_CREATED, make_event
+from shared.outbox import enqueue
+
+log = logging.getLogger("herald.auth.bootstrap")
+_BOOTSTRAP_LOCK = 0x626F_6F74
+
+
+async def ensure_first_admin(db: Database, passwords: Passwords, settings: Settings) -> bool:
+    async with db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _BOOTSTRAP_LOCK)
+        repo = UserRepo(conn)
+        if await repo.any_user():
+            return False
+        password = settings.admin_password or secrets.token_urlsafe(18)
+        user = await repo.create(
+            email=settings.admin_email,
+            name="Administrator",
+            password_hash=await passwords.hash(password),
+            roles=["admin"],
+        )
+        await enqueue(conn, "auth", make_event(USER_CREATED, public_user(user)))
+    log.info("created the first admin", extra={"email": settings.admin_email})
+    if not settings.admin_password:
+        # Printed once, to the terminal only; never logged and never stored in clear.
+        print(
+            f"\nHerald: first admin {settings.admin_email} created; password: {password}\n"
+            "Keep it now: it is not shown again.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    return True

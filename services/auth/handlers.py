@@ -1,0 +1,314 @@
+"""HTTP handlers of the auth service: tokens, users, the JWKS and the verifier's look-up."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.auth import schemas
+from services.auth.appkeys import PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
+from services.auth.repo import ThrottleRepo, UserRepo, public_user
+from services.auth.tokens import issue_token, published_keys
+from shared.appkeys import DATABASE, SETTINGS
+from shared.authn import principal, public, require_role, unauthorized
+from shared.events import USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED, make_event
+from shared.http import (
+    JSON_CONTENT_TYPE,
+    client_address,
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    next_link,
+    parse_limit,
+    read_json,
+    reject_unknown_params,
+)
+from shared.outbox import enqueue
+from shared.problems import Conflict, Forbidden, NotFound, Problem
+from shared.validation import validate
+
+MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
+SCHEMA = "auth"
+_ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
+BAD_CREDENTIALS = "the email or password is wrong"
+
+
+def _user_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such user") from None
+
+
+def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> None:
+    """Read-only fields may be sent back unchanged (a GET body round-trips); different is a 400."""
+    shown = public_user(current) if current else {}
+    for name in schemas.READ_ONLY:
+        if name in body:
+            if body.pop(name) != shown.get(name):
+                raise Problem(400, f"{name} is read-only and cannot be changed")
+
+
+async def _emit(
+    conn: asyncpg.Connection, before: dict[str, Any] | None, after: dict[str, Any], actor: str | None
+) -> None:
+    if before is None:
+        await enqueue(conn, SCHEMA, make_event(USER_CREATED, public_user(after), actor))
+    elif after["credential_version"] != before["credential_version"]:
+        data = {"id": str(after["id"]), "cv": after["credential_version"]}
+        await enqueue(conn, SCHEMA, make_event(USER_CREDENTIALS_CHANGED, data, actor))
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+@public
+async def request_token(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    validate(schemas.TOKEN_REQUEST, body)
+    settings = request.app[SETTINGS]
+    db = request.app[DATABASE]
+    email, password = body["email"].strip(), body["password"]
+    address = client_address(request, request.app[TRUSTED_PROXIES])
+    email_key, address_key = f"email:{email.lower()}", f"addr:{address}"
+    async with db.connection() as conn:
+        wait = await ThrottleRepo(conn).locked_for([email_key, address_key])
+        user = await UserRepo(conn).by_email(email) if wait <= 0 else None
+    if wait > 0:
+        raise Problem(
+            429, "too many failed logins; try again later", headers={"Retry-After": str(math.ceil(wait))}
+        )
+    passwords = request.app[PASSWORDS]
+    matched = await passwords.verify(user["password_hash"] if user else None, password)
+    if not matched or user is None or not user["active"]:
+        async with db.transaction() as conn:
+            throttle = ThrottleRepo(conn)
+            window, lockout = settings.login_failure_window, settings.login_lockout_seconds
+            await throttle.record_failure(
+                email_key, limit=settings.login_max_failures, window=window, lockout=lockout
+            )
+            await throttle.record_failure(
+                address_key, limit=settings.login_max_failures_per_address, window=window, lockout=lockout
+            )
+        raise unauthorized(BAD_CREDENTIALS, invalid_token=False)
+    rehashed = await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
+    async with db.transaction() as conn:
+        await ThrottleRepo(conn).clear(email_key)
+        if rehashed:
+            await UserRepo(conn).set_password_hash(user["id"], rehashed)
+    return json_response(issue_token(request.app[SIGNING_KEY], settings, user))
+
+
+@public
+async def jwks(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].connection() as conn:
+        keys = await published_keys(conn, request.app[SETTINGS].token_ttl)
+    return json_response({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+
+@public
+async def credentials(request: web.Request) -> web.Response:
+    """For token verifiers (not routed by the gateway): the user's credential version."""
+    user_id = _user_id(request)
+    async with request.app[DATABASE].connection() as conn:
+        found = await UserRepo(conn).credentials(str(user_id))
+    if found is None:
+        raise NotFound("no such user")
+    return json_response({"cv": found[0], "active": found[1]})
+
+
+# -- users (admin) ---------------------------------------------------------------------------
+
+
+async def list_users(request: web.Request) -> web.Response:
+    require_role(request, "admin")
+    reject_unknown_params(request, ("limit", "cursor"))
+    limit = parse_limit(request)
+    after = None
+    if "cursor" in request.query:
+        values = decode_cursor(request.query["cursor"])
+        try:
+            after = str(uuid.UUID(str(values[0])))
+        except (ValueError, IndexError):
+            raise Problem(400, "cursor is not one this API made") from None
+    async with request.app[DATABASE].connection() as conn:
+        rows = await UserRepo(conn).page(after, limit + 1)
+    headers = {}
+    if len(rows) > limit:
+        rows = rows[:limit]
+        headers["Link"] = next_link(request, encode_cursor([str(rows[-1]["id"])]))
+    return json_response([public_user(r) for r in rows], headers=headers)
+
+
+async def create_user(request: web.Request) -> web.Response:
+    caller = require_role(request, "admin")
+    body = await read_json(request)
+    if isinstance(body, dict):
+        for name in schemas.READ_ONLY.keys() & body.keys():
+            raise Problem(400, f"{name} is read-only and is set by the server")
+    validate(schemas.USER_CREATE, body)
+    password_hash = await request.app[PASSWORDS].hash(body["password"])
+    async with request.app[DATABASE].transaction() as conn:
+        user = await UserRepo(conn).create(
+            email=body["email"].strip(),
+            name=body.get("name", ""),
+            password_hash=password_hash,
+            roles=body.get("roles", ["member"]),
+            active=body.get("active", True),
+        )
+        await _emit(conn, None, user, caller.user_id)
+    shown = public_user(user)
+    return json_response(shown, status=201, headers={"Location": f"/v2/user/{shown['id']}"})
+
+
+async def get_user(request: web.Request) -> web.Response:
+    require_role(request, "admin")
+    async with request.app[DATABASE].connection() as conn:
+        user = await UserRepo(conn).get(_user_id(request))
+    return json_response(public_user(user))
+
+
+async def _change_user(
+    request: web.Request, schema: dict[str, Any], content_types: tuple[str, ...]
+) -> web.Response:
+    """PUT and PATCH differ only in their schema: PUT requires every writable field."""
+    caller = require_role(request, "admin")
+    user_id = _user_id(request)
+    body = await read_json(request, content_types)
+    validate(schema, body)
+    new_hash = await request.app[PASSWORDS].hash(body["password"]) if body.get("password") else None
+    async with request.app[DATABASE].transaction() as conn:
+        repo = UserRepo(conn)
+        before = await repo.get(user_id, for_update=True)
+        _check_read_only(body, before)
+        changes: dict[str, Any] = {}
+        for field in ("email", "name", "roles", "active"):
+            if field in body:
+                value = body[field]
+                changes[field] = "" if value is None else (value.strip() if field == "email" else value)
+        if new_hash:
+            changes["password_hash"] = new_hash
+        changes = {k: v for k, v in changes.items() if k == "password_hash" or before[k] != v}
+        await _guard_last_admin(conn, before, changes)
+        after = await repo.update(user_id, changes)
+        await _emit(conn, before, after, caller.user_id)
+    return json_response(public_user(after))
+
+
+async def put_user(request: web.Request) -> web.Response:
+    return await _change_user(request, schemas.USER_REPLACE, (JSON_CONTENT_TYPE,))
+
+
+async def patch_user(request: web.Request) -> web.Response:
+    return await _change_user(request, schemas.USER_PATCH, MERGE_PATCH)
+
+
+async def _guard_last_admin(
+    conn: asyncpg.Connection, before: dict[str, Any], changes: dict[str, Any] | None
+) -> None:
+    """Refuse to remove, disable or demote the last active admin: nobody could manage users."""
+    if not (before["active"] and "admin" in before["roles"]):
+        return
+    still_admin = (
+        changes is not None
+        and changes.get("active", True)
+        and "admin" in changes.get("roles", before["roles"])
+    )
+    if still_admin:
+        return
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADMIN_LOCK)
+    if await UserRepo(conn).other_active_admins(before["id"]) == 0:
+        raise Conflict("this is the last active admin; make another admin first")
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    caller = require_role(request, "admin")
+    user_id = _user_id(request)
+    async with request.app[DATABASE].transaction() as conn:
+        repo = UserRepo(conn)
+        before = await repo.get(user_id, for_update=True)
+        await _guard_last_admin(conn, before, None)
+        await repo.delete(user_id)
+        await enqueue(conn, SCHEMA, make_event(USER_DELETED, {"id": str(user_id)}, caller.user_id))
+    return web.Response(status=204)
+
+
+# -- the caller's own account ----------------------------------------------------------------
+
+
+async def get_me(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].connection() as conn:
+        user = await UserRepo(conn).get(principal(request).user_id)
+    return json_response(public_user(user))
+
+
+async def patch_me(request: web.Request) -> web.Response:
+    caller = principal(request)
+    settings = request.app[SETTINGS]
+    body = await read_json(request, MERGE_PATCH)
+    validate(schemas.ME_PATCH, body)
+    db, passwords = request.app[DATABASE], request.app[PASSWORDS]
+    async with db.connection() as conn:
+        current = await UserRepo(conn).get(caller.user_id)
+    _check_read_only(body, current)
+    sensitive = "email" in body or "password" in body
+    if sensitive:
+        if not body.get("currentPassword"):
+            raise Problem(
+                422,
+                "currentPassword: is required to change email or password",
+                errors=[{"field": "currentPassword", "message": "is required to change email or password"}],
+            )
+        key = f"email:{current['email'].lower()}"
+        async with db.connection() as conn:
+            wait = await ThrottleRepo(conn).locked_for([key])
+        if wait > 0:
+            raise Problem(
+                429,
+                "too many wrong passwords; try again later",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        if not await passwords.verify(current["password_hash"], body["currentPassword"]):
+            async with db.connection() as conn:
+                await ThrottleRepo(conn).record_failure(
+                    key,
+                    limit=settings.login_max_failures,
+                    window=settings.login_failure_window,
+                    lockout=settings.login_lockout_seconds,
+                )
+            raise Forbidden("currentPassword is wrong")
+    new_hash = await passwords.hash(body["password"]) if "password" in body else None
+    async with db.transaction() as conn:
+        repo = UserRepo(conn)
+        before = await repo.get(caller.user_id, for_update=True)
+        if sensitive and before["credential_version"] != current["credential_version"]:
+            raise Conflict("your credentials changed meanwhile; request a new token and retry")
+        changes: dict[str, Any] = {}
+        if "name" in body and (body["name"] or "") != before["name"]:
+            changes["name"] = body["name"] or ""
+        if "email" in body and body["email"].strip() != before["email"]:
+            changes["email"] = body["email"].strip()
+        if new_hash:
+            changes["password_hash"] = new_hash
+        after = await repo.update(caller.user_id, changes)
+        await _emit(conn, before, after, caller.user_id)
+    return json_response(public_user(after))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/v2/requesttoken", request_token)
+    r.add_get("/v2/.well-known/jwks.json", jwks)
+    r.add_get("/internal/users/{id}/credentials", credentials)
+    r.add_get("/v2/user/list", list_users)
+    r.add_post("/v2/user/list", create_user)
+    r.add_get("/v2/user/me", get_me)
+    r.add_patch("/v2/user/me", patch_me)
+    r.add_get("/v2/user/{id}", get_user)
+    r.add_put("/v2/user/{id}", put_user)
+    r.add_patch("/v2/user/{id}", patch_user)
+    r.add_delete("/v2/user/{id}", delete_user)

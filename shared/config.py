@@ -1,0 +1,162 @@
+"""Settings from `HERALD_*` environment variables, one frozen dataclass for every service.
+
+Each field's metadata names its variable, so the README table, the compose check and
+`Settings.from_env` all read the same list (`Settings.variables()`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+PLACEHOLDERS = frozenset({"", "change-me", "changeme", "admin", "password", "secret", "example"})
+
+
+class SettingsError(ValueError):
+    """A setting is malformed, or a production deployment still carries a placeholder."""
+
+
+def _env(name: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": name, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str = _env("HERALD_ENV", "development", "`development` or `production` (refuses placeholders)")
+    log_level: str = _env("HERALD_LOG_LEVEL", "INFO", "Log level of every service")
+    host: str = _env("HERALD_HOST", "127.0.0.1", "Address the services bind to")
+    gateway_port: int = _env("HERALD_GATEWAY_PORT", 8080, "Gateway port (the public one)")
+    auth_port: int = _env("HERALD_AUTH_PORT", 8081, "Auth service port")
+    resource_port: int = _env("HERALD_RESOURCE_PORT", 8082, "Resource service port")
+    webhook_port: int = _env("HERALD_WEBHOOK_PORT", 8083, "Webhook delivery service port")
+    auth_url: str = _env(
+        "HERALD_AUTH_URL", "http://127.0.0.1:8081", "Where the gateway and verifiers reach auth"
+    )
+    resource_url: str = _env(
+        "HERALD_RESOURCE_URL", "http://127.0.0.1:8082", "Where the gateway reaches resource"
+    )
+    webhook_url: str = _env(
+        "HERALD_WEBHOOK_URL", "http://127.0.0.1:8083", "Where the gateway reaches webhook delivery"
+    )
+    database_url: str = _env(
+        "HERALD_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/herald", "PostgreSQL DSN"
+    )
+    db_pool_size: int = _env("HERALD_DB_POOL_SIZE", 10, "Connections per service process")
+    amqp_url: str = _env("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL")
+    auth_exchange: str = _env("HERALD_AUTH_EXCHANGE", "herald.auth", "Topic exchange of auth events")
+    domain_exchange: str = _env("HERALD_DOMAIN_EXCHANGE", "herald.domain", "Topic exchange of domain events")
+    queue_prefix: str = _env("HERALD_QUEUE_PREFIX", "herald", "Prefix of every queue name")
+    token_ttl: int = _env("HERALD_TOKEN_TTL", 365 * 24 * 3600, "Token lifetime in seconds")
+    token_issuer: str = _env("HERALD_TOKEN_ISSUER", "herald", "`iss` of issued tokens")
+    token_audience: str = _env("HERALD_TOKEN_AUDIENCE", "herald-api", "`aud` of issued tokens")
+    signing_key: str = _env(
+        "HERALD_SIGNING_KEY",
+        "",
+        "RSA private key (PEM) that signs tokens; empty: generated and stored (development only)",
+    )
+    signing_key_file: str = _env(
+        "HERALD_SIGNING_KEY_FILE", "", "Path of a PEM file, instead of HERALD_SIGNING_KEY"
+    )
+    cv_cache_seconds: float = _env(
+        "HERALD_CV_CACHE_SECONDS", 60.0, "How long a verifier trusts a credential version without an event"
+    )
+    admin_email: str = _env(
+        "HERALD_ADMIN_EMAIL", "admin@herald.local", "First admin, created when no user exists"
+    )
+    admin_password: str = _env(
+        "HERALD_ADMIN_PASSWORD", "", "Its password; empty: one is generated and printed once"
+    )
+    argon2_time_cost: int = _env("HERALD_ARGON2_TIME_COST", 3, "argon2id iterations")
+    argon2_memory_kib: int = _env("HERALD_ARGON2_MEMORY_KIB", 65536, "argon2id memory in KiB")
+    argon2_parallelism: int = _env("HERALD_ARGON2_PARALLELISM", 4, "argon2id lanes")
+    login_max_failures: int = _env(
+        "HERALD_LOGIN_MAX_FAILURES", 5, "Failed logins for one email before it is locked for a while"
+    )
+    login_max_failures_per_address: int = _env(
+        "HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, "Failed logins from one client address before 429"
+    )
+    login_failure_window: int = _env("HERALD_LOGIN_FAILURE_WINDOW", 900, "Seconds over which failures count")
+    login_lockout_seconds: int = _env("HERALD_LOGIN_LOCKOUT_SECONDS", 300, "How long a lock-out lasts")
+    trusted_proxies: tuple[str, ...] = _env(
+        "HERALD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128"), "Networks whose X-Forwarded-For is believed"
+    )
+    cors_origins: tuple[str, ...] = _env(
+        "HERALD_CORS_ORIGINS", (), "Origins browsers may call from (`*` for any)"
+    )
+    requesttoken_rate_per_minute: int = _env(
+        "HERALD_REQUESTTOKEN_RATE", 60, "Gateway: /v2/requesttoken calls per client address a minute (0: off)"
+    )
+    user_rate_per_second: float = _env(
+        "HERALD_USER_RATE", 100.0, "Gateway: requests per user a second (0: off)"
+    )
+    user_burst: int = _env("HERALD_USER_BURST", 200, "Gateway: burst of the per-user token bucket")
+    max_body_bytes: int = _env("HERALD_MAX_BODY_BYTES", 1024 * 1024, "Largest request body (413 beyond)")
+    upstream_timeout: float = _env("HERALD_UPSTREAM_TIMEOUT", 30.0, "Gateway: seconds before a 504")
+    shutdown_timeout: float = _env(
+        "HERALD_SHUTDOWN_TIMEOUT", 20.0, "Seconds SIGTERM waits for requests in flight"
+    )
+
+    @classmethod
+    def variables(cls) -> list[tuple[str, str, Any, str]]:
+        """(variable, field name, default, description) for every setting."""
+        return [(f.metadata["env"], f.name, f.default, f.metadata["doc"]) for f in fields(cls)]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _parse(f.metadata["env"], raw, f.default)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def check(self) -> None:
+        if self.env not in ("development", "production"):
+            raise SettingsError(f"HERALD_ENV must be development or production, not {self.env!r}")
+        for net in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"HERALD_TRUSTED_PROXIES: {exc}") from None
+        if not self.production:
+            return
+        if not (self.signing_key or self.signing_key_file):
+            raise SettingsError("production needs HERALD_SIGNING_KEY or HERALD_SIGNING_KEY_FILE")
+        if self.admin_password.lower() in PLACEHOLDERS - {""}:
+            raise SettingsError("HERALD_ADMIN_PASSWORD is a placeholder; set a real one")
+        if "guest:guest@" in self.amqp_url:
+            raise SettingsError("HERALD_AMQP_URL uses RabbitMQ's guest account; set real credentials")
+
+    def signing_key_pem(self) -> str:
+        if self.signing_key_file:
+            with open(self.signing_key_file, encoding="ascii") as fh:
+                return fh.read()
+        return self.signing_key
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None

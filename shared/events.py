@@ -1,0 +1,49 @@
+"""The event contract: topic names and the envelope that producers and consumers share."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+# Auth, on the auth exchange.
+USER_CREATED = "user.created"
+USER_CREDENTIALS_CHANGED = "user.credentials_changed"
+USER_DELETED = "user.deleted"
+AUTH_TOPICS = (USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED)
+
+# Resources, on the domain exchange.
+DOMAIN_TOPICS = (
+    "event.created",
+    "event.updated",
+    "event.deleted",
+    "event.submitted",
+    "event.approved",
+    "event.rejected",
+    "event.cancelled",
+    "location.created",
+    "location.updated",
+    "location.deleted",
+)
+WEBHOOK_PING = "webhook.ping"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339, UTC, milliseconds: the one time format of the API and the events."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_event(
+    type_: str, data: dict[str, Any], actor_id: str | None = None, *, event_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": event_id or str(uuid.uuid4()),
+        "type": type_,
+        "timestamp": format_time(utc_now()),
+        "data": data,
+        "actor": {"id": actor_id},
+    }

@@ -1,0 +1,210 @@
+"""HTTP helpers every service uses: request ids, JSON in and out, request logs and metrics,
+health endpoints, client addresses, and keyset-cursor paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from shared.appkeys import READY_CHECKS, SERVICE_NAME, SETTINGS
+from shared.logging import request_id_var
+from shared.problems import Problem
+
+log = logging.getLogger("herald.http")
+
+JSON_CONTENT_TYPE = "application/json"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+REQUESTS = Counter(
+    "herald_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "herald_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def make_request_id(offered: str | None) -> str:
+    """Keep a well-formed id from the caller; otherwise make one."""
+    if offered and _REQUEST_ID_RE.match(offered):
+        return offered
+    return str(uuid.uuid4())
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    rid = make_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = request_id_var.set(rid)
+    try:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = rid
+        raise
+    finally:
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """One log line and two metrics per request, labelled by route template, not raw path."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        service = request.app[SERVICE_NAME]
+        REQUESTS.labels(service, request.method, route, str(status)).inc()
+        LATENCY.labels(service, request.method, route).observe(elapsed)
+        log.info(
+            "%s %s %d",
+            request.method,
+            request.path,
+            status,
+            extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+        )
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        headers=headers,
+        content_type=JSON_CONTENT_TYPE,
+        charset="utf-8",
+    )
+
+
+async def read_json(request: web.Request, content_types: Iterable[str] = (JSON_CONTENT_TYPE,)) -> Any:
+    """The request body as JSON: 415 for another content type, 400 for bad JSON, 413 when big."""
+    allowed = tuple(content_types)
+    if request.content_type not in allowed:
+        raise Problem(
+            415,
+            f"send the body as {' or '.join(allowed)}, not {request.content_type or 'nothing'}",
+        )
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, f"the body is larger than {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise Problem(413, f"the body is larger than {limit} bytes")
+    if not raw.strip():
+        raise Problem(400, "the request body is empty; send a JSON document")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"the body is not valid JSON: {exc}") from None
+
+
+def client_address(request: web.Request, trusted: Iterable[ipaddress._BaseNetwork]) -> str:
+    """The caller's address: the peer's, or the last hop X-Forwarded-For names when the peer is
+    a trusted proxy (so a caller cannot pick its own address by sending the header)."""
+    peer = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded:
+        return peer
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in net for net in trusted):
+        return peer
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(ip in net for net in trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise Problem(400, "cursor is not one this API made") from None
+    if not isinstance(values, list):
+        raise Problem(400, "cursor is not one this API made")
+    return values
+
+
+def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise Problem(400, f"limit must be a whole number from 1 to {maximum}")
+    return int(raw)
+
+
+def next_link(request: web.Request, cursor: str) -> str:
+    query = dict(request.query)
+    query["cursor"] = cursor
+    return f'<{request.rel_url.with_query(query)}>; rel="next"'
+
+
+def reject_unknown_params(request: web.Request, allowed: Iterable[str]) -> None:
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise Problem(400, f"unknown query parameter: {', '.join(unknown)}")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "service": request.app[SERVICE_NAME]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    failures: dict[str, str] = {}
+    for check in request.app[READY_CHECKS]:
+        try:
+            await check()
+        except Exception as exc:
+            failures[getattr(check, "__name__", "check")] = f"{type(exc).__name__}: {exc}"[:200]
+    if failures:
+        raise Problem(503, "not ready: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    return json_response({"status": "ready", "service": request.app[SERVICE_NAME]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def add_operations_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

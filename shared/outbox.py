@@ -1,0 +1,143 @@
+"""Transactional outbox: an event is written in the same transaction as the change it
+describes, and a relay publishes it with broker confirms, then marks it sent. A crash between
+the two publishes it again with the same id (at least once, never lost).
+
+The owning service's migration creates the table:
+
+    CREATE TABLE outbox (
+        seq bigserial PRIMARY KEY, id uuid NOT NULL UNIQUE, topic text NOT NULL,
+        body bytea NOT NULL, headers jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);
+    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+
+from shared.amqp import Broker
+from shared.db import Database
+from shared.logging import request_id_var
+
+log = logging.getLogger("herald.outbox")
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+async def enqueue(conn: asyncpg.Connection, schema: str, event: dict[str, Any]) -> None:
+    """Add `event` to the outbox within the caller's transaction; the relay wakes at commit."""
+    headers = {}
+    rid = request_id_var.get()
+    if rid:
+        headers["x-request-id"] = rid
+    await conn.execute(
+        "INSERT INTO outbox (id, topic, body, headers) VALUES ($1, $2, $3, $4::jsonb)",
+        event["id"],
+        event["type"],
+        orjson.dumps(event),
+        orjson.dumps(headers).decode(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        exchange: str,
+        *,
+        batch: int = 200,
+        poll_seconds: float = 1.0,
+        retention_seconds: float = 7 * 24 * 3600,
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.exchange = exchange
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.retention_seconds = retention_seconds
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._last_prune = 0.0
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent events, oldest first; return how many."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, id, topic, body, headers FROM outbox WHERE sent_at IS NULL"
+                " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch,
+            )
+            if not rows:
+                return 0
+            await asyncio.gather(
+                *(
+                    self.broker.publish(
+                        self.exchange,
+                        row["topic"],
+                        row["body"],
+                        message_id=str(row["id"]),
+                        headers=orjson.loads(row["headers"]),
+                    )
+                    for row in rows
+                )
+            )
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
+                [row["seq"] for row in rows],
+            )
+            return len(rows)
+
+    async def prune(self) -> int:
+        async with self.db.connection() as conn:
+            status = await conn.execute(
+                "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+                self.retention_seconds,
+            )
+        return int(status.split()[-1])
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = await asyncpg.connect(self.db.dsn)
+        await self._listener.add_listener(notify_channel(self.db.schema), lambda *_: self._wake.set())
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._listen()
+                self._wake.clear()
+                sent = await self.relay_once()
+                backoff = 0.5
+                if time.monotonic() - self._last_prune > 60:
+                    self._last_prune = time.monotonic()
+                    await self.prune()
+                if sent == self.batch:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay failed, retrying in %.1fs: %s", backoff, exc)
+                if self._listener is not None:
+                    self._listener.terminate()
+                    self._listener = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.close(), 5)

@@ -1,0 +1,109 @@
+"""RFC 9457 problem details: the one error shape of every Herald response, and the domain
+errors that repositories raise and the error middleware turns into it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from shared.logging import request_id_var
+
+log = logging.getLogger("herald.errors")
+
+PROBLEM_TYPE_BASE = "https://herald.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answered as problem+json. Raise it anywhere in a handler."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.type = type_ or PROBLEM_TYPE_BASE + self.title.lower().replace(" ", "-")
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+
+
+class NotFound(Problem):
+    def __init__(self, detail: str = "no such resource") -> None:
+        super().__init__(404, detail)
+
+
+class Conflict(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
+class Forbidden(Problem):
+    def __init__(self, detail: str = "you may not do this") -> None:
+        super().__init__(403, detail)
+
+
+class ValidationFailed(Problem):
+    def __init__(self, errors: Sequence[Mapping[str, str]], detail: str | None = None) -> None:
+        super().__init__(
+            422,
+            detail or "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            title="Unprocessable Content",
+            type_=PROBLEM_TYPE_BASE + "validation-failed",
+            errors=errors,
+        )
+
+
+def problem_response(problem: Problem) -> web.Response:
+    body: dict[str, Any] = {
+        "type": problem.type,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request_id_var.get() or "",
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return web.Response(
+        body=orjson.dumps(body),
+        status=problem.status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+_HTTP_DETAILS = {
+    404: "no route matches this path",
+    405: "this method is not allowed here",
+    413: "the request body is too large",
+}
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem_response(problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        detail = _HTTP_DETAILS.get(exc.status) or exc.text or exc.reason
+        return problem_response(Problem(exc.status, detail, headers=headers))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))

@@ -1,0 +1,179 @@
+"""The scaffolding every Herald service shares: the app with its middlewares, and the cleanup
+contexts for PostgreSQL, RabbitMQ and the token verifier (create, yield, close)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from shared.amqp import Broker, consume
+from shared.appkeys import (
+    BROKER,
+    DATABASE,
+    PUBLIC_PATHS,
+    READY_CHECKS,
+    SERVICE_NAME,
+    SETTINGS,
+    VERIFIER,
+)
+from shared.authn import authentication_middleware
+from shared.config import Settings
+from shared.db import Database, ensure_database
+from shared.events import USER_CREDENTIALS_CHANGED, USER_DELETED
+from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middleware, request_id_middleware
+from shared.logging import setup_logging
+from shared.migrations import apply_migrations
+from shared.problems import problem_middleware
+from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, http_fetchers
+
+log = logging.getLogger("herald.service")
+
+CleanupCtx = Callable[[web.Application], Any]
+
+
+def base_app(
+    settings: Settings, name: str, *, public_paths: Iterable[str] = (), authenticate: bool = True
+) -> web.Application:
+    middlewares: list[Any] = [request_id_middleware, observe_middleware, problem_middleware]
+    if authenticate:
+        middlewares.append(authentication_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[SERVICE_NAME] = name
+    app[READY_CHECKS] = []
+    app[PUBLIC_PATHS] = frozenset(public_paths) | OPERATIONS_PATHS
+    add_operations_routes(app)
+    return app
+
+
+async def prepare_database(settings: Settings, schema: str, migrations: Path) -> list[str]:
+    await ensure_database(settings.database_url)
+    return await apply_migrations(settings.database_url, schema, migrations)
+
+
+def database_ctx(schema: str, migrations: Path) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        await prepare_database(settings, schema, migrations)
+        db = await Database.connect(settings.database_url, schema, settings.db_pool_size)
+        app[DATABASE] = db
+
+        async def postgresql() -> None:
+            await asyncio.wait_for(db.ping(), 2)
+
+        app[READY_CHECKS].append(postgresql)
+        yield
+        await db.close()
+
+    return ctx
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    broker = Broker(settings.amqp_url, prefix=f"{settings.queue_prefix}.{app[SERVICE_NAME]}")
+    await broker.connect()
+    app[BROKER] = broker
+
+    async def rabbitmq() -> None:
+        await broker.ping()
+
+    app[READY_CHECKS].append(rabbitmq)
+    yield
+    await broker.close()
+
+
+def verifier_ctx(
+    fetchers: Callable[[web.Application], tuple[JwksFetcher, CvFetcher]] | None = None,
+    *,
+    cv_ttl: float | None = None,
+) -> CleanupCtx:
+    """The token verifier, kept fresh by auth's events on a queue private to this process.
+    Needs `broker_ctx` before it."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        fetch_jwks, fetch_cv = fetchers(app) if fetchers else http_fetchers(session, settings.auth_url)
+        verifier = TokenVerifier(
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            fetch_jwks=fetch_jwks,
+            fetch_cv=fetch_cv,
+            cv_ttl=settings.cv_cache_seconds if cv_ttl is None else cv_ttl,
+        )
+        app[VERIFIER] = verifier
+        broker = app[BROKER]
+        broker.on_reconnect(verifier.forget_all_versions)
+        channel = await broker.channel(prefetch=50)
+        queue = await broker.broadcast_queue(
+            channel, settings.auth_exchange, (USER_CREDENTIALS_CHANGED, USER_DELETED)
+        )
+
+        async def on_auth_event(event: dict[str, Any], _message: Any) -> None:
+            data = event.get("data") or {}
+            user_id = data.get("id")
+            if not isinstance(user_id, str):
+                return
+            if event.get("type") == USER_DELETED:
+                verifier.user_deleted(user_id)
+            else:
+                cv = data.get("cv")
+                verifier.credentials_changed(user_id, cv if isinstance(cv, int) else None)
+
+        await consume(queue, on_auth_event)
+        yield
+        with contextlib.suppress(Exception):
+            await channel.close()
+        await session.close()
+
+    return ctx
+
+
+def main(
+    create_app: Callable[[Settings], web.Application],
+    name: str,
+    port_of: Callable[[Settings], int],
+    schema: str | None,
+    migrations: Path | None,
+    argv: list[str],
+) -> None:
+    """Entry point of `python -m services.<name> [serve|migrate]`.
+
+    serve (the default) runs until SIGTERM or SIGINT: stop accepting, let requests in flight
+    finish (up to HERALD_SHUTDOWN_TIMEOUT), then run the cleanup contexts in reverse order."""
+    command = argv[0] if argv else "serve"
+    if command not in ("serve", "migrate"):
+        raise SystemExit(f"usage: python -m services.{name} [serve|migrate]")
+    settings = Settings.from_env()
+    setup_logging(name, settings.log_level)
+    if command == "migrate":
+        if schema is None or migrations is None:
+            log.info("%s has no database; nothing to migrate", name)
+            return
+        applied = asyncio.run(prepare_database(settings, schema, migrations))
+        log.info("migrated schema %s", schema, extra={"applied": applied})
+        return
+    loop = None
+    with contextlib.suppress(ImportError):
+        import uvloop  # faster asyncpg, aio-pika and aiohttp client
+
+        loop = uvloop.new_event_loop()
+    app = create_app(settings)
+    log.info("starting %s on %s:%d", name, settings.host, port_of(settings))
+    web.run_app(
+        app,
+        host=settings.host,
+        port=port_of(settings),
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=True,
+        loop=loop,
+    )
