@@ -1,0 +1,57 @@
+"""`python -m services`: the whole suite as plain processes (what `make run` starts).
+
+Migrations run first, one service at a time; then auth, resource, webhook_delivery and the
+gateway start. SIGINT or SIGTERM stops them all gracefully; if one dies, the rest are stopped."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+from shared.config import Settings
+from shared.logging import setup_logging
+
+SERVICES = ("auth", "resource", "webhook_delivery", "gateway")
+log = logging.getLogger("herald.suite")
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    setup_logging("suite", settings.log_level)
+    for name in SERVICES[:-1]:
+        subprocess.run([sys.executable, "-m", f"services.{name}", "migrate"], check=True)
+    children = {name: subprocess.Popen([sys.executable, "-m", f"services.{name}"]) for name in SERVICES}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("Herald is starting: gateway on http://%s:%d", settings.host, settings.gateway_port)
+    code = 0
+    while any(proc.poll() is None for proc in children.values()):
+        for name, proc in children.items():
+            if proc.poll() not in (None, 0) and not stopping:
+                log.error("%s exited with %s; stopping the suite", name, proc.returncode)
+                code = 1
+                stop(signal.SIGTERM, None)
+        time.sleep(0.2)
+    deadline = time.monotonic() + settings.shutdown_timeout + 5
+    for proc in children.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The gateway: the one public door. Routes /v2/... to the services, answers CORS, stamps
+request ids, checks tokens at the edge and limits request rates."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from services.gateway import routes
+from services.gateway.cors import cors_handlers
+from services.gateway.proxy import forward, make_session
+from services.gateway.ratelimit import TokenBuckets, add_rate_headers, ratelimit_middleware
+from shared.appkeys import PUBLIC_PATHS, READY_CHECKS, SERVICE_NAME, SETTINGS
+from shared.authn import authentication_middleware
+from shared.config import Settings
+from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middleware, request_id_middleware
+from shared.logging import request_id_var
+from shared.problems import Problem, problem_middleware
+from shared.service import broker_ctx, verifier_ctx
+
+SESSIONS = web.AppKey("upstream_sessions", dict[str, aiohttp.ClientSession])
+UPSTREAMS = web.AppKey("upstream_urls", dict[str, str])
+TIMEOUT = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
+
+
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One kept-alive connection pool per service."""
+    app[SESSIONS] = {name: make_session() for name in app[UPSTREAMS]}
+
+    def ready_check(name: str, url: str):  # type: ignore[no-untyped-def]
+        async def check() -> None:
+            async with app[SESSIONS][name].get(
+                url + "/readyz", timeout=aiohttp.ClientTimeout(total=2)
+            ) as resp:
+                if resp.status != 200:
+                    raise ConnectionError(f"answered {resp.status}")
+
+        check.__name__ = name
+        return check
+
+    app[READY_CHECKS].extend(ready_check(n, u) for n, u in app[UPSTREAMS].items())
+    yield
+    await asyncio.gather(*(s.close() for s in app[SESSIONS].values()))
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    service = routes.service_for(request.path)
+    settings = request.app[SETTINGS]
+    return await forward(
+        request,
+        request.app[SESSIONS][service],
+        request.app[UPSTREAMS][service],
+        service,
+        request_id=request_id_var.get() or "",
+        max_body=settings.max_body_bytes,
+        client_timeout=request.app[TIMEOUT],
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
+    login = (
+        TokenBuckets(settings.requesttoken_rate_per_minute / 60, settings.requesttoken_rate_per_minute)
+        if settings.requesttoken_rate_per_minute > 0
+        else None
+    )
+    users = (
+        TokenBuckets(settings.user_rate_per_second, settings.user_burst)
+        if settings.user_rate_per_second > 0
+        else None
+    )
+    cors, cors_prepare = cors_handlers(settings.cors_origins)
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            observe_middleware,
+            cors,
+            problem_middleware,
+            authentication_middleware,
+            ratelimit_middleware(login, users, trusted),
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[SERVICE_NAME] = "gateway"
+    app[READY_CHECKS] = []
+    app[PUBLIC_PATHS] = routes.PUBLIC_PATHS | OPERATIONS_PATHS
+    app[UPSTREAMS] = routes.upstream_urls(settings)
+    app[TIMEOUT] = aiohttp.ClientTimeout(total=None, connect=5, sock_read=settings.upstream_timeout)
+    app.on_response_prepare.append(cors_prepare)
+    app.on_response_prepare.append(add_rate_headers)
+    app.cleanup_ctx.append(broker_ctx)
+    app.cleanup_ctx.append(verifier_ctx())
+    app.cleanup_ctx.append(sessions_ctx)
+    add_operations_routes(app)
+    app.router.add_route("*", "/v2/{tail:.*}", proxy)
+    return app

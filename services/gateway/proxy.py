@@ -1,0 +1,117 @@
+"""Forwarding to the services over kept-alive connections: hop-by-hop headers dropped, bodies
+passed as bytes (no JSON parsing here), large or unsized ones streamed, upstream failures
+turned into problem+json 502/503/504."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from shared.problems import Problem
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+        "Content-Length",
+    )
+)
+# Set by the gateway's own server on every response.
+_RESPONSE_DROP = HOP_BY_HOP | {"date", "server"}
+_BUFFER_LIMIT = 256 * 1024  # answers up to this size are read whole: one write instead of many
+
+
+def make_session(limit: int = 512) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=60, enable_cleanup_closed=True),
+        auto_decompress=False,  # pass compressed bodies through untouched
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+def _request_headers(request: web.Request, request_id: str, client: str) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            headers.add(name, value)
+    forwarded = request.headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{forwarded}, {client}" if forwarded else client
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.host
+    headers["X-Request-ID"] = request_id
+    return headers
+
+
+async def _limited(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in stream.iter_chunked(64 * 1024):
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge
+        yield chunk
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def forward(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    service: str,
+    *,
+    request_id: str,
+    max_body: int,
+    client_timeout: aiohttp.ClientTimeout,
+) -> web.StreamResponse:
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise Problem(413, f"the body is larger than {max_body} bytes")
+    data: Any = None
+    if request.body_exists:
+        data = await request.read() if length is not None else _limited(request.content, max_body)
+    url = base_url + request.raw_path
+    headers = _request_headers(request, request_id, request.remote or "")
+    try:
+        async with session.request(
+            request.method, url, headers=headers, data=data, allow_redirects=False, timeout=client_timeout
+        ) as upstream:
+            out_headers = CIMultiDict(
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP
+            )
+            size = upstream.content_length
+            if size is not None and size <= _BUFFER_LIMIT:
+                body = await upstream.read()
+                return web.Response(body=body, status=upstream.status, headers=out_headers)
+            response = web.StreamResponse(status=upstream.status, headers=out_headers)
+            if size is not None:
+                response.content_length = size
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(64 * 1024):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except BodyTooLarge:
+        raise Problem(413, f"the body is larger than {max_body} bytes") from None
+    except aiohttp.ClientConnectorError:
+        raise Problem(
+            503, f"the {service} service is unavailable; try again shortly", headers={"Retry-After": "5"}
+        ) from None
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        raise Problem(504, f"the {service} service did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        raise Problem(502, f"the {service} service failed to answer: {type(exc).__name__}") from None

@@ -1,0 +1,22 @@
+"""The webhook delivery service: subscriptions and the delivery worker. This is its skeleton
+(health, database, broker, token check); subscriptions and delivery come with their own issue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from shared.config import Settings
+from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA = "webhook_delivery"
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = base_app(settings, "webhook_delivery")
+    app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
+    app.cleanup_ctx.append(broker_ctx)
+    app.cleanup_ctx.append(verifier_ctx())
+    return app

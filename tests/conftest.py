@@ -1,0 +1,197 @@
+"""Fixtures: a fresh PostgreSQL database and unique RabbitMQ names per test session, the
+services started in-process on free ports, and API helpers. Nothing is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL = "admin@test.local"
+ADMIN_PASSWORD = "admin-password-1"
+BASE_DSN = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The directory says the kind: tests/unit, tests/integration, tests/e2e."""
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if kind in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
+def dsn_for(database: str) -> str:
+    return BASE_DSN.rsplit("/", 1)[0] + "/" + database
+
+
+def make_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(BASE_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def delete_amqp_names(prefix: str) -> None:
+    """Exchanges and durable queues whose names start with `prefix`."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for suffix in ("auth", "domain", "dead-letter"):
+            await channel.exchange_delete(f"{prefix}.{suffix}")
+        for queue in ("dead-letter", "auth.dead-letter", "resource.dead-letter",
+                      "webhook_delivery.dead-letter", "gateway.dead-letter"):
+            await channel.queue_delete(f"{prefix}.{queue}")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def test_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def signing_pem() -> str:
+    return make_pem()
+
+
+@pytest.fixture(scope="session")
+def database_url(test_id: str) -> Iterator[str]:
+    name = f"herald_test_{test_id}"
+    yield dsn_for(name)  # the services create it on first start
+    asyncio.run(drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def amqp_prefix(test_id: str) -> Iterator[str]:
+    prefix = f"herald.test.{test_id}"
+    yield prefix
+    asyncio.run(delete_amqp_names(prefix))
+
+
+def make_settings(database_url: str, amqp_prefix: str, signing_pem: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "amqp_url": AMQP_URL,
+        "auth_exchange": f"{amqp_prefix}.auth",
+        "domain_exchange": f"{amqp_prefix}.domain",
+        "queue_prefix": amqp_prefix,
+        "signing_key": signing_pem,
+        "admin_email": ADMIN_EMAIL,
+        "admin_password": ADMIN_PASSWORD,
+        # Cheap hashes keep the suite fast; production defaults are tested in test_passwords.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 8192,
+        "argon2_parallelism": 1,
+        # Every test logs in from 127.0.0.1: tests of the limits turn them on themselves.
+        "login_max_failures_per_address": 100_000,
+        "requesttoken_rate_per_minute": 0,
+        "user_rate_per_second": 0,
+        "db_pool_size": 4,
+        "shutdown_timeout": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return make_settings(database_url, amqp_prefix, signing_pem)
+
+
+@dataclass
+class Suite:
+    """The four services, in this process, on free ports."""
+
+    settings: Settings
+    gateway_url: str
+    auth_url: str
+    session: aiohttp.ClientSession
+
+    async def request(self, method: str, path: str, *, token: str | None = None,
+                      json: Any = None, headers: dict[str, str] | None = None,
+                      data: Any = None, base: str | None = None) -> tuple[aiohttp.ClientResponse, Any]:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        async with self.session.request(method, (base or self.gateway_url) + path, json=json,
+                                        data=data, headers=all_headers) as resp:
+            raw = await resp.read()
+            body: Any = None
+            if raw and resp.content_type in ("application/json", "application/problem+json"):
+                body = await resp.json(content_type=None)
+            elif raw:
+                body = raw.decode(errors="replace")
+            return resp, body
+
+    async def token(self, email: str, password: str) -> str:
+        resp, body = await self.request("POST", "/v2/requesttoken",
+                                        json={"email": email, "password": password})
+        assert resp.status == 200, body
+        assert isinstance(body, str)
+        return body
+
+    async def admin_token(self) -> str:
+        return await self.token(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+    async def new_user(self, roles: list[str] | None = None, password: str = "member-password-1",
+                       ) -> tuple[dict[str, Any], str, str]:
+        """A new user with a unique email: (user, password, token)."""
+        email = f"user-{uuid.uuid4().hex[:12]}@test.local"
+        resp, user = await self.request(
+            "POST", "/v2/user/list", token=await self.admin_token(),
+            json={"email": email, "password": password, "name": "Test User",
+                  "roles": roles or ["member"]},
+        )
+        assert resp.status == 201, user
+        return user, password, await self.token(email, password)
+
+
+async def start_suite(aiohttp_server: Any, settings: Settings) -> Suite:
+    from services.auth.app import create_app as auth_app
+    from services.gateway.app import create_app as gateway_app
+    from services.resource.app import create_app as resource_app
+    from services.webhook_delivery.app import create_app as webhook_app
+
+    def url(server: Any) -> str:
+        return str(server.make_url("")).rstrip("/")
+
+    auth = await aiohttp_server(auth_app(settings))
+    with_auth = dataclasses.replace(settings, auth_url=url(auth))
+    resource = await aiohttp_server(resource_app(with_auth))
+    webhook = await aiohttp_server(webhook_app(with_auth))
+    wired = dataclasses.replace(with_auth, resource_url=url(resource), webhook_url=url(webhook))
+    gateway = await aiohttp_server(gateway_app(wired))
+    session = aiohttp.ClientSession()
+    return Suite(wired, url(gateway), url(auth), session)
+
+
+@pytest.fixture
+async def suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
+    started = await start_suite(aiohttp_server, settings)
+    yield started
+    await started.session.close()
