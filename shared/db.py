@@ -76,7 +76,7 @@ async def ensure_database(dsn: str) -> None:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         log.info("created database %s", name)
-    except asyncpg.DuplicateDatabaseError:
-        pass  # another process made it first
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        pass  # another process made it first (two starting together race in pg_database)
     finally:
         await admin.close()

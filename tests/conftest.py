@@ -195,3 +195,11 @@ async def suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]
     started = await start_suite(aiohttp_server, settings)
     yield started
     await started.session.close()
+
+
+@pytest.fixture
+async def fresh_database_url() -> AsyncIterator[str]:
+    """A database of its own, for tests that must see a first start."""
+    name = f"herald_test_{uuid.uuid4().hex[:12]}"
+    yield dsn_for(name)
+    await drop_database(name)

@@ -55,17 +55,27 @@ def _request_headers(request: web.Request, request_id: str, client: str) -> CIMu
     return headers
 
 
-async def _limited(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in stream.iter_chunked(64 * 1024):
-        seen += len(chunk)
-        if seen > limit:
-            raise BodyTooLarge
-        yield chunk
-
-
 class BodyTooLarge(Exception):
     pass
+
+
+class _LimitedBody:
+    """Streams an unsized request body, stopping past `limit` bytes. The client library wraps
+    what the generator raises, so the verdict is also kept here for the caller to read."""
+
+    def __init__(self, stream: aiohttp.StreamReader, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.exceeded = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.stream.iter_chunked(64 * 1024):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.exceeded = True
+                raise BodyTooLarge
+            yield chunk
 
 
 async def forward(
@@ -82,8 +92,13 @@ async def forward(
     if length is not None and length > max_body:
         raise Problem(413, f"the body is larger than {max_body} bytes")
     data: Any = None
+    streamed: _LimitedBody | None = None
     if request.body_exists:
-        data = await request.read() if length is not None else _limited(request.content, max_body)
+        if length is not None:
+            data = await request.read()
+        else:
+            streamed = _LimitedBody(request.content, max_body)
+            data = streamed.chunks()
     url = base_url + request.raw_path
     headers = _request_headers(request, request_id, request.remote or "")
     try:
@@ -114,4 +129,6 @@ async def forward(
     except (TimeoutError, aiohttp.ServerTimeoutError):
         raise Problem(504, f"the {service} service did not answer in time") from None
     except aiohttp.ClientError as exc:
+        if streamed is not None and streamed.exceeded:
+            raise Problem(413, f"the body is larger than {max_body} bytes") from None
         raise Problem(502, f"the {service} service failed to answer: {type(exc).__name__}") from None
