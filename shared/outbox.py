@@ -92,11 +92,12 @@ class OutboxRelay:
                     for row in rows
                 )
             )
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
-                [row["seq"] for row in rows],
-            )
+            await self.mark_sent(conn, [row["seq"] for row in rows])
             return len(rows)
+
+    async def mark_sent(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+        """Only after the broker confirmed: dying before this republishes, never loses."""
+        await conn.execute("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", seqs)
 
     async def prune(self) -> int:
         async with self.db.connection() as conn:

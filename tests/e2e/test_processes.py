@@ -1,0 +1,160 @@
+"""The suite as operators run it: `python -m services` (what `make run` starts), real
+processes on real ports, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import AMQP_URL, ROOT, delete_amqp_names
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def suite_env(fresh_database_url: str) -> Iterator[dict[str, str]]:
+    gateway, auth, resource, webhook = _free_ports(4)
+    prefix = f"herald.test.{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": fresh_database_url,
+        "HERALD_AMQP_URL": AMQP_URL,
+        "HERALD_GATEWAY_PORT": str(gateway),
+        "HERALD_AUTH_PORT": str(auth),
+        "HERALD_RESOURCE_PORT": str(resource),
+        "HERALD_WEBHOOK_PORT": str(webhook),
+        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
+        "HERALD_RESOURCE_URL": f"http://127.0.0.1:{resource}",
+        "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{webhook}",
+        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
+        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
+        "HERALD_QUEUE_PREFIX": prefix,
+        "HERALD_ADMIN_EMAIL": "root@e2e.local",
+        "HERALD_ARGON2_MEMORY_KIB": "8192",
+        "HERALD_ARGON2_TIME_COST": "1",
+        "HERALD_SHUTDOWN_TIMEOUT": "3",
+    }
+    env.pop("HERALD_ADMIN_PASSWORD", None)
+    yield env
+    asyncio.run(delete_amqp_names(prefix))
+
+
+async def _wait_ready(url: str, seconds: float = 45) -> None:
+    async with aiohttp.ClientSession() as session:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"{url} never became ready")
+
+
+def _stop(proc: subprocess.Popen[bytes], seconds: float = 30) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the process did not stop on SIGTERM") from None
+
+
+async def test_the_suite_starts_serves_and_stops_on_sigterm(suite_env: dict[str, str], tmp_path: Path) -> None:
+    stderr_path = tmp_path / "stderr.log"
+    with open(stderr_path, "wb") as stderr, open(tmp_path / "stdout.log", "wb") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=suite_env,
+                                stdout=stdout, stderr=stderr)
+    gateway = f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}"
+    try:
+        await _wait_ready(gateway + "/readyz")
+        printed = re.findall(r"first admin root@e2e\.local created; password: (\S+)", stderr_path.read_text())
+        assert len(printed) == 1, "the generated admin password is printed exactly once"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(gateway + "/v2/requesttoken",
+                                    json={"email": "root@e2e.local", "password": printed[0]}) as resp:
+                assert resp.status == 200
+                token = await resp.json()
+            async with session.get(gateway + "/v2/user/me", headers={"Authorization": f"Bearer {token}",
+                                                                      "X-Request-ID": "e2e-req-1"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["roles"] == ["admin"]
+            for port in ("AUTH", "RESOURCE", "WEBHOOK"):
+                async with session.get(f"http://127.0.0.1:{suite_env[f'HERALD_{port}_PORT']}/readyz") as resp:
+                    assert resp.status == 200
+    finally:
+        code = _stop(proc)
+    assert code == 0
+    logs = (tmp_path / "stdout.log").read_text().splitlines()
+    assert any('"request_id":"e2e-req-1"' in line and '"service":"auth"' in line for line in logs)
+    assert any('"request_id":"e2e-req-1"' in line and '"service":"gateway"' in line for line in logs)
+    assert printed[0] not in (tmp_path / "stdout.log").read_text(), "the password must never be logged"
+
+
+async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict[str, str]) -> None:
+    ports = _free_ports(2)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "services.auth"], cwd=ROOT,
+                         env={**suite_env, "HERALD_AUTH_PORT": str(port), "HERALD_ADMIN_PASSWORD": "e2e-admin-pw"},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in ports
+    ]
+    try:
+        await asyncio.gather(*(_wait_ready(f"http://127.0.0.1:{port}/readyz") for port in ports))
+        async with aiohttp.ClientSession() as session:
+            tokens = []
+            for port in ports:
+                async with session.post(f"http://127.0.0.1:{port}/v2/requesttoken",
+                                        json={"email": "root@e2e.local", "password": "e2e-admin-pw"}) as resp:
+                    assert resp.status == 200
+                    tokens.append(await resp.json())
+            # One signing key and one admin between them: each accepts the other's token.
+            for port, token in zip(ports, reversed(tokens), strict=True):
+                async with session.get(f"http://127.0.0.1:{port}/v2/user/list",
+                                       headers={"Authorization": f"Bearer {token}"}) as resp:
+                    assert resp.status == 200
+                    assert len(await resp.json()) == 1
+    finally:
+        codes = [_stop(p) for p in procs]
+    assert codes == [0, 0]
+
+
+async def test_a_dying_service_stops_the_suite(suite_env: dict[str, str], tmp_path: Path) -> None:
+    with open(tmp_path / "out.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=suite_env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 4
+        os.kill(int(children[1]), signal.SIGKILL)
+        assert proc.wait(30) == 1
+        for child in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(int(child), 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,145 @@
+"""The transactional outbox (shared by every producing service): no change without its
+event, no event without its change, and a crash between confirm and mark only repeats an
+event under the same id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import orjson
+import pytest
+
+from shared.amqp import Broker
+from shared.db import Database, ensure_database
+from shared.events import make_event
+from shared.migrations import apply_migrations
+from shared.outbox import OutboxRelay, enqueue
+from services.resource.app import MIGRATIONS, SCHEMA
+from tests.conftest import AMQP_URL
+
+
+@pytest.fixture
+async def outbox(fresh_database_url: str) -> AsyncIterator[tuple[Database, Broker, str, aio_pika.abc.AbstractQueue]]:
+    await ensure_database(fresh_database_url)
+    await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
+    db = await Database.connect(fresh_database_url, SCHEMA, 4)
+    broker = Broker(AMQP_URL, prefix=f"herald.test.{uuid.uuid4().hex[:8]}")
+    await broker.connect()
+    exchange = f"{broker.prefix}.domain"
+    channel = await broker.channel()
+    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue("", exclusive=True)
+    await queue.bind(ex, "#")
+    yield db, broker, exchange, queue
+    await channel.exchange_delete(exchange)
+    await broker.close()
+    await db.close()
+
+
+async def _received(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 10) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    messages = []
+    async with asyncio.timeout(timeout):
+        async with queue.iterator() as it:
+            async for message in it:
+                await message.ack()
+                messages.append(message)
+                if len(messages) == count:
+                    break
+    return messages
+
+
+async def test_relay_publishes_in_order_with_ids_and_marks_sent(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    events = [make_event("location.created", {"n": i}, "actor-1") for i in range(50)]
+    async with db.transaction() as conn:
+        for event in events:
+            await enqueue(conn, SCHEMA, event)
+    relay = OutboxRelay(db, broker, exchange, batch=20)
+    assert [await relay.relay_once() for _ in range(4)] == [20, 20, 10, 0]
+    messages = await _received(queue, 50)
+    assert [m.message_id for m in messages] == [e["id"] for e in events]
+    assert all(m.routing_key == "location.created" for m in messages)
+    assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in messages)
+    assert [orjson.loads(m.body) for m in messages] == events
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+
+async def test_a_rolled_back_change_leaves_no_event(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await enqueue(conn, SCHEMA, make_event("location.created", {"n": 1}))
+            raise RuntimeError("the change failed")
+    assert await OutboxRelay(db, broker, exchange).relay_once() == 0
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+class _DiesBeforeMarking(OutboxRelay):
+    """A relay whose process dies after the broker confirmed, before the rows are marked."""
+
+    async def mark_sent(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+        raise ConnectionResetError("the process died here")
+
+
+async def test_a_crash_between_confirm_and_mark_republishes_with_the_same_id(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    event = make_event("location.updated", {"n": 7})
+    async with db.transaction() as conn:
+        await enqueue(conn, SCHEMA, event)
+    with pytest.raises(ConnectionResetError):
+        await _DiesBeforeMarking(db, broker, exchange).relay_once()
+    assert await OutboxRelay(db, broker, exchange).relay_once() == 1
+    first, second = await _received(queue, 2)
+    assert first.message_id == second.message_id == event["id"]
+    assert first.body == second.body
+
+
+async def test_the_running_relay_is_woken_by_notify(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    relay = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)  # idle, waiting on LISTEN with a long poll
+        event = make_event("location.deleted", {"n": 3})
+        started = asyncio.get_running_loop().time()
+        async with db.transaction() as conn:
+            await enqueue(conn, SCHEMA, event)
+        (message,) = await _received(queue, 1, timeout=5)
+        assert message.message_id == event["id"]
+        assert asyncio.get_running_loop().time() - started < 2  # not the 30 s poll
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()
+
+
+async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    relay = OutboxRelay(db, broker, exchange, poll_seconds=0.2)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)
+        async with db.connection() as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        event = make_event("location.created", {"n": 9})
+        for _ in range(20):
+            try:
+                async with db.transaction() as conn:
+                    await enqueue(conn, SCHEMA, event)
+                break
+            except Exception:  # the pool's own connections were cut too
+                await asyncio.sleep(0.1)
+        (message,) = await _received(queue, 1, timeout=10)
+        assert message.message_id == event["id"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.config import Settings, SettingsError
+from tests.conftest import make_pem
+
+
+def test_defaults_run_locally() -> None:
+    s = Settings.from_env({})
+    assert s.database_url.startswith("postgresql://") and "127.0.0.1" in s.database_url
+    assert s.amqp_url.startswith("amqp://") and s.gateway_port == 8080
+    assert s.token_ttl == 365 * 24 * 3600
+
+
+def test_environment_is_parsed_by_type() -> None:
+    s = Settings.from_env({
+        "HERALD_GATEWAY_PORT": "9000", "HERALD_USER_RATE": "2.5",
+        "HERALD_CORS_ORIGINS": "https://a.example, https://b.example,", "HERALD_LOG_LEVEL": "DEBUG",
+    })
+    assert s.gateway_port == 9000 and s.user_rate_per_second == 2.5
+    assert s.cors_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(("name", "value"), [("HERALD_GATEWAY_PORT", "eighty"), ("HERALD_USER_RATE", "fast"),
+                                             ("HERALD_ENV", "staging"), ("HERALD_TRUSTED_PROXIES", "not-a-net")])
+def test_malformed_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_production_refuses_placeholders() -> None:
+    pem = make_pem()
+    with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
+        Settings.from_env({"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"})
+    with pytest.raises(SettingsError, match="HERALD_ADMIN_PASSWORD"):
+        Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem,
+                           "HERALD_ADMIN_PASSWORD": "change-me", "HERALD_AMQP_URL": "amqp://h:s@mq/"})
+    with pytest.raises(SettingsError, match="guest"):
+        Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem})
+    ok = Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem,
+                            "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"})
+    assert ok.production
+
+
+def test_every_setting_is_a_herald_variable_with_a_description() -> None:
+    names = [v[0] for v in Settings.variables()]
+    assert len(names) == len(set(names))
+    assert all(n.startswith("HERALD_") for n in names)
+    assert all(v[3] for v in Settings.variables())
+
+
+def test_signing_key_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pem = make_pem()
+    path = tmp_path / "key.pem"
+    path.write_text(pem)
+    assert Settings.from_env({"HERALD_SIGNING_KEY_FILE": str(path)}).signing_key_pem() == pem

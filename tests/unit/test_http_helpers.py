@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import ipaddress
+import uuid
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from services.gateway.routes import AUTH, RESOURCE, WEBHOOK, service_for
+from shared.http import client_address, decode_cursor, encode_cursor, make_request_id
+from shared.problems import Problem
+
+TRUSTED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8"))
+
+
+def _request(peer: str, forwarded: str | None = None):  # type: ignore[no-untyped-def]
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("GET", "/", headers=headers)
+    request._transport_peername = (peer, 1234)  # what aiohttp reads request.remote from
+    return request
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    assert client_address(_request("203.0.113.9", "1.2.3.4"), TRUSTED) == "203.0.113.9"
+    assert client_address(_request("127.0.0.1", "1.2.3.4"), TRUSTED) == "1.2.3.4"
+    # A spoofed first hop does not help: the last untrusted hop is the client.
+    assert client_address(_request("127.0.0.1", "6.6.6.6, 1.2.3.4, 10.1.1.1"), TRUSTED) == "1.2.3.4"
+    assert client_address(_request("127.0.0.1", "garbage"), TRUSTED) == "127.0.0.1"
+    assert client_address(_request("127.0.0.1"), TRUSTED) == "127.0.0.1"
+
+
+def test_request_ids() -> None:
+    assert make_request_id("abc-123_x.y:z") == "abc-123_x.y:z"
+    for bad in (None, "", "has space", "x" * 129, "new\nline"):
+        assert uuid.UUID(make_request_id(bad))
+
+
+def test_cursors_round_trip_and_garbage_is_a_400() -> None:
+    assert decode_cursor(encode_cursor(["2026-01-01", 5, "id"])) == ["2026-01-01", 5, "id"]
+    for bad in ("%%%", "e30", "bm90IGpzb24"):
+        with pytest.raises(Problem) as caught:
+            decode_cursor(bad)
+        assert caught.value.status == 400
+
+
+def test_paths_route_to_their_service() -> None:
+    assert service_for("/v2/requesttoken") == AUTH
+    assert service_for("/v2/user/me") == AUTH
+    assert service_for("/v2/.well-known/jwks.json") == AUTH
+    assert service_for("/v2/subscription/list") == WEBHOOK
+    assert service_for("/v2/topic/list") == WEBHOOK
+    assert service_for("/v2/event/list") == RESOURCE
+    assert service_for("/v2/location/1") == RESOURCE
+    assert service_for("/v2/users") == RESOURCE  # a resource type, not the user API

@@ -1,0 +1,167 @@
+"""The verifier's caches: a hot token costs no signature check and no look-up, yet a newer
+credential version refuses it at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from shared.verifier import DELETED, InvalidToken, TokenVerifier, VerifierUnavailable
+
+ISS, AUD = "herald", "herald-api"
+
+
+class Auth:
+    """What the verifier asks auth: counted, so the tests see what the caches save."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "k1"
+        self.cv: dict[str, int] = {}
+        self.jwks_calls = 0
+        self.cv_calls = 0
+        self.down = False
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        self.jwks_calls += 1
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [{**jwk, "kid": self.kid}]}
+
+    async def fetch_cv(self, user_id: str) -> int:
+        self.cv_calls += 1
+        if self.down:
+            raise VerifierUnavailable("auth is down")
+        return self.cv.get(user_id, DELETED)
+
+    def token(self, user_id: str, **changes: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": AUD, "sub": user_id, "email": "u@x.io", "roles": ["member"],
+                  "cv": self.cv[user_id], "iat": now, "nbf": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+        claims.update(changes)
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+
+@pytest.fixture
+def auth() -> Auth:
+    return Auth()
+
+
+def _verifier(auth: Auth, cv_ttl: float = 60) -> TokenVerifier:
+    return TokenVerifier(issuer=ISS, audience=AUD, fetch_jwks=auth.fetch_jwks, fetch_cv=auth.fetch_cv,
+                         cv_ttl=cv_ttl)
+
+
+async def test_a_hot_token_costs_no_lookups(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    first = await verifier.verify(token)
+    assert first.user_id == "u1" and first.cv == 1 and not first.is_admin
+    for _ in range(100):
+        assert await verifier.verify(token) == first
+    assert (auth.jwks_calls, auth.cv_calls) == (1, 1)
+
+
+async def test_a_credentials_changed_event_refuses_old_tokens_at_once(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    old = auth.token("u1")
+    await verifier.verify(old)
+    auth.cv["u1"] = 2
+    verifier.credentials_changed("u1", 2)
+    with pytest.raises(InvalidToken, match="revoked"):
+        await verifier.verify(old)
+    assert (await verifier.verify(auth.token("u1"))).cv == 2
+    verifier.credentials_changed("u1", 1)  # a late, older event changes nothing
+    assert (await verifier.verify(auth.token("u1"))).cv == 2
+
+
+async def test_deleted_users_and_unknown_versions(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    verifier.user_deleted("u1")
+    with pytest.raises(InvalidToken, match="no longer exists"):
+        await verifier.verify(token)
+    auth.cv["u2"] = 3
+    verifier.credentials_changed("u2", None)  # version unknown: ask auth
+    await verifier.verify(auth.token("u2"))
+    assert auth.cv_calls == 2
+
+
+async def test_after_a_reconnect_versions_are_asked_again(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    auth.cv["u1"] = 2  # changed while the event channel was down: no event arrived
+    verifier.forget_all_versions()
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_cached_versions_expire(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)  # auth's own setting: always ask
+    token = auth.token("u1")
+    await verifier.verify(token)
+    await verifier.verify(token)
+    assert auth.cv_calls == 2 and auth.jwks_calls == 1
+
+
+async def test_the_last_known_version_serves_while_auth_is_down(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    auth.down = True
+    assert (await verifier.verify(token)).user_id == "u1"
+    auth.cv["u2"] = 1
+    with pytest.raises(VerifierUnavailable):  # never seen: cannot be vouched for
+        await verifier.verify(auth.token("u2"))
+
+
+async def test_unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    await verifier.verify(auth.token("u1"))
+    forged_kid = jwt.encode({"sub": "u1"}, auth.key, algorithm="RS256", headers={"kid": "nope"})
+    for _ in range(20):
+        with pytest.raises(InvalidToken, match="unknown key"):
+            await verifier.verify(forged_kid)
+    assert auth.jwks_calls == 1  # within the refresh interval: no refetch
+    # A genuinely new key is picked up once the interval has passed.
+    auth.key, auth.kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), "k2"
+    verifier.jwks_refresh_interval = 0
+    assert (await verifier.verify(auth.token("u1"))).user_id == "u1"
+    assert auth.jwks_calls == 2
+
+
+async def test_an_expired_cached_token_is_refused(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    verifier.leeway = 0
+    token = auth.token("u1", exp=int(time.time()) + 1)
+    await verifier.verify(token)
+    await asyncio.sleep(1.1)
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_the_token_cache_is_bounded(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    verifier.max_cached_tokens = 5
+    tokens = [auth.token("u1") for _ in range(8)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert list(verifier._tokens) == tokens[3:]
