@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from shared.amqp import Broker
 from shared.config import Settings
-
-if TYPE_CHECKING:
-    pass
+from shared.db import Database
+from shared.verifier import TokenVerifier
 
 ReadyCheck = Callable[[], Awaitable[None]]
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE_NAME = web.AppKey("service_name", str)
-DATABASE = web.AppKey["Database"]("database")
-BROKER = web.AppKey["Broker"]("broker")
-VERIFIER = web.AppKey["TokenVerifier"]("verifier")
+DATABASE = web.AppKey("database", Database)
+BROKER = web.AppKey("broker", Broker)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset[str])

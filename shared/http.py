@@ -120,7 +120,9 @@ async def read_json(request: web.Request, content_types: Iterable[str] = (JSON_C
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
 
 
-def client_address(request: web.Request, trusted: Iterable[ipaddress._BaseNetwork]) -> str:
+def client_address(
+    request: web.Request, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> str:
     """The caller's address: the peer's, or the last hop X-Forwarded-For names when the peer is
     a trusted proxy (so a caller cannot pick its own address by sending the header)."""
     peer = request.remote or ""

@@ -62,8 +62,13 @@ async def delete_amqp_names(prefix: str) -> None:
         channel = await connection.channel()
         for suffix in ("auth", "domain", "dead-letter"):
             await channel.exchange_delete(f"{prefix}.{suffix}")
-        for queue in ("dead-letter", "auth.dead-letter", "resource.dead-letter",
-                      "webhook_delivery.dead-letter", "gateway.dead-letter"):
+        for queue in (
+            "dead-letter",
+            "auth.dead-letter",
+            "resource.dead-letter",
+            "webhook_delivery.dead-letter",
+            "gateway.dead-letter",
+        ):
             await channel.queue_delete(f"{prefix}.{queue}")
     finally:
         await connection.close()
@@ -132,14 +137,23 @@ class Suite:
     auth_url: str
     session: aiohttp.ClientSession
 
-    async def request(self, method: str, path: str, *, token: str | None = None,
-                      json: Any = None, headers: dict[str, str] | None = None,
-                      data: Any = None, base: str | None = None) -> tuple[aiohttp.ClientResponse, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        base: str | None = None,
+    ) -> tuple[aiohttp.ClientResponse, Any]:
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
-        async with self.session.request(method, (base or self.gateway_url) + path, json=json,
-                                        data=data, headers=all_headers) as resp:
+        async with self.session.request(
+            method, (base or self.gateway_url) + path, json=json, data=data, headers=all_headers
+        ) as resp:
             raw = await resp.read()
             body: Any = None
             if raw and resp.content_type in ("application/json", "application/problem+json"):
@@ -149,8 +163,9 @@ class Suite:
             return resp, body
 
     async def token(self, email: str, password: str) -> str:
-        resp, body = await self.request("POST", "/v2/requesttoken",
-                                        json={"email": email, "password": password})
+        resp, body = await self.request(
+            "POST", "/v2/requesttoken", json={"email": email, "password": password}
+        )
         assert resp.status == 200, body
         assert isinstance(body, str)
         return body
@@ -158,14 +173,18 @@ class Suite:
     async def admin_token(self) -> str:
         return await self.token(ADMIN_EMAIL, ADMIN_PASSWORD)
 
-    async def new_user(self, roles: list[str] | None = None, password: str = "member-password-1",
-                       ) -> tuple[dict[str, Any], str, str]:
+    async def new_user(
+        self,
+        roles: list[str] | None = None,
+        password: str = "member-password-1",
+    ) -> tuple[dict[str, Any], str, str]:
         """A new user with a unique email: (user, password, token)."""
         email = f"user-{uuid.uuid4().hex[:12]}@test.local"
         resp, user = await self.request(
-            "POST", "/v2/user/list", token=await self.admin_token(),
-            json={"email": email, "password": password, "name": "Test User",
-                  "roles": roles or ["member"]},
+            "POST",
+            "/v2/user/list",
+            token=await self.admin_token(),
+            json={"email": email, "password": password, "name": "Test User", "roles": roles or ["member"]},
         )
         assert resp.status == 201, user
         return user, password, await self.token(email, password)

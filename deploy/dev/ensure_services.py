@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from shared.config import Settings  # noqa: E402
+from shared.config import Settings
 
 LOCAL = {"127.0.0.1", "localhost", "::1", ""}
 
@@ -38,9 +38,7 @@ def start_postgresql() -> bool:
     if not shutil.which("pg_ctlcluster") or not os.path.isdir("/etc/postgresql"):
         return False
     for version in sorted(os.listdir("/etc/postgresql")):
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False
-        )
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
     return True
 
 

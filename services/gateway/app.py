@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +19,7 @@ from shared.authn import authentication_middleware
 from shared.config import Settings
 from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middleware, request_id_middleware
 from shared.logging import request_id_var
-from shared.problems import Problem, problem_middleware
+from shared.problems import problem_middleware
 from shared.service import broker_ctx, verifier_ctx
 
 SESSIONS = web.AppKey("upstream_sessions", dict[str, aiohttp.ClientSession])
@@ -31,7 +31,7 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     """One kept-alive connection pool per service."""
     app[SESSIONS] = {name: make_session() for name in app[UPSTREAMS]}
 
-    def ready_check(name: str, url: str):  # type: ignore[no-untyped-def]
+    def ready_check(name: str, url: str) -> Callable[[], Awaitable[None]]:
         async def check() -> None:
             async with app[SESSIONS][name].get(
                 url + "/readyz", timeout=aiohttp.ClientTimeout(total=2)

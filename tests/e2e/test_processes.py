@@ -83,23 +83,29 @@ def _stop(proc: subprocess.Popen[bytes], seconds: float = 30) -> int:
         raise AssertionError("the process did not stop on SIGTERM") from None
 
 
-async def test_the_suite_starts_serves_and_stops_on_sigterm(suite_env: dict[str, str], tmp_path: Path) -> None:
+async def test_the_suite_starts_serves_and_stops_on_sigterm(
+    suite_env: dict[str, str], tmp_path: Path
+) -> None:
     stderr_path = tmp_path / "stderr.log"
     with open(stderr_path, "wb") as stderr, open(tmp_path / "stdout.log", "wb") as stdout:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=suite_env,
-                                stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=stdout, stderr=stderr
+        )
     gateway = f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}"
     try:
         await _wait_ready(gateway + "/readyz")
         printed = re.findall(r"first admin root@e2e\.local created; password: (\S+)", stderr_path.read_text())
         assert len(printed) == 1, "the generated admin password is printed exactly once"
         async with aiohttp.ClientSession() as session:
-            async with session.post(gateway + "/v2/requesttoken",
-                                    json={"email": "root@e2e.local", "password": printed[0]}) as resp:
+            async with session.post(
+                gateway + "/v2/requesttoken", json={"email": "root@e2e.local", "password": printed[0]}
+            ) as resp:
                 assert resp.status == 200
                 token = await resp.json()
-            async with session.get(gateway + "/v2/user/me", headers={"Authorization": f"Bearer {token}",
-                                                                      "X-Request-ID": "e2e-req-1"}) as resp:
+            async with session.get(
+                gateway + "/v2/user/me",
+                headers={"Authorization": f"Bearer {token}", "X-Request-ID": "e2e-req-1"},
+            ) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["roles"] == ["admin"]
             for port in ("AUTH", "RESOURCE", "WEBHOOK"):
@@ -117,9 +123,13 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(suite_env: dict[str,
 async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict[str, str]) -> None:
     ports = _free_ports(2)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "services.auth"], cwd=ROOT,
-                         env={**suite_env, "HERALD_AUTH_PORT": str(port), "HERALD_ADMIN_PASSWORD": "e2e-admin-pw"},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "services.auth"],
+            cwd=ROOT,
+            env={**suite_env, "HERALD_AUTH_PORT": str(port), "HERALD_ADMIN_PASSWORD": "e2e-admin-pw"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for port in ports
     ]
     try:
@@ -127,14 +137,17 @@ async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict
         async with aiohttp.ClientSession() as session:
             tokens = []
             for port in ports:
-                async with session.post(f"http://127.0.0.1:{port}/v2/requesttoken",
-                                        json={"email": "root@e2e.local", "password": "e2e-admin-pw"}) as resp:
+                async with session.post(
+                    f"http://127.0.0.1:{port}/v2/requesttoken",
+                    json={"email": "root@e2e.local", "password": "e2e-admin-pw"},
+                ) as resp:
                     assert resp.status == 200
                     tokens.append(await resp.json())
             # One signing key and one admin between them: each accepts the other's token.
             for port, token in zip(ports, reversed(tokens), strict=True):
-                async with session.get(f"http://127.0.0.1:{port}/v2/user/list",
-                                       headers={"Authorization": f"Bearer {token}"}) as resp:
+                async with session.get(
+                    f"http://127.0.0.1:{port}/v2/user/list", headers={"Authorization": f"Bearer {token}"}
+                ) as resp:
                     assert resp.status == 200
                     assert len(await resp.json()) == 1
     finally:
@@ -144,11 +157,14 @@ async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict
 
 async def test_a_dying_service_stops_the_suite(suite_env: dict[str, str], tmp_path: Path) -> None:
     with open(tmp_path / "out.log", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=suite_env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
         assert len(children) == 4
         os.kill(int(children[1]), signal.SIGKILL)
         assert proc.wait(30) == 1

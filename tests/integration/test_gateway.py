@@ -33,8 +33,12 @@ def _echo_app() -> web.Application:
             return web.Response(body=b"x" * (1024 * 1024), content_type="application/octet-stream")
         body = await request.read()
         return web.json_response(
-            {"method": request.method, "path": request.path_qs, "headers": dict(request.headers),
-             "body": body.decode(errors="replace")},
+            {
+                "method": request.method,
+                "path": request.path_qs,
+                "headers": dict(request.headers),
+                "body": body.decode(errors="replace"),
+            },
             headers={"Connection": "keep-alive", "X-Upstream": "echo"},
         )
 
@@ -75,27 +79,44 @@ async def edge(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
 
 
 async def test_preflight_from_an_allowed_origin_needs_no_token(edge: Suite) -> None:
-    resp, _ = await edge.request("OPTIONS", "/v2/event/list", headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "PATCH",
-        "Access-Control-Request-Headers": "authorization, content-type, if-match"})
+    resp, _ = await edge.request(
+        "OPTIONS",
+        "/v2/event/list",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, content-type, if-match",
+        },
+    )
     assert resp.status == 204
     assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
     methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
     assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= methods
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"authorization", "content-type", "if-match", "if-none-match", "idempotency-key",
-                       "x-request-id"}
+    assert allowed == {
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "x-request-id",
+    }
     assert "Origin" in resp.headers["Vary"]
     assert "Access-Control-Allow-Credentials" not in resp.headers
 
 
 async def test_disallowed_origin_gets_no_cors_headers(edge: Suite) -> None:
-    resp, _ = await edge.request("OPTIONS", "/v2/event/list", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    resp, _ = await edge.request(
+        "OPTIONS",
+        "/v2/event/list",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
     assert "Access-Control-Allow-Origin" not in resp.headers
     assert "Access-Control-Allow-Methods" not in resp.headers
     token = await edge.admin_token()
-    resp, _ = await edge.request("GET", "/v2/user/me", token=token, headers={"Origin": "https://evil.example"})
+    resp, _ = await edge.request(
+        "GET", "/v2/user/me", token=token, headers={"Origin": "https://evil.example"}
+    )
     assert resp.status == 200
     assert "Access-Control-Allow-Origin" not in resp.headers
     assert "Origin" in resp.headers["Vary"]
@@ -103,8 +124,11 @@ async def test_disallowed_origin_gets_no_cors_headers(edge: Suite) -> None:
 
 async def test_actual_responses_expose_the_listed_headers(edge: Suite) -> None:
     token = await edge.admin_token()
-    for path, status, tok in (("/v2/user/me", 200, token), ("/v2/user/me", 401, None),
-                              ("/v2/event/list", 200, token)):
+    for path, status, tok in (
+        ("/v2/user/me", 200, token),
+        ("/v2/user/me", 401, None),
+        ("/v2/event/list", 200, token),
+    ):
         resp, _ = await edge.request("GET", path, token=tok, headers={"Origin": ORIGIN})
         assert resp.status == status
         assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -114,12 +138,14 @@ async def test_actual_responses_expose_the_listed_headers(edge: Suite) -> None:
 
 async def test_request_id_is_kept_when_well_formed_and_made_otherwise(edge: Suite) -> None:
     token = await edge.admin_token()
-    resp, echoed = await edge.request("GET", "/v2/event/list", token=token,
-                                      headers={"X-Request-ID": "client-req-42"})
+    resp, echoed = await edge.request(
+        "GET", "/v2/event/list", token=token, headers={"X-Request-ID": "client-req-42"}
+    )
     assert resp.headers["X-Request-ID"] == "client-req-42"
     assert echoed["headers"]["X-Request-ID"] == "client-req-42"
-    resp, echoed = await edge.request("GET", "/v2/event/list", token=token,
-                                      headers={"X-Request-ID": "bad id with spaces\t" + "x" * 200})
+    resp, echoed = await edge.request(
+        "GET", "/v2/event/list", token=token, headers={"X-Request-ID": "bad id with spaces\t" + "x" * 200}
+    )
     made = resp.headers["X-Request-ID"]
     assert uuid.UUID(made) and echoed["headers"]["X-Request-ID"] == made
     resp, problem = await edge.request("GET", "/v2/user/me", headers={"X-Request-ID": "req-401"})
@@ -134,9 +160,13 @@ async def test_request_id_travels_into_amqp_headers(edge: Suite) -> None:
         exchange = await channel.declare_exchange(edge.settings.auth_exchange, "topic", durable=True)
         queue = await channel.declare_queue("", exclusive=True)
         await queue.bind(exchange, "user.credentials_changed")
-        resp, _ = await edge.request("PATCH", "/v2/user/me", token=token,
-                                     headers={"X-Request-ID": "req-amqp-1"},
-                                     json={"password": "changed-password", "currentPassword": password})
+        resp, _ = await edge.request(
+            "PATCH",
+            "/v2/user/me",
+            token=token,
+            headers={"X-Request-ID": "req-amqp-1"},
+            json={"password": "changed-password", "currentPassword": password},
+        )
         assert resp.status == 200
         async with asyncio.timeout(10):
             async with queue.iterator() as messages:
@@ -157,9 +187,18 @@ async def test_request_id_travels_into_amqp_headers(edge: Suite) -> None:
 async def test_forwarding_drops_hop_by_hop_headers_and_passes_the_rest(edge: Suite) -> None:
     token = await edge.admin_token()
     resp, echoed = await edge.request(
-        "POST", "/v2/event/list?status=approved&q=a%20b", token=token, data=b'{"raw": true}',
-        headers={"Content-Type": "application/json", "Proxy-Authorization": "secret",
-                 "Keep-Alive": "timeout=5", "If-Match": '"v1"', "Idempotency-Key": "k1"})
+        "POST",
+        "/v2/event/list?status=approved&q=a%20b",
+        token=token,
+        data=b'{"raw": true}',
+        headers={
+            "Content-Type": "application/json",
+            "Proxy-Authorization": "secret",
+            "Keep-Alive": "timeout=5",
+            "If-Match": '"v1"',
+            "Idempotency-Key": "k1",
+        },
+    )
     assert echoed["method"] == "POST" and echoed["path"] == "/v2/event/list?status=approved&q=a%20b"
     assert echoed["body"] == '{"raw": true}'
     sent = {k.lower(): v for k, v in echoed["headers"].items()}
@@ -181,16 +220,18 @@ async def test_a_bad_token_never_reaches_a_service(edge: Suite) -> None:
 async def test_oversized_bodies_get_413(edge: Suite) -> None:
     token = await edge.admin_token()
     big = b"x" * (64 * 1024 + 1)
-    resp, problem = await edge.request("POST", "/v2/event/list", token=token, data=big,
-                                       headers={"Content-Type": "application/json"})
+    resp, problem = await edge.request(
+        "POST", "/v2/event/list", token=token, data=big, headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 413 and problem["status"] == 413
 
     async def chunked() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b"y" * 8192
 
-    resp, problem = await edge.request("POST", "/v2/event/list", token=token, data=chunked(),
-                                       headers={"Content-Type": "application/json"})
+    resp, problem = await edge.request(
+        "POST", "/v2/event/list", token=token, data=chunked(), headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 413 and problem["status"] == 413
 
 
@@ -211,8 +252,9 @@ async def test_an_upstream_that_hangs_up_gives_502(aiohttp_server: Any, settings
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(settings, auth_url=str(auth.make_url("")).rstrip("/"),
-                                resource_url=f"http://127.0.0.1:{port}")
+    wired = dataclasses.replace(
+        settings, auth_url=str(auth.make_url("")).rstrip("/"), resource_url=f"http://127.0.0.1:{port}"
+    )
     gateway = await aiohttp_server(gateway_app(wired))
     async with aiohttp.ClientSession() as session:
         suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
@@ -231,36 +273,40 @@ async def test_readyz_reports_the_services(edge: Suite, suite: Suite) -> None:
 
 
 async def test_unknown_paths_are_problems(edge: Suite) -> None:
-    resp, problem = await edge.request("GET", "/nowhere")
+    resp, _problem = await edge.request("GET", "/nowhere")
     assert resp.status in (401, 404) and resp.content_type == "application/problem+json"
 
 
 async def test_requesttoken_is_limited_per_client_address(aiohttp_server: Any, settings: Settings) -> None:
     auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(settings, auth_url=str(auth.make_url("")).rstrip("/"),
-                                requesttoken_rate_per_minute=3)
+    wired = dataclasses.replace(
+        settings, auth_url=str(auth.make_url("")).rstrip("/"), requesttoken_rate_per_minute=3
+    )
     gateway = await aiohttp_server(gateway_app(wired))
     async with aiohttp.ClientSession() as session:
         suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
         body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         statuses = []
         for _ in range(4):
-            resp, problem = await suite.request("POST", "/v2/requesttoken", json=body,
-                                                headers={"X-Forwarded-For": "198.51.100.7"})
+            resp, problem = await suite.request(
+                "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.7"}
+            )
             statuses.append(resp.status)
             assert resp.headers["RateLimit-Limit"] == "3"
         assert statuses == [200, 200, 200, 429]
         assert int(resp.headers["Retry-After"]) >= 1 and problem["status"] == 429
         # Another address has its own allowance.
-        resp, _ = await suite.request("POST", "/v2/requesttoken", json=body,
-                                      headers={"X-Forwarded-For": "198.51.100.8"})
+        resp, _ = await suite.request(
+            "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.8"}
+        )
         assert resp.status == 200
 
 
 async def test_each_user_has_a_token_bucket(aiohttp_server: Any, settings: Settings) -> None:
     auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(settings, auth_url=str(auth.make_url("")).rstrip("/"),
-                                user_rate_per_second=1, user_burst=3)
+    wired = dataclasses.replace(
+        settings, auth_url=str(auth.make_url("")).rstrip("/"), user_rate_per_second=1, user_burst=3
+    )
     gateway = await aiohttp_server(gateway_app(wired))
     async with aiohttp.ClientSession() as session:
         suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)

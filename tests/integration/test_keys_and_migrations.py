@@ -34,14 +34,18 @@ async def test_migrations_run_twice_are_a_no_op(fresh_database_url: str) -> None
         await conn.close()
 
 
-async def test_replicas_migrating_together_apply_each_migration_once(fresh_database_url: str,
-                                                                     tmp_path: Path) -> None:
+async def test_replicas_migrating_together_apply_each_migration_once(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
     # A slow migration widens the window in which replicas would race without the lock.
     (tmp_path / "0001_slow.sql").write_text(
-        "SELECT pg_sleep(0.3); CREATE TABLE counter (n integer); INSERT INTO counter VALUES (1);")
+        "SELECT pg_sleep(0.3); CREATE TABLE counter (n integer); INSERT INTO counter VALUES (1);"
+    )
     (tmp_path / "0002_more.sql").write_text("UPDATE counter SET n = n + 1;")
     await ensure_database(fresh_database_url)
-    results = await asyncio.gather(*(apply_migrations(fresh_database_url, "racing", tmp_path) for _ in range(5)))
+    results = await asyncio.gather(
+        *(apply_migrations(fresh_database_url, "racing", tmp_path) for _ in range(5))
+    )
     assert sorted(len(r) for r in results) == [0, 0, 0, 0, 2]
     conn = await asyncpg.connect(fresh_database_url)
     try:
@@ -77,8 +81,9 @@ async def _start(aiohttp_server: Any, settings: Settings) -> tuple[Suite, Any]:
     return suite, auth
 
 
-async def test_rotated_key_keeps_verifying_its_tokens(aiohttp_server: Any, settings: Settings,
-                                                      fresh_database_url: str) -> None:
+async def test_rotated_key_keeps_verifying_its_tokens(
+    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+) -> None:
     first = dataclasses.replace(settings, database_url=fresh_database_url, signing_key=make_pem())
     suite, auth = await _start(aiohttp_server, first)
     old_token = await suite.admin_token()
@@ -102,25 +107,29 @@ async def test_rotated_key_keeps_verifying_its_tokens(aiohttp_server: Any, setti
 
 
 async def test_retired_key_leaves_the_jwks_when_its_tokens_have_expired(
-        aiohttp_server: Any, settings: Settings, fresh_database_url: str) -> None:
-    first = dataclasses.replace(settings, database_url=fresh_database_url, signing_key=make_pem(), token_ttl=1)
+    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+) -> None:
+    first = dataclasses.replace(
+        settings, database_url=fresh_database_url, signing_key=make_pem(), token_ttl=1
+    )
     suite, auth = await _start(aiohttp_server, first)
     old_kid = jwt.get_unverified_header(await suite.admin_token())["kid"]
     await suite.session.close()
     await auth.close()
     suite, _ = await _start(aiohttp_server, dataclasses.replace(first, signing_key=make_pem()))
     try:
-        resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+        _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
         assert old_kid in {k["kid"] for k in jwks["keys"]}
         await asyncio.sleep(1.2)
-        resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+        _resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
         assert old_kid not in {k["kid"] for k in jwks["keys"]} and len(jwks["keys"]) == 1
     finally:
         await suite.session.close()
 
 
-async def test_development_key_is_generated_once_and_reused(aiohttp_server: Any, settings: Settings,
-                                                            fresh_database_url: str) -> None:
+async def test_development_key_is_generated_once_and_reused(
+    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+) -> None:
     dev = dataclasses.replace(settings, database_url=fresh_database_url, signing_key="")
     kids = []
     for _ in range(2):
@@ -134,8 +143,9 @@ async def test_development_key_is_generated_once_and_reused(aiohttp_server: Any,
     assert kids[0] == kids[1]
 
 
-async def test_first_admin_is_created_once(aiohttp_server: Any, settings: Settings,
-                                           fresh_database_url: str) -> None:
+async def test_first_admin_is_created_once(
+    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+) -> None:
     fresh = dataclasses.replace(settings, database_url=fresh_database_url)
     servers = await asyncio.gather(*(aiohttp_server(auth_app(fresh)) for _ in range(3)))
     conn = await asyncpg.connect(fresh_database_url)

@@ -21,15 +21,17 @@ async def _auth(aiohttp_server: Any, settings: Settings) -> Suite:
 
 
 async def test_an_email_is_locked_after_repeated_failures(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await _auth(aiohttp_server, dataclasses.replace(
-        settings, login_max_failures=3, login_lockout_seconds=120))
+    auth = await _auth(
+        aiohttp_server, dataclasses.replace(settings, login_max_failures=3, login_lockout_seconds=120)
+    )
     try:
         user, password, _ = await auth.new_user()
         wrong = {"email": user["email"], "password": "wrong-password"}
         statuses = [(await auth.request("POST", "/v2/requesttoken", json=wrong))[0].status for _ in range(3)]
         assert statuses == [401, 401, 401]
-        resp, problem = await auth.request("POST", "/v2/requesttoken",
-                                           json={"email": user["email"], "password": password})
+        resp, problem = await auth.request(
+            "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
+        )
         assert resp.status == 429, problem
         assert 100 <= int(resp.headers["Retry-After"]) <= 120
         assert problem["status"] == 429 and "try again" in problem["detail"]
@@ -67,8 +69,9 @@ async def test_a_client_address_is_throttled_across_emails(aiohttp_server: Any, 
         statuses = []
         for _ in range(5):
             body = {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"}
-            resp, _ = await auth.request("POST", "/v2/requesttoken", json=body,
-                                         headers={"X-Forwarded-For": address})
+            resp, _ = await auth.request(
+                "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": address}
+            )
             statuses.append(resp.status)
         assert statuses == [401, 401, 401, 401, 429]
         assert int(resp.headers["Retry-After"]) > 0
@@ -78,22 +81,34 @@ async def test_a_client_address_is_throttled_across_emails(aiohttp_server: Any, 
         await auth.session.close()
 
 
-async def test_wrong_current_password_counts_as_a_failed_login(aiohttp_server: Any, settings: Settings) -> None:
+async def test_wrong_current_password_counts_as_a_failed_login(
+    aiohttp_server: Any, settings: Settings
+) -> None:
     auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=2))
     try:
-        user, password, token = await auth.new_user()
+        _user, password, token = await auth.new_user()
         for _ in range(2):
-            resp, _ = await auth.request("PATCH", "/v2/user/me", token=token,
-                                         json={"password": "new-password-1", "currentPassword": "guess-1"})
+            resp, _ = await auth.request(
+                "PATCH",
+                "/v2/user/me",
+                token=token,
+                json={"password": "new-password-1", "currentPassword": "guess-1"},
+            )
             assert resp.status == 403
-        resp, _ = await auth.request("PATCH", "/v2/user/me", token=token,
-                                     json={"password": "new-password-1", "currentPassword": password})
+        resp, _ = await auth.request(
+            "PATCH",
+            "/v2/user/me",
+            token=token,
+            json={"password": "new-password-1", "currentPassword": password},
+        )
         assert resp.status == 429 and resp.headers["Retry-After"]
     finally:
         await auth.session.close()
 
 
-async def test_password_is_rehashed_when_argon2_parameters_change(aiohttp_server: Any, settings: Settings) -> None:
+async def test_password_is_rehashed_when_argon2_parameters_change(
+    aiohttp_server: Any, settings: Settings
+) -> None:
     import asyncpg
 
     auth = await _auth(aiohttp_server, settings)
@@ -103,11 +118,17 @@ async def test_password_is_rehashed_when_argon2_parameters_change(aiohttp_server
     auth = await _auth(aiohttp_server, stronger)
     try:
         conn = await asyncpg.connect(settings.database_url)
-        before = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
+        before = await conn.fetchval(
+            "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
+        )
         assert "t=1" in before
         await auth.token(user["email"], password)
-        after = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
-        cv = await conn.fetchval("SELECT credential_version FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
+        after = await conn.fetchval(
+            "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
+        )
+        cv = await conn.fetchval(
+            "SELECT credential_version FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
+        )
         await conn.close()
         assert after.startswith("$argon2id$") and "t=2" in after
         assert cv == 1  # same password: tokens stay valid

@@ -13,17 +13,19 @@ import asyncpg
 import orjson
 import pytest
 
+from services.resource.app import MIGRATIONS, SCHEMA
 from shared.amqp import Broker
 from shared.db import Database, ensure_database
 from shared.events import make_event
 from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay, enqueue
-from services.resource.app import MIGRATIONS, SCHEMA
 from tests.conftest import AMQP_URL
 
 
 @pytest.fixture
-async def outbox(fresh_database_url: str) -> AsyncIterator[tuple[Database, Broker, str, aio_pika.abc.AbstractQueue]]:
+async def outbox(
+    fresh_database_url: str,
+) -> AsyncIterator[tuple[Database, Broker, str, aio_pika.abc.AbstractQueue]]:
     await ensure_database(fresh_database_url)
     await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
     db = await Database.connect(fresh_database_url, SCHEMA, 4)
@@ -40,7 +42,9 @@ async def outbox(fresh_database_url: str) -> AsyncIterator[tuple[Database, Broke
     await db.close()
 
 
-async def _received(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 10) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def _received(
+    queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 10
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages = []
     async with asyncio.timeout(timeout):
         async with queue.iterator() as it:
@@ -70,7 +74,7 @@ async def test_relay_publishes_in_order_with_ids_and_marks_sent(outbox) -> None:
 
 
 async def test_a_rolled_back_change_leaves_no_event(outbox) -> None:  # type: ignore[no-untyped-def]
-    db, broker, exchange, queue = outbox
+    db, broker, exchange, _queue = outbox
     with pytest.raises(RuntimeError):
         async with db.transaction() as conn:
             await enqueue(conn, SCHEMA, make_event("location.created", {"n": 1}))
@@ -128,7 +132,8 @@ async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> 
         async with db.connection() as conn:
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         event = make_event("location.created", {"n": 9})
         for _ in range(20):
             try:

@@ -19,9 +19,16 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, make_pem
 def _claims(suite: Suite, user: dict[str, Any], **changes: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
-        "iss": suite.settings.token_issuer, "aud": suite.settings.token_audience,
-        "sub": user["id"], "email": user["email"], "roles": user["roles"], "cv": 1,
-        "iat": now, "nbf": now, "exp": now + 3600, "jti": str(uuid.uuid4()),
+        "iss": suite.settings.token_issuer,
+        "aud": suite.settings.token_audience,
+        "sub": user["id"],
+        "email": user["email"],
+        "roles": user["roles"],
+        "cv": 1,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "jti": str(uuid.uuid4()),
     }
     claims.update(changes)
     return {k: v for k, v in claims.items() if v is not None}
@@ -61,13 +68,20 @@ async def test_token_is_issued_and_accepted_through_the_gateway(suite: Suite) ->
 async def test_wrong_email_and_wrong_password_get_identical_answers(suite: Suite) -> None:
     user, _, _ = await suite.new_user()
     answers = []
-    for body in ({"email": f"nobody-{uuid.uuid4().hex}@test.local", "password": "whatever-1"},
-                 {"email": user["email"], "password": "wrong-password"}):
+    for body in (
+        {"email": f"nobody-{uuid.uuid4().hex}@test.local", "password": "whatever-1"},
+        {"email": user["email"], "password": "wrong-password"},
+    ):
         started = time.perf_counter()
         resp, problem = await suite.request("POST", "/v2/requesttoken", json=body)
-        answers.append((resp.status, resp.headers.get("WWW-Authenticate"),
-                        {k: v for k, v in problem.items() if k != "instance"},
-                        time.perf_counter() - started))
+        answers.append(
+            (
+                resp.status,
+                resp.headers.get("WWW-Authenticate"),
+                {k: v for k, v in problem.items() if k != "instance"},
+                time.perf_counter() - started,
+            )
+        )
     (s1, h1, b1, t1), (s2, h2, b2, t2) = answers
     assert s1 == s2 == 401
     assert h1 == h2 and b1 == b2
@@ -132,9 +146,9 @@ async def test_forged_and_malformed_tokens_are_refused(suite: Suite) -> None:
 
 
 async def test_missing_or_malformed_authorization_header(suite: Suite) -> None:
-    resp, body = await suite.request("GET", "/v2/user/me")
+    resp, _ = await suite.request("GET", "/v2/user/me")
     assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
-    resp, body = await suite.request("GET", "/v2/user/me", headers={"Authorization": "Basic abc"})
+    resp, _body = await suite.request("GET", "/v2/user/me", headers={"Authorization": "Basic abc"})
     assert resp.status == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
 
 
@@ -157,8 +171,9 @@ async def test_old_token_fails_within_a_second_after_a_credential_change(suite: 
     assert resp.status == 200
     new_email = f"renamed-{uuid.uuid4().hex[:8]}@test.local"
     patch = {"password": "a-new-password-2"} if change == "password" else {"email": new_email}
-    resp, body = await suite.request("PATCH", "/v2/user/me", token=old,
-                                     json={**patch, "currentPassword": password})
+    resp, body = await suite.request(
+        "PATCH", "/v2/user/me", token=old, json={**patch, "currentPassword": password}
+    )
     assert resp.status == 200, body
     # At once on auth itself (it reads the credential version from its own table).
     resp, _ = await suite.request("GET", "/v2/user/me", token=old, base=suite.auth_url)
@@ -187,8 +202,9 @@ async def test_deleted_and_disabled_users_tokens_are_refused(suite: Suite) -> No
     assert await _refused_within(suite, disabled_token, 1.0) < 1.0
     await _assert_refused(suite, deleted_token, "deleted user")
     # A disabled user cannot log in either, and gets the same answer as a wrong password.
-    resp, body = await suite.request("POST", "/v2/requesttoken",
-                                     json={"email": disabled["email"], "password": "member-password-1"})
+    resp, body = await suite.request(
+        "POST", "/v2/requesttoken", json={"email": disabled["email"], "password": "member-password-1"}
+    )
     assert resp.status == 401 and body["detail"] == "the email or password is wrong"
 
 

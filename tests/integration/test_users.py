@@ -16,9 +16,12 @@ def _email() -> str:
 async def test_admin_creates_reads_replaces_patches_and_deletes_a_user(suite: Suite) -> None:
     admin = await suite.admin_token()
     email = _email()
-    resp, user = await suite.request("POST", "/v2/user/list", token=admin,
-                                     json={"email": email, "password": "first-password", "name": "Ada",
-                                           "roles": ["approver"]})
+    resp, user = await suite.request(
+        "POST",
+        "/v2/user/list",
+        token=admin,
+        json={"email": email, "password": "first-password", "name": "Ada", "roles": ["approver"]},
+    )
     assert resp.status == 201
     assert resp.headers["Location"] == f"/v2/user/{user['id']}"
     assert user["email"] == email and user["roles"] == ["approver"] and user["active"] is True
@@ -32,9 +35,13 @@ async def test_admin_creates_reads_replaces_patches_and_deletes_a_user(suite: Su
     assert resp.status == 200, put
     assert (put["name"], put["roles"], put["email"]) == ("Ada L.", ["member"], replaced["email"])
 
-    resp, patched = await suite.request("PATCH", f"/v2/user/{user['id']}", token=admin,
-                                        json={"name": None},
-                                        headers={"Content-Type": "application/merge-patch+json"})
+    resp, patched = await suite.request(
+        "PATCH",
+        f"/v2/user/{user['id']}",
+        token=admin,
+        json={"name": None},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert resp.status == 200, patched
     assert patched["name"] == "" and patched["email"] == replaced["email"]
 
@@ -49,12 +56,14 @@ async def test_admin_creates_reads_replaces_patches_and_deletes_a_user(suite: Su
 async def test_admin_sets_a_password_and_the_user_logs_in_with_it(suite: Suite) -> None:
     admin = await suite.admin_token()
     user, old_password, _ = await suite.new_user()
-    resp, _ = await suite.request("PATCH", f"/v2/user/{user['id']}", token=admin,
-                                  json={"password": "assigned-by-admin"})
+    resp, _ = await suite.request(
+        "PATCH", f"/v2/user/{user['id']}", token=admin, json={"password": "assigned-by-admin"}
+    )
     assert resp.status == 200
     await suite.token(user["email"], "assigned-by-admin")
-    resp, _ = await suite.request("POST", "/v2/requesttoken",
-                                  json={"email": user["email"], "password": old_password})
+    resp, _ = await suite.request(
+        "POST", "/v2/requesttoken", json={"email": user["email"], "password": old_password}
+    )
     assert resp.status == 401
 
 
@@ -80,15 +89,18 @@ async def test_members_cannot_manage_users(suite: Suite) -> None:
 
 async def test_member_changes_own_password_only_with_the_current_one(suite: Suite) -> None:
     user, password, token = await suite.new_user()
-    resp, problem = await suite.request("PATCH", "/v2/user/me", token=token,
-                                        json={"password": "new-password-9"})
+    resp, problem = await suite.request(
+        "PATCH", "/v2/user/me", token=token, json={"password": "new-password-9"}
+    )
     assert resp.status == 422 and problem["errors"][0]["field"] == "currentPassword"
-    resp, problem = await suite.request("PATCH", "/v2/user/me", token=token,
-                                        json={"password": "new-password-9", "currentPassword": "not-it"})
+    resp, problem = await suite.request(
+        "PATCH", "/v2/user/me", token=token, json={"password": "new-password-9", "currentPassword": "not-it"}
+    )
     assert resp.status == 403
     await suite.token(user["email"], password)  # unchanged
-    resp, me = await suite.request("PATCH", "/v2/user/me", token=token,
-                                   json={"password": "new-password-9", "currentPassword": password})
+    resp, me = await suite.request(
+        "PATCH", "/v2/user/me", token=token, json={"password": "new-password-9", "currentPassword": password}
+    )
     assert resp.status == 200, me
     await suite.token(user["email"], "new-password-9")
 
@@ -107,20 +119,28 @@ async def test_member_changes_own_name_without_password_and_cannot_change_roles(
 async def test_duplicate_email_is_a_conflict_whatever_its_case(suite: Suite) -> None:
     admin = await suite.admin_token()
     user, _, _ = await suite.new_user()
-    resp, problem = await suite.request("POST", "/v2/user/list", token=admin,
-                                        json={"email": user["email"].upper(), "password": "password-123"})
+    resp, problem = await suite.request(
+        "POST",
+        "/v2/user/list",
+        token=admin,
+        json={"email": user["email"].upper(), "password": "password-123"},
+    )
     assert resp.status == 409 and "already exists" in problem["detail"]
     other, _, _ = await suite.new_user()
-    resp, _ = await suite.request("PATCH", f"/v2/user/{other['id']}", token=admin,
-                                  json={"email": user["email"]})
+    resp, _ = await suite.request(
+        "PATCH", f"/v2/user/{other['id']}", token=admin, json={"email": user["email"]}
+    )
     assert resp.status == 409
 
 
 async def test_user_bodies_are_validated(suite: Suite) -> None:
     admin = await suite.admin_token()
-    resp, problem = await suite.request("POST", "/v2/user/list", token=admin,
-                                        json={"email": "not-an-email", "password": "short",
-                                              "roles": ["emperor"], "extra": 1})
+    resp, problem = await suite.request(
+        "POST",
+        "/v2/user/list",
+        token=admin,
+        json={"email": "not-an-email", "password": "short", "roles": ["emperor"], "extra": 1},
+    )
     assert resp.status == 422
     fields = {e["field"] for e in problem["errors"]}
     assert fields == {"email", "password", "roles.0", "extra"}
@@ -129,14 +149,20 @@ async def test_user_bodies_are_validated(suite: Suite) -> None:
     assert resp.status == 422
     assert {e["field"] for e in problem["errors"]} == {"email", "password"}
     user, _, _ = await suite.new_user()
-    resp, problem = await suite.request("PUT", f"/v2/user/{user['id']}", token=admin,
-                                        json={"email": _email()})
+    resp, problem = await suite.request(
+        "PUT", f"/v2/user/{user['id']}", token=admin, json={"email": _email()}
+    )
     assert resp.status == 422  # PUT replaces: every writable field is needed
-    resp, problem = await suite.request("PATCH", f"/v2/user/{user['id']}", token=admin,
-                                        json={"id": str(uuid.uuid4())})
+    resp, problem = await suite.request(
+        "PATCH", f"/v2/user/{user['id']}", token=admin, json={"id": str(uuid.uuid4())}
+    )
     assert resp.status == 400 and "read-only" in problem["detail"]
-    resp, same = await suite.request("PATCH", f"/v2/user/{user['id']}", token=admin,
-                                     json={"id": user["id"], "createdAt": user["createdAt"]})
+    resp, same = await suite.request(
+        "PATCH",
+        f"/v2/user/{user['id']}",
+        token=admin,
+        json={"id": user["id"], "createdAt": user["createdAt"]},
+    )
     assert resp.status == 200 and same["id"] == user["id"]
     resp, _ = await suite.request("GET", "/v2/user/not-a-uuid", token=admin)
     assert resp.status == 404
@@ -152,12 +178,14 @@ async def test_user_bodies_are_validated(suite: Suite) -> None:
         ("application/x-www-form-urlencoded", b"email=a@b.c&password=x", 415),
     ],
 )
-async def test_bad_bodies_get_a_problem_never_a_500(suite: Suite, content_type: str, data: bytes,
-                                                    status: int) -> None:
+async def test_bad_bodies_get_a_problem_never_a_500(
+    suite: Suite, content_type: str, data: bytes, status: int
+) -> None:
     for path in ("/v2/requesttoken", "/v2/user/list"):
         token = await suite.admin_token()
-        resp, problem = await suite.request("POST", path, token=token, data=data,
-                                            headers={"Content-Type": content_type})
+        resp, problem = await suite.request(
+            "POST", path, token=token, data=data, headers={"Content-Type": content_type}
+        )
         assert resp.status == status, (path, problem)
         assert resp.content_type == "application/problem+json"
         assert problem["status"] == status and problem["detail"]
@@ -173,8 +201,9 @@ async def test_the_last_admin_cannot_be_removed(suite: Suite) -> None:
         resp, page = await suite.request("GET", f"/v2/user/list{query}", token=admin_token)
         for u in page:
             if u["id"] != me["id"] and "admin" in u["roles"] and u["active"]:
-                r, _ = await suite.request("PATCH", f"/v2/user/{u['id']}", token=admin_token,
-                                           json={"active": False})
+                r, _ = await suite.request(
+                    "PATCH", f"/v2/user/{u['id']}", token=admin_token, json={"active": False}
+                )
                 assert r.status == 200
         link = resp.headers.get("Link")
         if not link:
@@ -199,7 +228,7 @@ async def test_user_list_pages_with_a_link_header(suite: Suite) -> None:
         assert resp.status == 200 and len(page) <= 2
         seen.extend(u["id"] for u in page)
         link = resp.headers.get("Link")
-        path = link[link.index("/v2/"):link.index(">")] if link else ""
+        path = link[link.index("/v2/") : link.index(">")] if link else ""
     assert len(seen) == len(set(seen)) >= 4
     resp, everything = await suite.request("GET", "/v2/user/list?limit=500", token=admin)
     assert [u["id"] for u in everything] == seen

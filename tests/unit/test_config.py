@@ -14,16 +14,27 @@ def test_defaults_run_locally() -> None:
 
 
 def test_environment_is_parsed_by_type() -> None:
-    s = Settings.from_env({
-        "HERALD_GATEWAY_PORT": "9000", "HERALD_USER_RATE": "2.5",
-        "HERALD_CORS_ORIGINS": "https://a.example, https://b.example,", "HERALD_LOG_LEVEL": "DEBUG",
-    })
+    s = Settings.from_env(
+        {
+            "HERALD_GATEWAY_PORT": "9000",
+            "HERALD_USER_RATE": "2.5",
+            "HERALD_CORS_ORIGINS": "https://a.example, https://b.example,",
+            "HERALD_LOG_LEVEL": "DEBUG",
+        }
+    )
     assert s.gateway_port == 9000 and s.user_rate_per_second == 2.5
     assert s.cors_origins == ("https://a.example", "https://b.example")
 
 
-@pytest.mark.parametrize(("name", "value"), [("HERALD_GATEWAY_PORT", "eighty"), ("HERALD_USER_RATE", "fast"),
-                                             ("HERALD_ENV", "staging"), ("HERALD_TRUSTED_PROXIES", "not-a-net")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HERALD_GATEWAY_PORT", "eighty"),
+        ("HERALD_USER_RATE", "fast"),
+        ("HERALD_ENV", "staging"),
+        ("HERALD_TRUSTED_PROXIES", "not-a-net"),
+    ],
+)
 def test_malformed_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
@@ -34,12 +45,19 @@ def test_production_refuses_placeholders() -> None:
     with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
         Settings.from_env({"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"})
     with pytest.raises(SettingsError, match="HERALD_ADMIN_PASSWORD"):
-        Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem,
-                           "HERALD_ADMIN_PASSWORD": "change-me", "HERALD_AMQP_URL": "amqp://h:s@mq/"})
+        Settings.from_env(
+            {
+                "HERALD_ENV": "production",
+                "HERALD_SIGNING_KEY": pem,
+                "HERALD_ADMIN_PASSWORD": "change-me",
+                "HERALD_AMQP_URL": "amqp://h:s@mq/",
+            }
+        )
     with pytest.raises(SettingsError, match="guest"):
         Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem})
-    ok = Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem,
-                            "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"})
+    ok = Settings.from_env(
+        {"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem, "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"}
+    )
     assert ok.production
 
 

@@ -19,8 +19,10 @@ def test_each_bad_field_is_named_once_and_values_are_not_echoed() -> None:
 def test_missing_fields_are_each_required() -> None:
     with pytest.raises(ValidationFailed) as caught:
         validate(schemas.TOKEN_REQUEST, {})
-    assert caught.value.errors == [{"field": "email", "message": "is required"},
-                                   {"field": "password", "message": "is required"}]
+    assert caught.value.errors == [
+        {"field": "email", "message": "is required"},
+        {"field": "password", "message": "is required"},
+    ]
 
 
 def test_non_objects_are_a_400() -> None:

@@ -43,8 +43,18 @@ class Auth:
 
     def token(self, user_id: str, **changes: Any) -> str:
         now = int(time.time())
-        claims = {"iss": ISS, "aud": AUD, "sub": user_id, "email": "u@x.io", "roles": ["member"],
-                  "cv": self.cv[user_id], "iat": now, "nbf": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": ISS,
+            "aud": AUD,
+            "sub": user_id,
+            "email": "u@x.io",
+            "roles": ["member"],
+            "cv": self.cv[user_id],
+            "iat": now,
+            "nbf": now,
+            "exp": now + 60,
+            "jti": str(uuid.uuid4()),
+        }
         claims.update(changes)
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
@@ -55,8 +65,9 @@ def auth() -> Auth:
 
 
 def _verifier(auth: Auth, cv_ttl: float = 60) -> TokenVerifier:
-    return TokenVerifier(issuer=ISS, audience=AUD, fetch_jwks=auth.fetch_jwks, fetch_cv=auth.fetch_cv,
-                         cv_ttl=cv_ttl)
+    return TokenVerifier(
+        issuer=ISS, audience=AUD, fetch_jwks=auth.fetch_jwks, fetch_cv=auth.fetch_cv, cv_ttl=cv_ttl
+    )
 
 
 async def test_a_hot_token_costs_no_lookups(auth: Auth) -> None:
