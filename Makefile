@@ -35,6 +35,8 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 bench: services-up
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
+		echo "wrk is not installed: the HTTP part of the benchmark is skipped"
 	$(PY) bench/token_check.py
 
 up:
