@@ -131,8 +131,6 @@ class Settings:
                 raise SettingsError(f"HERALD_TRUSTED_PROXIES: {exc}") from None
         if not self.production:
             return
-        if not (self.signing_key or self.signing_key_file):
-            raise SettingsError("production needs HERALD_SIGNING_KEY or HERALD_SIGNING_KEY_FILE")
         if self.admin_password.lower() in PLACEHOLDERS - {""}:
             raise SettingsError("HERALD_ADMIN_PASSWORD is a placeholder; set a real one")
         if "guest:guest@" in self.amqp_url:

@@ -24,8 +24,16 @@ from shared.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "admin@test.local"
 ADMIN_PASSWORD = "admin-password-1"
-BASE_DSN = os.environ.get("HERALD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The servers `make test` checked (HERALD_DATABASE_URL, HERALD_AMQP_URL) unless told otherwise;
+# tests make their own database there and never touch the one named in the URL.
+BASE_DSN = os.environ.get(
+    "HERALD_TEST_DATABASE_URL",
+    os.environ.get("HERALD_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/herald").rsplit("/", 1)[0]
+    + "/postgres",
+)
+AMQP_URL = os.environ.get(
+    "HERALD_TEST_AMQP_URL", os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -222,3 +230,41 @@ async def fresh_database_url() -> AsyncIterator[str]:
     name = f"herald_test_{uuid.uuid4().hex[:12]}"
     yield dsn_for(name)
     await drop_database(name)
+
+
+def close_broker_connections(connection_name: str) -> int:
+    """Close, from the broker's side, every AMQP connection with this name; how many.
+    Skips the test where rabbitmqctl cannot be used."""
+    import json
+    import shutil
+    import subprocess
+
+    if not shutil.which("rabbitmqctl"):
+        pytest.skip("rabbitmqctl is not installed")
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "--formatter", "json", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if listed.returncode != 0:
+        pytest.skip(f"rabbitmqctl cannot list connections: {listed.stderr.strip()[:200]}")
+    node = (
+        subprocess.run(["rabbitmqctl", "eval", "node()."], capture_output=True, text=True, timeout=30)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    closed = 0
+    for conn in json.loads(listed.stdout or "[]"):
+        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
+        if props.get("connection_name") == connection_name:
+            # JSON shows "#PID<a.b.c>"; close_connection wants "<node.a.b.c>".
+            pid = f"<{node}.{conn['pid'].removeprefix('#PID<')}"
+            subprocess.run(
+                ["rabbitmqctl", "close_connection", pid, "herald test: cut"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+            closed += 1
+    return closed

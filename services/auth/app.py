@@ -19,7 +19,7 @@ from services.auth.passwords import Passwords
 from services.auth.repo import ThrottleRepo, UserRepo
 from services.auth.tokens import load_signing_key, published_keys
 from shared.appkeys import BROKER, DATABASE, SETTINGS
-from shared.config import Settings
+from shared.config import Settings, SettingsError
 from shared.outbox import OutboxRelay
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 from shared.verifier import DELETED, CvFetcher, JwksFetcher
@@ -73,6 +73,9 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    if settings.production and not (settings.signing_key or settings.signing_key_file):
+        # Only auth signs, so only auth needs the private key; generated keys are for development.
+        raise SettingsError("production needs HERALD_SIGNING_KEY or HERALD_SIGNING_KEY_FILE")
     app = base_app(settings, "auth")
     app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))

@@ -28,7 +28,7 @@ from shared.http import (
     reject_unknown_params,
 )
 from shared.outbox import enqueue
-from shared.problems import Conflict, Forbidden, NotFound, Problem
+from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.validation import validate
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
@@ -258,10 +258,8 @@ async def patch_me(request: web.Request) -> web.Response:
     sensitive = "email" in body or "password" in body
     if sensitive:
         if not body.get("currentPassword"):
-            raise Problem(
-                422,
-                "currentPassword: is required to change email or password",
-                errors=[{"field": "currentPassword", "message": "is required to change email or password"}],
+            raise ValidationFailed(
+                [{"field": "currentPassword", "message": "is required to change email or password"}]
             )
         key = f"email:{current['email'].lower()}"
         async with db.connection() as conn:

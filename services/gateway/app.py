@@ -17,7 +17,13 @@ from services.gateway.ratelimit import TokenBuckets, add_rate_headers, ratelimit
 from shared.appkeys import PUBLIC_PATHS, READY_CHECKS, SERVICE_NAME, SETTINGS
 from shared.authn import authentication_middleware
 from shared.config import Settings
-from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middleware, request_id_middleware
+from shared.http import (
+    OPERATIONS_PATHS,
+    add_operations_routes,
+    client_address,
+    observe_middleware,
+    request_id_middleware,
+)
 from shared.logging import request_id_var
 from shared.problems import problem_middleware
 from shared.service import broker_ctx, verifier_ctx
@@ -25,6 +31,7 @@ from shared.service import broker_ctx, verifier_ctx
 SESSIONS = web.AppKey("upstream_sessions", dict[str, aiohttp.ClientSession])
 UPSTREAMS = web.AppKey("upstream_urls", dict[str, str])
 TIMEOUT = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
+TRUSTED = web.AppKey("trusted_proxies", tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...])
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -56,6 +63,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         request.app[UPSTREAMS][service],
         service,
         request_id=request_id_var.get() or "",
+        client=client_address(request, request.app[TRUSTED]),
         max_body=settings.max_body_bytes,
         client_timeout=request.app[TIMEOUT],
     )
@@ -90,6 +98,7 @@ def create_app(settings: Settings) -> web.Application:
     app[READY_CHECKS] = []
     app[PUBLIC_PATHS] = routes.PUBLIC_PATHS | OPERATIONS_PATHS
     app[UPSTREAMS] = routes.upstream_urls(settings)
+    app[TRUSTED] = trusted
     app[TIMEOUT] = aiohttp.ClientTimeout(total=None, connect=5, sock_read=settings.upstream_timeout)
     app.on_response_prepare.append(cors_prepare)
     app.on_response_prepare.append(add_rate_headers)

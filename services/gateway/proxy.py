@@ -47,8 +47,9 @@ def _request_headers(request: web.Request, request_id: str, client: str) -> CIMu
     for name, value in request.headers.items():
         if name.lower() not in HOP_BY_HOP:
             headers.add(name, value)
-    forwarded = request.headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{forwarded}, {client}" if forwarded else client
+    # The client address as the gateway worked it out with its own trusted proxies: a chain
+    # the caller sent is never passed on, so nobody behind the gateway can be told a made-up one.
+    headers["X-Forwarded-For"] = client
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
     headers["X-Request-ID"] = request_id
@@ -85,6 +86,7 @@ async def forward(
     service: str,
     *,
     request_id: str,
+    client: str,
     max_body: int,
     client_timeout: aiohttp.ClientTimeout,
 ) -> web.StreamResponse:
@@ -100,7 +102,7 @@ async def forward(
             streamed = _LimitedBody(request.content, max_body)
             data = streamed.chunks()
     url = base_url + request.raw_path
-    headers = _request_headers(request, request_id, request.remote or "")
+    headers = _request_headers(request, request_id, client)
     try:
         async with session.request(
             request.method, url, headers=headers, data=data, allow_redirects=False, timeout=client_timeout

@@ -211,6 +211,29 @@ async def test_forwarding_drops_hop_by_hop_headers_and_passes_the_rest(edge: Sui
     assert resp.status == 200 and resp.content_length == 1024 * 1024
 
 
+async def test_a_made_up_forwarded_chain_is_not_passed_on(aiohttp_server: Any, settings: Settings) -> None:
+    """At the edge (no trusted proxies) the caller's own X-Forwarded-For is dropped: services
+    behind the gateway throttle by the address the gateway saw."""
+    auth = await aiohttp_server(auth_app(settings))
+    echo = await aiohttp_server(_echo_app())
+    wired = dataclasses.replace(
+        settings,
+        auth_url=str(auth.make_url("")).rstrip("/"),
+        resource_url=str(echo.make_url("")).rstrip("/"),
+        trusted_proxies=(),
+    )
+    gateway = await aiohttp_server(gateway_app(wired))
+    async with aiohttp.ClientSession() as session:
+        suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
+        _, echoed = await suite.request(
+            "GET",
+            "/v2/event/list",
+            token=await suite.admin_token(),
+            headers={"X-Forwarded-For": "198.51.100.99, 10.0.0.1"},
+        )
+    assert echoed["headers"]["X-Forwarded-For"] == "127.0.0.1"
+
+
 async def test_a_bad_token_never_reaches_a_service(edge: Suite) -> None:
     resp, body = await edge.request("GET", "/v2/event/list", token="forged.token.value")
     assert resp.status == 401 and body["status"] == 401  # a problem from the gateway, not the echo

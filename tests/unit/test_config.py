@@ -42,8 +42,6 @@ def test_malformed_values_are_refused_with_the_variable_named(name: str, value: 
 
 def test_production_refuses_placeholders() -> None:
     pem = make_pem()
-    with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
-        Settings.from_env({"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"})
     with pytest.raises(SettingsError, match="HERALD_ADMIN_PASSWORD"):
         Settings.from_env(
             {
@@ -73,3 +71,13 @@ def test_signing_key_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-
     path = tmp_path / "key.pem"
     path.write_text(pem)
     assert Settings.from_env({"HERALD_SIGNING_KEY_FILE": str(path)}).signing_key_pem() == pem
+
+
+def test_only_auth_needs_the_signing_key_in_production() -> None:
+    from services.auth.app import create_app as auth_app
+    from services.gateway.app import create_app as gateway_app
+
+    keyless = Settings.from_env({"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://h:s@mq/"})
+    gateway_app(keyless)  # the gateway verifies with public keys only
+    with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
+        auth_app(keyless)

@@ -1,0 +1,115 @@
+"""RabbitMQ helpers: consumers ack after the work, requeue on a transient failure and
+dead-letter poison; a connection cut by the broker comes back with its consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+
+from shared.amqp import Broker, PoisonMessage, consume
+from tests.conftest import AMQP_URL, Suite, close_broker_connections
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    b = Broker(AMQP_URL, prefix=f"herald.test.{uuid.uuid4().hex[:8]}")
+    await b.connect()
+    yield b
+    channel = await b.channel()
+    for name in (f"{b.prefix}.work", f"{b.prefix}.dead-letter"):
+        await channel.queue_delete(name)
+    for name in (f"{b.prefix}.events", f"{b.prefix}.dead-letter"):
+        await channel.exchange_delete(name)
+    await b.close()
+
+
+async def test_consumer_acks_requeues_and_dead_letters(broker: Broker) -> None:
+    exchange = f"{broker.prefix}.events"
+    channel = await broker.channel(prefetch=10)
+    queue = await broker.work_queue(channel, f"{broker.prefix}.work", exchange, ["thing.*"])
+    handled: list[str] = []
+    attempts: dict[str, int] = {}
+    done = asyncio.Event()
+
+    async def handler(event: dict[str, Any], message: Any) -> None:
+        attempts[event["id"]] = attempts.get(event["id"], 0) + 1
+        if event["id"] == "flaky" and attempts["flaky"] == 1:
+            raise ConnectionError("a transient failure")
+        if event["id"] == "poison":
+            raise PoisonMessage("this can never be handled")
+        handled.append(event["id"])
+        if {"good", "flaky"} <= set(handled):
+            done.set()
+
+    await consume(queue, handler, retry_delay=0.05)
+    for event_id in ("good", "flaky", "poison"):
+        await broker.publish(exchange, "thing.made", orjson.dumps({"id": event_id}), message_id=event_id)
+    await broker.publish(exchange, "thing.made", b"{not json", message_id="garbage")
+    async with asyncio.timeout(10):
+        await done.wait()
+    assert sorted(handled) == ["flaky", "good"] and attempts["flaky"] == 2
+
+    dead = await channel.declare_queue(
+        f"{broker.prefix}.dead-letter", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    dead_ids = set()
+    async with asyncio.timeout(10):
+        while len(dead_ids) < 2:
+            message = await dead.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            dead_ids.add(message.message_id)
+    assert dead_ids == {"poison", "garbage"}
+    assert attempts["poison"] == 1  # dead-lettered at once, not requeued forever
+
+
+async def test_publish_waits_for_the_broker_confirm(broker: Broker) -> None:
+    exchange = f"{broker.prefix}.events"
+    channel = await broker.channel()
+    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue("", exclusive=True)
+    await queue.bind(ex, "#")
+    await asyncio.gather(
+        *(broker.publish(exchange, "thing.made", b"{}", message_id=str(i)) for i in range(200))
+    )
+    # Confirmed means routed and stored: all are in the queue as the calls return.
+    ids = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        ids.append(message.message_id)
+    assert sorted(ids, key=int) == [str(i) for i in range(200)]
+
+
+async def test_the_gateway_still_revokes_tokens_after_its_broker_connection_is_cut(suite: Suite) -> None:
+    _, password, old = await suite.new_user()
+    resp, _ = await suite.request("GET", "/v2/user/me", token=old)
+    assert resp.status == 200
+    name = f"{suite.settings.queue_prefix}.gateway"
+    assert close_broker_connections(name) >= 1
+    # The robust connection comes back by itself and restores the private queue and consumer.
+    await asyncio.sleep(1)
+    for _ in range(100):
+        resp, body = await suite.request("GET", "/readyz")
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert resp.status == 200, body
+    resp, _ = await suite.request(
+        "PATCH", "/v2/user/me", token=old, json={"password": "after-the-cut-1", "currentPassword": password}
+    )
+    assert resp.status == 200
+    started = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - started < 3:
+        resp, _ = await suite.request("GET", "/v2/user/me", token=old)
+        if resp.status == 401:
+            break
+        await asyncio.sleep(0.02)
+    assert resp.status == 401
+    assert asyncio.get_running_loop().time() - started < 1.0

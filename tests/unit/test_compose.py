@@ -1,0 +1,197 @@
+"""docker-compose.yml and deploy/Dockerfile, checked without Docker (our dev machines have
+none): the structure `make up` relies on, and settings that exist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.config import Settings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+INFRASTRUCTURE = ("postgres", "rabbitmq")
+HERALD_SERVICES = ("auth", "resource", "webhook_delivery", "gateway")
+MIGRATE = "migrate"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    # safe_load resolves YAML anchors and `<<` merge keys, as docker compose does.
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with comments dropped and continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the `- KEY=value` form
+        return dict(item.partition("=")[::2] for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _healthcheck_enabled(service: dict[str, Any]) -> bool:
+    check = service.get("healthcheck")
+    return bool(check) and not check.get("disable", False) and bool(check.get("test"))
+
+
+def test_the_expected_services_exist(services: dict[str, Any]) -> None:
+    assert set(services) >= {*INFRASTRUCTURE, MIGRATE, *HERALD_SERVICES}
+
+
+def test_postgres_and_rabbitmq_have_healthchecks_and_named_volumes(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    named = set(compose.get("volumes") or {})
+    expected = {"postgres": "pg_isready", "rabbitmq": "rabbitmq-diagnostics"}
+    for name, probe in expected.items():
+        service = services[name]
+        assert _healthcheck_enabled(service), f"{name} needs a healthcheck"
+        test = service["healthcheck"]["test"]
+        assert probe in (test if isinstance(test, str) else " ".join(test)), (
+            f"{name} should probe with {probe}"
+        )
+        volumes = service.get("volumes") or []
+        sources = {(v.split(":", 1)[0] if isinstance(v, str) else v.get("source")) for v in volumes}
+        assert sources & named, f"{name} must keep its data in a named volume, has {volumes}"
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
+
+
+@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES))
+def test_herald_services_build_from_the_one_dockerfile(services: dict[str, Any], name: str) -> None:
+    build = services[name].get("build")
+    assert isinstance(build, dict), f"{name} must build the image (directly or through an anchor)"
+    assert (ROOT / build.get("context", ".")).resolve() == ROOT
+    assert build.get("dockerfile") == "deploy/Dockerfile"
+
+
+def test_every_service_but_migrate_has_a_healthcheck(services: dict[str, Any]) -> None:
+    missing = [n for n, s in services.items() if n != MIGRATE and not _healthcheck_enabled(s)]
+    assert not missing, f"services without a healthcheck: {missing}"
+
+
+def test_only_the_gateway_publishes_a_port_and_only_8080(services: dict[str, Any]) -> None:
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == {"gateway"}
+    ports = services["gateway"]["ports"]
+    assert len(ports) == 1
+    port = ports[0]
+    if isinstance(port, dict):
+        assert (str(port.get("published")), str(port.get("target"))) == ("8080", "8080")
+    else:
+        assert str(port).rsplit(":", 2)[-2:] == ["8080", "8080"], port
+
+
+@pytest.mark.parametrize("name", HERALD_SERVICES)
+def test_services_wait_for_migrations_and_healthy_infrastructure(services: dict[str, Any], name: str) -> None:
+    depends = services[name].get("depends_on")
+    assert isinstance(depends, dict), f"{name} needs depends_on with conditions"
+    assert depends.get(MIGRATE, {}).get("condition") == "service_completed_successfully"
+    for infra in INFRASTRUCTURE:
+        assert depends.get(infra, {}).get("condition") == "service_healthy", f"{name} -> {infra}"
+
+
+def test_migrate_runs_every_services_migrations(services: dict[str, Any]) -> None:
+    migrate = services[MIGRATE]
+    command = migrate["command"]
+    text = command if isinstance(command, str) else " ".join(command)
+    for name in ("auth", "resource", "webhook_delivery"):
+        assert f"python -m services.{name} migrate" in text
+    for infra in INFRASTRUCTURE:
+        assert migrate["depends_on"][infra]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", HERALD_SERVICES)
+def test_services_run_their_own_module_and_reach_each_other_by_compose_name(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    command = service.get("command")
+    assert command is not None, f"{name} must pick its service by the command"
+    text = command if isinstance(command, str) else " ".join(command)
+    assert f"services.{name}" in text
+    env = _environment(service)
+    assert env.get("HERALD_HOST") == "0.0.0.0"
+    assert "@postgres:" in env["HERALD_DATABASE_URL"]
+    assert "@rabbitmq:" in env["HERALD_AMQP_URL"]
+    assert env["HERALD_AUTH_URL"] == "http://auth:8081"
+    assert env["HERALD_RESOURCE_URL"] == "http://resource:8082"
+    assert env["HERALD_WEBHOOK_URL"] == "http://webhook_delivery:8083"
+
+
+def test_every_herald_variable_in_the_file_is_a_setting(services: dict[str, Any]) -> None:
+    known = {variable for variable, *_ in Settings.variables()}
+    keys = {
+        key for service in services.values() for key in _environment(service) if key.startswith("HERALD_")
+    }
+    assert keys, "the compose file sets no HERALD_* variable"
+    # ... and every one named anywhere, interpolations (`${HERALD_X:-}`) included.
+    named = set(re.findall(r"\bHERALD_[A-Z0-9_]+", COMPOSE.read_text(encoding="utf-8")))
+    assert not (keys | named) - known, f"not in Settings.variables(): {sorted((keys | named) - known)}"
+
+
+def test_secrets_come_from_the_environment_file(services: dict[str, Any]) -> None:
+    auth = _environment(services["auth"])
+    assert auth["HERALD_ADMIN_PASSWORD"].startswith("${HERALD_ADMIN_PASSWORD")
+    assert auth["HERALD_SIGNING_KEY"].startswith("${HERALD_SIGNING_KEY")
+
+
+def test_dockerfile_is_multi_stage_non_root_and_healthchecked(
+    dockerfile_instructions: list[tuple[str, str]],
+) -> None:
+    stages = [args for keyword, args in dockerfile_instructions if keyword == "FROM"]
+    assert len(stages) >= 2, "the Dockerfile needs a builder stage and a final stage"
+    assert stages[-1].split()[0] == "python:3.11-slim"
+    users = [args for keyword, args in dockerfile_instructions if keyword == "USER"]
+    assert users, "the final image must not run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    from_lines = [i for i, (keyword, _) in enumerate(dockerfile_instructions) if keyword == "FROM"]
+    user_lines = [i for i, (keyword, _) in enumerate(dockerfile_instructions) if keyword == "USER"]
+    assert user_lines[-1] > from_lines[-1], "USER must be set in the final stage"
+    healthchecks = [args for keyword, args in dockerfile_instructions if keyword == "HEALTHCHECK"]
+    assert healthchecks and "/healthz" in healthchecks[-1]
+    commands = [args for keyword, args in dockerfile_instructions if keyword == "CMD"]
+    assert commands and "services.gateway" in commands[-1]
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker is not installed")
+    version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
+    if version.returncode != 0:
+        pytest.skip("docker compose is not available: " + (version.stderr or version.stdout).strip()[:200])
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
