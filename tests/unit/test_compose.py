@@ -186,7 +186,8 @@ def test_docker_compose_accepts_the_file() -> None:
         pytest.skip("docker is not installed")
     version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
     if version.returncode != 0:
-        pytest.skip("docker compose is not available: " + (version.stderr or version.stdout).strip()[:200])
+        first_line = ((version.stderr or version.stdout).strip().splitlines() or [""])[0]
+        pytest.skip(f"docker compose is not available: {first_line[:200]}")
     result = subprocess.run(
         [docker, "compose", "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,
