@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,28 @@ CleanupCtx = Callable[[web.Application], Any]
 
 
 def base_app(
-    settings: Settings, name: str, *, public_paths: Iterable[str] = (), authenticate: bool = True
+    settings: Settings,
+    name: str,
+    *,
+    public_paths: Iterable[str] = (),
+    outer_middlewares: Sequence[Any] = (),
+    inner_middlewares: Sequence[Any] = (),
 ) -> web.Application:
-    middlewares: list[Any] = [request_id_middleware, observe_middleware, problem_middleware]
-    if authenticate:
-        middlewares.append(authentication_middleware)
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    """The app every service starts from: request ids, request logs and metrics, problem+json
+    errors, the token check, and /healthz, /readyz and /metrics. `outer_middlewares` run before
+    errors become problems (their answers get no problem body), `inner_middlewares` after the
+    token check (they see the caller)."""
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            observe_middleware,
+            *outer_middlewares,
+            problem_middleware,
+            authentication_middleware,
+            *inner_middlewares,
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[SERVICE_NAME] = name
     app[READY_CHECKS] = []

@@ -19,6 +19,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from services.auth.app import create_app as auth_app
+from services.gateway.app import create_app as gateway_app
+from services.resource.app import create_app as resource_app
+from services.webhook_delivery.app import create_app as webhook_app
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +148,7 @@ class Suite:
     gateway_url: str
     auth_url: str
     session: aiohttp.ClientSession
+    auth_server: Any = None
 
     async def request(
         self,
@@ -199,14 +204,7 @@ class Suite:
 
 
 async def start_suite(aiohttp_server: Any, settings: Settings) -> Suite:
-    from services.auth.app import create_app as auth_app
-    from services.gateway.app import create_app as gateway_app
-    from services.resource.app import create_app as resource_app
-    from services.webhook_delivery.app import create_app as webhook_app
-
-    def url(server: Any) -> str:
-        return str(server.make_url("")).rstrip("/")
-
+    url = server_url
     auth = await aiohttp_server(auth_app(settings))
     with_auth = dataclasses.replace(settings, auth_url=url(auth))
     resource = await aiohttp_server(resource_app(with_auth))
@@ -214,7 +212,30 @@ async def start_suite(aiohttp_server: Any, settings: Settings) -> Suite:
     wired = dataclasses.replace(with_auth, resource_url=url(resource), webhook_url=url(webhook))
     gateway = await aiohttp_server(gateway_app(wired))
     session = aiohttp.ClientSession()
-    return Suite(wired, url(gateway), url(auth), session)
+    return Suite(wired, url(gateway), url(auth), session, auth)
+
+
+def server_url(server: Any) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def gateway_with_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Any]:
+    """Starts auth and a gateway in front of it: `await gateway_with_auth(base=None, **changes)`
+    where `changes` are the gateway's settings that differ (its upstreams, limits...)."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(base: Settings | None = None, **changes: Any) -> Suite:
+        base = base or settings
+        auth = await aiohttp_server(auth_app(base))
+        wired = dataclasses.replace(base, auth_url=server_url(auth), **changes)
+        gateway = await aiohttp_server(gateway_app(wired))
+        sessions.append(aiohttp.ClientSession())
+        return Suite(wired, server_url(gateway), wired.auth_url, sessions[-1], auth)
+
+    yield start
+    for session in sessions:
+        await session.close()
 
 
 @pytest.fixture

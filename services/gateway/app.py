@@ -14,19 +14,13 @@ from services.gateway import routes
 from services.gateway.cors import cors_handlers
 from services.gateway.proxy import forward, make_session
 from services.gateway.ratelimit import TokenBuckets, add_rate_headers, ratelimit_middleware
-from shared.appkeys import PUBLIC_PATHS, READY_CHECKS, SERVICE_NAME, SETTINGS
-from shared.authn import authentication_middleware
+from shared.appkeys import READY_CHECKS, SETTINGS
 from shared.config import Settings
 from shared.http import (
-    OPERATIONS_PATHS,
-    add_operations_routes,
     client_address,
-    observe_middleware,
-    request_id_middleware,
 )
 from shared.logging import request_id_var
-from shared.problems import problem_middleware
-from shared.service import broker_ctx, verifier_ctx
+from shared.service import base_app, broker_ctx, verifier_ctx
 
 SESSIONS = web.AppKey("upstream_sessions", dict[str, aiohttp.ClientSession])
 UPSTREAMS = web.AppKey("upstream_urls", dict[str, str])
@@ -82,21 +76,13 @@ def create_app(settings: Settings) -> web.Application:
         else None
     )
     cors, cors_prepare = cors_handlers(settings.cors_origins)
-    app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            observe_middleware,
-            cors,
-            problem_middleware,
-            authentication_middleware,
-            ratelimit_middleware(login, users, trusted),
-        ],
-        client_max_size=settings.max_body_bytes,
+    app = base_app(
+        settings,
+        "gateway",
+        public_paths=routes.PUBLIC_PATHS,
+        outer_middlewares=[cors],
+        inner_middlewares=[ratelimit_middleware(login, users, trusted)],
     )
-    app[SETTINGS] = settings
-    app[SERVICE_NAME] = "gateway"
-    app[READY_CHECKS] = []
-    app[PUBLIC_PATHS] = routes.PUBLIC_PATHS | OPERATIONS_PATHS
     app[UPSTREAMS] = routes.upstream_urls(settings)
     app[TRUSTED] = trusted
     app[TIMEOUT] = aiohttp.ClientTimeout(total=None, connect=5, sock_read=settings.upstream_timeout)
@@ -105,6 +91,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
     app.cleanup_ctx.append(sessions_ctx)
-    add_operations_routes(app)
     app.router.add_route("*", "/v2/{tail:.*}", proxy)
     return app

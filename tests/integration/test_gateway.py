@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
 
-from services.auth.app import create_app as auth_app
-from services.gateway.app import create_app as gateway_app
-from shared.config import Settings
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_URL, Suite
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_URL, Suite, server_url
 
 ORIGIN = "https://app.example"
 
@@ -58,24 +53,21 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-async def edge(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
+async def echo_url(aiohttp_server: Any) -> str:
+    return server_url(await aiohttp_server(_echo_app()))
+
+
+@pytest.fixture
+async def edge(gateway_with_auth: Any, echo_url: str) -> Suite:
     """Auth, and the gateway in front of an echo server (as resource) and a dead port
     (as webhook delivery)."""
-    auth = await aiohttp_server(auth_app(settings))
-    echo = await aiohttp_server(_echo_app())
-    wired = dataclasses.replace(
-        settings,
-        auth_url=str(auth.make_url("")).rstrip("/"),
-        resource_url=str(echo.make_url("")).rstrip("/"),
+    return await gateway_with_auth(
+        resource_url=echo_url,
         webhook_url=f"http://127.0.0.1:{_closed_port()}",
         cors_origins=(ORIGIN, "https://other.example"),
         max_body_bytes=64 * 1024,
         upstream_timeout=0.5,
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    session = aiohttp.ClientSession()
-    yield Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
-    await session.close()
 
 
 async def test_preflight_from_an_allowed_origin_needs_no_token(edge: Suite) -> None:
@@ -211,26 +203,16 @@ async def test_forwarding_drops_hop_by_hop_headers_and_passes_the_rest(edge: Sui
     assert resp.status == 200 and resp.content_length == 1024 * 1024
 
 
-async def test_a_made_up_forwarded_chain_is_not_passed_on(aiohttp_server: Any, settings: Settings) -> None:
+async def test_a_made_up_forwarded_chain_is_not_passed_on(gateway_with_auth: Any, echo_url: str) -> None:
     """At the edge (no trusted proxies) the caller's own X-Forwarded-For is dropped: services
     behind the gateway throttle by the address the gateway saw."""
-    auth = await aiohttp_server(auth_app(settings))
-    echo = await aiohttp_server(_echo_app())
-    wired = dataclasses.replace(
-        settings,
-        auth_url=str(auth.make_url("")).rstrip("/"),
-        resource_url=str(echo.make_url("")).rstrip("/"),
-        trusted_proxies=(),
+    suite = await gateway_with_auth(resource_url=echo_url, trusted_proxies=())
+    _, echoed = await suite.request(
+        "GET",
+        "/v2/event/list",
+        token=await suite.admin_token(),
+        headers={"X-Forwarded-For": "198.51.100.99, 10.0.0.1"},
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    async with aiohttp.ClientSession() as session:
-        suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
-        _, echoed = await suite.request(
-            "GET",
-            "/v2/event/list",
-            token=await suite.admin_token(),
-            headers={"X-Forwarded-For": "198.51.100.99, 10.0.0.1"},
-        )
     assert echoed["headers"]["X-Forwarded-For"] == "127.0.0.1"
 
 
@@ -267,22 +249,16 @@ async def test_upstream_failures_become_problems(edge: Suite, aiohttp_server: An
     assert resp.status == 504 and problem["status"] == 504
 
 
-async def test_an_upstream_that_hangs_up_gives_502(aiohttp_server: Any, settings: Settings) -> None:
+async def test_an_upstream_that_hangs_up_gives_502(gateway_with_auth: Any) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(
-        settings, auth_url=str(auth.make_url("")).rstrip("/"), resource_url=f"http://127.0.0.1:{port}"
-    )
-    gateway = await aiohttp_server(gateway_app(wired))
-    async with aiohttp.ClientSession() as session:
-        suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
-        resp, problem = await suite.request("GET", "/v2/event/list", token=await suite.admin_token())
-        assert resp.status == 502 and problem["status"] == 502
+    suite = await gateway_with_auth(resource_url=f"http://127.0.0.1:{port}")
+    resp, problem = await suite.request("GET", "/v2/event/list", token=await suite.admin_token())
+    assert resp.status == 502 and problem["status"] == 502
     server.close()
 
 
@@ -300,48 +276,36 @@ async def test_unknown_paths_are_problems(edge: Suite) -> None:
     assert resp.status in (401, 404) and resp.content_type == "application/problem+json"
 
 
-async def test_requesttoken_is_limited_per_client_address(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(
-        settings, auth_url=str(auth.make_url("")).rstrip("/"), requesttoken_rate_per_minute=3
-    )
-    gateway = await aiohttp_server(gateway_app(wired))
-    async with aiohttp.ClientSession() as session:
-        suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
-        body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        statuses = []
-        for _ in range(4):
-            resp, problem = await suite.request(
-                "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.7"}
-            )
-            statuses.append(resp.status)
-            assert resp.headers["RateLimit-Limit"] == "3"
-        assert statuses == [200, 200, 200, 429]
-        assert int(resp.headers["Retry-After"]) >= 1 and problem["status"] == 429
-        # Another address has its own allowance.
-        resp, _ = await suite.request(
-            "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.8"}
+async def test_requesttoken_is_limited_per_client_address(gateway_with_auth: Any) -> None:
+    suite = await gateway_with_auth(requesttoken_rate_per_minute=3)
+    body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    statuses = []
+    for _ in range(4):
+        resp, problem = await suite.request(
+            "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.7"}
         )
-        assert resp.status == 200
-
-
-async def test_each_user_has_a_token_bucket(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(
-        settings, auth_url=str(auth.make_url("")).rstrip("/"), user_rate_per_second=1, user_burst=3
+        statuses.append(resp.status)
+        assert resp.headers["RateLimit-Limit"] == "3"
+    assert statuses == [200, 200, 200, 429]
+    assert int(resp.headers["Retry-After"]) >= 1 and problem["status"] == 429
+    # Another address has its own allowance.
+    resp, _ = await suite.request(
+        "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": "198.51.100.8"}
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    async with aiohttp.ClientSession() as session:
-        suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, session)
-        token = await suite.admin_token()
-        statuses, remaining = [], []
-        for _ in range(4):
-            resp, _ = await suite.request("GET", "/v2/user/me", token=token)
-            statuses.append(resp.status)
-            remaining.append(resp.headers.get("RateLimit-Remaining"))
-        assert statuses == [200, 200, 200, 429]
-        assert remaining[:3] == ["2", "1", "0"]
-        assert resp.headers["Retry-After"] == "1"
-        await asyncio.sleep(1.05)
+    assert resp.status == 200
+
+
+async def test_each_user_has_a_token_bucket(gateway_with_auth: Any) -> None:
+    suite = await gateway_with_auth(user_rate_per_second=1, user_burst=3)
+    token = await suite.admin_token()
+    statuses, remaining = [], []
+    for _ in range(4):
         resp, _ = await suite.request("GET", "/v2/user/me", token=token)
-        assert resp.status == 200
+        statuses.append(resp.status)
+        remaining.append(resp.headers.get("RateLimit-Remaining"))
+    assert statuses == [200, 200, 200, 429]
+    assert remaining[:3] == ["2", "1", "0"]
+    assert resp.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.05)
+    resp, _ = await suite.request("GET", "/v2/user/me", token=token)
+    assert resp.status == 200

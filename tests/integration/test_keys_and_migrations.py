@@ -14,11 +14,10 @@ import jwt
 
 from services.auth.app import MIGRATIONS as AUTH_MIGRATIONS
 from services.auth.app import create_app as auth_app
-from services.gateway.app import create_app as gateway_app
 from shared.config import Settings
 from shared.db import ensure_database
 from shared.migrations import apply_migrations
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, make_pem
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_pem
 
 
 async def test_migrations_run_twice_are_a_no_op(fresh_database_url: str) -> None:
@@ -73,73 +72,56 @@ async def test_a_failing_migration_applies_nothing_of_itself(fresh_database_url:
         await conn.close()
 
 
-async def _start(aiohttp_server: Any, settings: Settings) -> tuple[Suite, Any]:
-    auth = await aiohttp_server(auth_app(settings))
-    wired = dataclasses.replace(settings, auth_url=str(auth.make_url("")).rstrip("/"))
-    gateway = await aiohttp_server(gateway_app(wired))
-    suite = Suite(wired, str(gateway.make_url("")).rstrip("/"), wired.auth_url, aiohttp.ClientSession())
-    return suite, auth
-
-
 async def test_rotated_key_keeps_verifying_its_tokens(
-    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     first = dataclasses.replace(settings, database_url=fresh_database_url, signing_key=make_pem())
-    suite, auth = await _start(aiohttp_server, first)
+    suite = await gateway_with_auth(first)
     old_token = await suite.admin_token()
-    await suite.session.close()
-    await auth.close()
+    await suite.auth_server.close()
 
     second = dataclasses.replace(first, signing_key=make_pem())
-    suite, _ = await _start(aiohttp_server, second)
-    try:
-        new_token = await suite.admin_token()
-        old_kid = jwt.get_unverified_header(old_token)["kid"]
-        new_kid = jwt.get_unverified_header(new_token)["kid"]
-        assert old_kid != new_kid
-        resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
-        assert {k["kid"] for k in jwks["keys"]} == {old_kid, new_kid}
-        for token in (old_token, new_token):
-            resp, me = await suite.request("GET", "/v2/user/me", token=token)
-            assert resp.status == 200 and me["email"] == ADMIN_EMAIL
-    finally:
-        await suite.session.close()
+    suite = await gateway_with_auth(second)
+    new_token = await suite.admin_token()
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    new_kid = jwt.get_unverified_header(new_token)["kid"]
+    assert old_kid != new_kid
+    _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+    assert {k["kid"] for k in jwks["keys"]} == {old_kid, new_kid}
+    for token in (old_token, new_token):
+        resp, me = await suite.request("GET", "/v2/user/me", token=token)
+        assert resp.status == 200 and me["email"] == ADMIN_EMAIL
 
 
 async def test_retired_key_leaves_the_jwks_when_its_tokens_have_expired(
-    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     first = dataclasses.replace(
         settings, database_url=fresh_database_url, signing_key=make_pem(), token_ttl=1
     )
-    suite, auth = await _start(aiohttp_server, first)
+    suite = await gateway_with_auth(first)
     old_kid = jwt.get_unverified_header(await suite.admin_token())["kid"]
-    await suite.session.close()
-    await auth.close()
-    suite, _ = await _start(aiohttp_server, dataclasses.replace(first, signing_key=make_pem()))
-    try:
-        _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
-        assert old_kid in {k["kid"] for k in jwks["keys"]}
-        await asyncio.sleep(1.2)
-        _resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
-        assert old_kid not in {k["kid"] for k in jwks["keys"]} and len(jwks["keys"]) == 1
-    finally:
-        await suite.session.close()
+    await suite.auth_server.close()
+    suite = await gateway_with_auth(dataclasses.replace(first, signing_key=make_pem()))
+    _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+    assert old_kid in {k["kid"] for k in jwks["keys"]}
+    await asyncio.sleep(1.2)
+    _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+    assert old_kid not in {k["kid"] for k in jwks["keys"]} and len(jwks["keys"]) == 1
 
 
 async def test_development_key_is_generated_once_and_reused(
-    aiohttp_server: Any, settings: Settings, fresh_database_url: str
+    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     dev = dataclasses.replace(settings, database_url=fresh_database_url, signing_key="")
     kids = []
     for _ in range(2):
-        suite, auth = await _start(aiohttp_server, dev)
+        suite = await gateway_with_auth(dev)
         token = await suite.admin_token()
         kids.append(jwt.get_unverified_header(token)["kid"])
         resp, _ = await suite.request("GET", "/v2/user/me", token=token)
         assert resp.status == 200
-        await suite.session.close()
-        await auth.close()
+        await suite.auth_server.close()
     assert kids[0] == kids[1]
 
 
