@@ -220,3 +220,33 @@ async def test_role_change_revokes_old_tokens(suite: Suite) -> None:
     fresh = await suite.token(user["email"], password)
     resp, _ = await suite.request("GET", "/v2/user/list", token=fresh)
     assert resp.status == 403
+
+
+async def test_a_service_reached_without_the_gateway_is_no_weaker(suite: Suite, aiohttp_server: Any) -> None:
+    """Each service runs the same check: no token, a forged one or a revoked one is refused
+    there too, and the verifier's look-up route at auth is not reachable through the gateway."""
+    from services.resource.app import create_app as resource_app
+
+    resource = await aiohttp_server(resource_app(suite.settings))
+    base = str(resource.make_url("")).rstrip("/")
+    user, password, token = await suite.new_user()
+    resp, _ = await suite.request("GET", "/v2/event/list", base=base)
+    assert resp.status == 401
+    resp, _ = await suite.request("GET", "/v2/event/list", base=base, token=token[:-4] + "AAAA")
+    assert resp.status == 401
+    resp, problem = await suite.request("GET", "/v2/event/list", base=base, token=token)
+    assert resp.status == 404 and problem["status"] == 404  # past the check: no such route yet
+    resp, _ = await suite.request(
+        "PATCH", "/v2/user/me", token=token, json={"password": "direct-access-2", "currentPassword": password}
+    )
+    assert resp.status == 200
+    started = time.monotonic()
+    while time.monotonic() - started < 2:
+        resp, _ = await suite.request("GET", "/v2/event/list", base=base, token=token)
+        if resp.status == 401:
+            break
+        await asyncio.sleep(0.02)
+    assert resp.status == 401 and time.monotonic() - started < 1.0
+    admin = await suite.admin_token()
+    resp, _ = await suite.request("GET", f"/internal/users/{user['id']}/credentials", token=admin)
+    assert resp.status == 404  # the gateway routes /v2/ only
