@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,9 +21,16 @@ class Passwords:
         )
         # Verified against when the email is unknown, so that both failures take as long.
         self._dummy = self._hasher.hash("herald-timing-equaliser")
+        # Each hash holds HERALD_ARGON2_MEMORY_KIB (64 MiB by default) and a core: more at once
+        # than there are cores buys no speed, only memory. A login burst queues here instead.
+        self._gate = asyncio.Semaphore(max(1, min(4, os.cpu_count() or 1)))
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        async with self._gate:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, self._hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
@@ -32,7 +41,7 @@ class Passwords:
     async def verify(self, stored: str | None, password: str) -> bool:
         """True when `password` matches `stored`; with `stored=None` it spends the same time
         and returns False."""
-        return await asyncio.get_running_loop().run_in_executor(None, self._verify, stored, password)
+        return await self._run(self._verify, stored, password)
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.check_needs_rehash(stored)
