@@ -190,11 +190,24 @@ async def through_gateway(seconds: int) -> dict[str, Any]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        await _delete_exchanges(prefix)
         subprocess.run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}"'],
             check=False,
             capture_output=True,
         )
+
+
+async def _delete_exchanges(prefix: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(
+        os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    async with connection:
+        channel = await connection.channel()
+        for suffix in ("auth", "domain"):
+            await channel.exchange_delete(f"{prefix}.{suffix}")
 
 
 def main() -> None:
