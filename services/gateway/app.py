@@ -34,9 +34,9 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
 
     def ready_check(name: str, url: str) -> Callable[[], Awaitable[None]]:
         async def check() -> None:
-            async with app[SESSIONS][name].get(
-                url + "/readyz", timeout=aiohttp.ClientTimeout(total=2)
-            ) as resp:
+            headers = {"X-Request-ID": request_id_var.get() or ""}
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with app[SESSIONS][name].get(url + "/readyz", headers=headers, timeout=timeout) as resp:
                 if resp.status != 200:
                     raise ConnectionError(f"answered {resp.status}")
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_URL, Suite, server_url
 
 ORIGIN = "https://app.example"
+READY_REQUEST_IDS: list[str] = []
 
 
 def _echo_app() -> web.Application:
@@ -38,6 +39,7 @@ def _echo_app() -> web.Application:
         )
 
     async def ready(request: web.Request) -> web.Response:
+        READY_REQUEST_IDS.append(request.headers.get("X-Request-ID", ""))
         return web.json_response({"status": "ready"})
 
     app = web.Application()
@@ -265,6 +267,9 @@ async def test_an_upstream_that_hangs_up_gives_502(gateway_with_auth: Any) -> No
 async def test_readyz_reports_the_services(edge: Suite, suite: Suite) -> None:
     resp, body = await suite.request("GET", "/readyz")
     assert resp.status == 200 and body["status"] == "ready"
+    await edge.request("GET", "/readyz", headers={"X-Request-ID": "ready-1"})
+    assert "ready-1" in READY_REQUEST_IDS  # the gateway asked resource under the same request id
+
     resp, problem = await edge.request("GET", "/readyz")
     assert resp.status == 503 and "webhook_delivery" in problem["detail"]
     resp, body = await edge.request("GET", "/healthz")
