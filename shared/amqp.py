@@ -40,6 +40,7 @@ class Broker:
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._on_reconnect: list[Callable[[], None]] = []
+        self._declare_lock = asyncio.Lock()
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(
@@ -58,11 +59,15 @@ class Broker:
         self._on_reconnect.append(callback)
 
     async def exchange(self, name: str) -> AbstractExchange:
-        if name not in self._exchanges:
-            assert self._publish_channel is not None, "connect() first"
-            self._exchanges[name] = await self._publish_channel.declare_exchange(
-                name, aio_pika.ExchangeType.TOPIC, durable=True
-            )
+        exchange = self._exchanges.get(name)
+        if exchange is not None:
+            return exchange
+        async with self._declare_lock:  # a first batch of publishes declares it once
+            if name not in self._exchanges:
+                assert self._publish_channel is not None, "connect() first"
+                self._exchanges[name] = await self._publish_channel.declare_exchange(
+                    name, aio_pika.ExchangeType.TOPIC, durable=True
+                )
         return self._exchanges[name]
 
     async def publish(

@@ -55,7 +55,7 @@ def public(handler: Any) -> Any:
 
 def _is_public(request: web.Request) -> bool:
     return (
-        request.method == "OPTIONS"
+        (request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers)
         or request.path in request.app[PUBLIC_PATHS]
         or getattr(request.match_info.handler, "herald_public", False)
     )

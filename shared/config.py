@@ -11,8 +11,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
-PLACEHOLDERS = frozenset({"", "change-me", "changeme", "admin", "password", "secret", "example"})
+PLACEHOLDERS = frozenset(
+    {"", "change-me", "changeme", "admin", "password", "secret", "example", "herald", "guest", "postgres"}
+)
+
+
+def _placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return lowered in PLACEHOLDERS or lowered.startswith(("change-this", "change-me", "changeme"))
 
 
 class SettingsError(ValueError):
@@ -131,10 +139,12 @@ class Settings:
                 raise SettingsError(f"HERALD_TRUSTED_PROXIES: {exc}") from None
         if not self.production:
             return
-        if self.admin_password.lower() in PLACEHOLDERS - {""}:
+        if self.admin_password and _placeholder(self.admin_password):
             raise SettingsError("HERALD_ADMIN_PASSWORD is a placeholder; set a real one")
-        if "guest:guest@" in self.amqp_url:
-            raise SettingsError("HERALD_AMQP_URL uses RabbitMQ's guest account; set real credentials")
+        for name, url in (("HERALD_DATABASE_URL", self.database_url), ("HERALD_AMQP_URL", self.amqp_url)):
+            parts = urlsplit(url)
+            if parts.username == "guest" or (parts.password is not None and _placeholder(parts.password)):
+                raise SettingsError(f"{name} carries a placeholder or default password; set a real one")
 
     def signing_key_pem(self) -> str:
         if self.signing_key_file:

@@ -52,11 +52,20 @@ class Database:
             yield conn
 
     async def ping(self) -> None:
-        async with self.connection() as conn:
+        """Readiness: the server answers. On a connection of its own, so that a service whose
+        pool is merely busy still counts as ready."""
+        conn = await asyncpg.connect(self.dsn, timeout=2)
+        try:
             await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
-        await asyncio.wait_for(self.pool.close(), timeout=10)
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except TimeoutError:
+            log.warning("pool %s did not close in 10 s; terminating its connections", self.schema)
+            self.pool.terminate()
 
 
 async def ensure_database(dsn: str) -> None:

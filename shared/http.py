@@ -3,6 +3,7 @@ health endpoints, client addresses, and keyset-cursor paging."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
@@ -109,9 +110,12 @@ async def read_json(request: web.Request, content_types: Iterable[str] = (JSON_C
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, f"the body is larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise Problem(413, f"the body is larger than {limit} bytes")
+    try:
+        # Reads to the end, however the body arrives (in pieces, chunked); aiohttp stops past
+        # client_max_size, which every Herald app sets to this same limit.
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Problem(413, f"the body is larger than {limit} bytes") from None
     if not raw.strip():
         raise Problem(400, "the request body is empty; send a JSON document")
     try:
@@ -164,7 +168,7 @@ def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> 
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise Problem(400, f"limit must be a whole number from 1 to {maximum}")
     return int(raw)
 
@@ -186,12 +190,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    failures: dict[str, str] = {}
-    for check in request.app[READY_CHECKS]:
-        try:
-            await check()
-        except Exception as exc:
-            failures[getattr(check, "__name__", "check")] = f"{type(exc).__name__}: {exc}"[:200]
+    checks = request.app[READY_CHECKS]
+    results = await asyncio.gather(*(check() for check in checks), return_exceptions=True)
+    failures = {
+        getattr(check, "__name__", "check"): f"{type(result).__name__}: {result}"[:200]
+        for check, result in zip(checks, results, strict=True)
+        if isinstance(result, BaseException)
+    }
     if failures:
         raise Problem(503, "not ready: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     return json_response({"status": "ready", "service": request.app[SERVICE_NAME]})

@@ -31,11 +31,12 @@ from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middlew
 from shared.logging import setup_logging
 from shared.migrations import apply_migrations
 from shared.problems import problem_middleware
-from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, http_fetchers
+from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, VerifierUnavailable, http_fetchers
 
 log = logging.getLogger("herald.service")
 
 CleanupCtx = Callable[[web.Application], Any]
+JWKS_REFRESH_SECONDS = 300  # auth serves the JWKS with max-age=300
 
 
 def base_app(
@@ -140,11 +141,28 @@ def verifier_ctx(
             if event.get("type") == USER_DELETED:
                 verifier.user_deleted(user_id)
             else:
-                cv = data.get("cv")
-                verifier.credentials_changed(user_id, cv if isinstance(cv, int) else None)
+                cv, active = data.get("cv"), data.get("active", True)
+                verifier.credentials_changed(
+                    user_id, cv if isinstance(cv, int) else None, active is not False
+                )
 
         await consume(queue, on_auth_event)
+
+        async def refresh_keys() -> None:
+            # A key removed from the JWKS (a compromised one) stops verifying within minutes,
+            # even for tokens this process has already cached.
+            while True:
+                await asyncio.sleep(JWKS_REFRESH_SECONDS)
+                try:
+                    await verifier.refresh_keys()
+                except VerifierUnavailable as exc:
+                    log.warning("could not refresh the JWKS: %s", exc)
+
+        refresher = asyncio.create_task(refresh_keys())
         yield
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         with contextlib.suppress(Exception):
             await channel.close()
         await session.close()

@@ -3,19 +3,23 @@ errors that name each field and never echo the value (it may be a password)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from shared.problems import Problem, ValidationFailed
 
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: bytes) -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads(schema_json))
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """Schemas are module constants: one validator each, found by identity (no hashing of the
+    schema per request). The schema is kept alive with it, so an id is never reused."""
+    entry = _VALIDATORS.get(id(schema))
+    if entry is None:
+        entry = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return entry[1]
 
 
 def _field(path: Any) -> str:
@@ -72,7 +76,7 @@ def validate(schema: dict[str, Any], body: Any) -> None:
     """Raise a 400 when the body is not an object, a 422 naming each bad field otherwise."""
     if schema.get("type") == "object" and not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
-    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    validator = _validator(schema)
     errors: list[dict[str, str]] = []
     for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
         for item in _describe(error):

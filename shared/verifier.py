@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import jwt
@@ -26,23 +26,20 @@ log = logging.getLogger("herald.verifier")
 
 ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "cv", "iat", "nbf", "exp", "jti"]
-DELETED = -1  # the credential version of a deleted or disabled user: no token matches it
+STALE_RETRY_SECONDS = 5.0  # while auth is unreachable, how long a stale version is served as is
 
-CvFetcher = Callable[[str], Awaitable[int]]
+
+class Credentials(NamedTuple):
+    """What auth says of a user now: `None` from a fetcher means the user does not exist."""
+
+    cv: int
+    active: bool
+
+
+DELETED = Credentials(cv=2**62, active=False)  # above every real version: nothing replaces it
+
+CvFetcher = Callable[[str], Awaitable[Credentials | None]]
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def _header(token: str) -> dict[str, Any]:
-    """The JOSE header, parsed only to choose the key (PyJWT checks it again). Cheaper than
-    `jwt.get_unverified_header`, which decodes the whole token: 2 µs instead of 34."""
-    encoded = token.split(".", 1)[0]
-    try:
-        header = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, binascii.Error):
-        raise InvalidToken("the token is malformed") from None
-    if not isinstance(header, dict):
-        raise InvalidToken("the token is malformed")
-    return header
 
 
 class InvalidToken(Exception):
@@ -61,6 +58,7 @@ class Principal:
     cv: int
     exp: int
     jti: str
+    kid: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -70,27 +68,34 @@ class Principal:
         return role in self.roles or self.is_admin
 
 
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header, parsed only to choose the key (PyJWT checks it again). Cheaper than
+    `jwt.get_unverified_header`, which decodes the whole token: 2 µs instead of 34."""
+    encoded = token.split(".", 1)[0]
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the token is malformed") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token is malformed")
+    return header
+
+
 def http_fetchers(session: aiohttp.ClientSession, auth_url: str) -> tuple[JwksFetcher, CvFetcher]:
     """Fetchers that ask the auth service over HTTP."""
 
     async def fetch_jwks() -> dict[str, Any]:
-        try:
-            async with session.get(f"{auth_url}/v2/.well-known/jwks.json") as resp:
-                resp.raise_for_status()
-                return await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise VerifierUnavailable(f"auth's JWKS: {exc}") from exc
+        async with session.get(f"{auth_url}/v2/.well-known/jwks.json") as resp:
+            resp.raise_for_status()
+            return await resp.json()
 
-    async def fetch_cv(user_id: str) -> int:
-        try:
-            async with session.get(f"{auth_url}/internal/users/{user_id}/credentials") as resp:
-                if resp.status == 404:
-                    return DELETED
-                resp.raise_for_status()
-                body = await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise VerifierUnavailable(f"auth's credential version: {exc}") from exc
-        return int(body["cv"]) if body.get("active", True) else DELETED
+    async def fetch_cv(user_id: str) -> Credentials | None:
+        async with session.get(f"{auth_url}/internal/users/{user_id}/credentials") as resp:
+            if resp.status == 404:
+                return None
+            resp.raise_for_status()
+            body = await resp.json()
+        return Credentials(int(body["cv"]), bool(body["active"]))
 
     return fetch_jwks, fetch_cv
 
@@ -120,19 +125,21 @@ class TokenVerifier:
         self._jwks_fetched_at = float("-inf")
         self._jwks_lock = asyncio.Lock()
         self._tokens: dict[str, Principal] = {}
-        self._cv: dict[str, tuple[int, float]] = {}
-        self._cv_inflight: dict[str, asyncio.Future[int]] = {}
+        self._cv: dict[str, tuple[Credentials, float]] = {}  # user id -> (credentials, good until)
+        self._cv_inflight: dict[str, asyncio.Future[Credentials]] = {}
 
     # -- invalidation, from events or from auth itself --------------------------------------
 
-    def credentials_changed(self, user_id: str, cv: int | None) -> None:
-        """A newer credential version exists (None: unknown, ask auth on next use)."""
+    def credentials_changed(self, user_id: str, cv: int | None, active: bool = True) -> None:
+        """A newer credential version exists (None: unknown, ask auth on next use). An older
+        or repeated event changes nothing, and nothing brings a deleted user back."""
+        known = self._cv.get(user_id)
+        if known is not None and known[0] == DELETED:
+            return
         if cv is None:
             self._cv.pop(user_id, None)
-            return
-        known = self._cv.get(user_id)
-        if known is None or known[0] == DELETED or cv > known[0] or cv == DELETED:
-            self._cv[user_id] = (cv, time.monotonic() + max(self.cv_ttl, 1.0))
+        elif known is None or cv > known[0].cv:
+            self._cv[user_id] = (Credentials(cv, active), time.monotonic() + max(self.cv_ttl, 1.0))
 
     def user_deleted(self, user_id: str) -> None:
         self._cv[user_id] = (DELETED, time.monotonic() + max(self.cv_ttl, 1.0))
@@ -150,10 +157,14 @@ class TokenVerifier:
         elif principal.exp + self.leeway < time.time():
             del self._tokens[token]
             raise InvalidToken("the token has expired")
-        current = await self._current_cv(principal.user_id)
-        if current == DELETED:
+        current = await self._credentials(principal.user_id)
+        if principal.cv > current.cv and current != DELETED:
+            # A token newer than what we know: its event is late. Ask auth, do not guess.
+            current = await self._credentials(principal.user_id, refresh=True)
+        if not current.active:
+            self._tokens.pop(token, None)
             raise InvalidToken("the token's user no longer exists or is disabled")
-        if principal.cv != current:
+        if principal.cv != current.cv:
             self._tokens.pop(token, None)
             raise InvalidToken("the token was revoked: the user's credentials changed")
         return principal
@@ -198,6 +209,7 @@ class TokenVerifier:
             cv=claims["cv"],
             exp=int(claims["exp"]),
             jti=str(claims["jti"]),
+            kid=kid,
         )
         if len(self._tokens) >= self.max_cached_tokens:
             # dicts keep insertion order: drop the oldest entry.
@@ -221,41 +233,59 @@ class TokenVerifier:
         return key
 
     async def refresh_keys(self) -> None:
-        jwks = await self._fetch_jwks()
+        """Fetch the JWKS; tokens signed by a key that left it are no longer accepted."""
+        try:
+            jwks = await self._fetch_jwks()
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise VerifierUnavailable(f"auth's JWKS: {exc}") from exc
         self._jwks_fetched_at = time.monotonic()
         keys = {}
         for jwk in jwks.get("keys", []):
             if jwk.get("kty") == "RSA" and jwk.get("kid"):
                 keys[jwk["kid"]] = RSAAlgorithm.from_jwk(json.dumps(jwk))
         self._keys = keys
+        gone = [token for token, p in self._tokens.items() if p.kid not in keys]
+        for token in gone:
+            del self._tokens[token]
 
-    async def _current_cv(self, user_id: str) -> int:
+    async def _credentials(self, user_id: str, *, refresh: bool = False) -> Credentials:
         known = self._cv.get(user_id)
-        now = time.monotonic()
-        if known is not None and known[1] > now:
+        if known is not None and (known[1] > time.monotonic() or known[0] == DELETED) and not refresh:
             return known[0]
         inflight = self._cv_inflight.get(user_id)
         if inflight is not None:
             return await asyncio.shield(inflight)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Credentials] = asyncio.get_running_loop().create_future()
         self._cv_inflight[user_id] = future
         try:
-            cv = await self._fetch_cv(user_id)
-        except VerifierUnavailable as exc:
-            if known is not None:
-                # Serve the last known version while auth is unreachable; events still
-                # revoke tokens meanwhile.
-                log.warning("auth unreachable, using cached credential version: %s", exc)
-                future.set_result(known[0])
-                return known[0]
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters get it through shield
+            found = await self._look_up(user_id, known)
+        except BaseException as exc:
+            # Waiters on this look-up get the same answer, whatever went wrong (never a hang).
+            future.set_exception(
+                exc if isinstance(exc, VerifierUnavailable) else VerifierUnavailable(str(exc))
+            )
+            future.exception()  # retrieved here; waiters re-raise it through shield
             raise
+        else:
+            future.set_result(found)
+            return found
         finally:
             del self._cv_inflight[user_id]
+
+    async def _look_up(self, user_id: str, known: tuple[Credentials, float] | None) -> Credentials:
+        try:
+            fetched = await self._fetch_cv(user_id)
+        except (VerifierUnavailable, aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError) as exc:
+            if known is None:
+                raise VerifierUnavailable(f"auth's credential version: {exc}") from exc
+            # Serve the last known version while auth is unreachable (events still revoke),
+            # and ask again only after a pause, so that requests do not each wait on auth.
+            log.warning("auth unreachable, using the cached credential version: %s", exc)
+            self._cv[user_id] = (known[0], time.monotonic() + STALE_RETRY_SECONDS)
+            return known[0]
+        credentials = DELETED if fetched is None else fetched
         newer = self._cv.get(user_id)
-        if newer is not None and newer[1] > time.monotonic() and (newer[0] == DELETED or newer[0] > cv):
-            cv = newer[0]  # an event overtook the look-up
-        self._cv[user_id] = (cv, time.monotonic() + self.cv_ttl)
-        future.set_result(cv)
-        return cv
+        if newer is not None and newer[1] > time.monotonic() and newer[0].cv > credentials.cv:
+            credentials = newer[0]  # an event overtook the look-up
+        self._cv[user_id] = (credentials, time.monotonic() + self.cv_ttl)
+        return credentials

@@ -22,7 +22,7 @@ from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings, SettingsError
 from shared.outbox import OutboxRelay
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
-from shared.verifier import DELETED, CvFetcher, JwksFetcher
+from shared.verifier import Credentials, CvFetcher, JwksFetcher
 
 log = logging.getLogger("herald.auth")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,10 +45,10 @@ def local_fetchers(app: web.Application) -> tuple[JwksFetcher, CvFetcher]:
         async with app[DATABASE].connection() as conn:
             return {"keys": await published_keys(conn, app[SETTINGS].token_ttl)}
 
-    async def fetch_cv(user_id: str) -> int:
+    async def fetch_cv(user_id: str) -> Credentials | None:
         async with app[DATABASE].connection() as conn:
             found = await UserRepo(conn).credentials(user_id)
-        return found[0] if found and found[1] else DELETED
+        return Credentials(*found) if found else None
 
     return fetch_jwks, fetch_cv
 

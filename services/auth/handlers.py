@@ -59,11 +59,15 @@ async def _emit(
     if before is None:
         await enqueue(conn, SCHEMA, make_event(USER_CREATED, public_user(after), actor))
     elif after["credential_version"] != before["credential_version"]:
-        data = {"id": str(after["id"]), "cv": after["credential_version"]}
+        data = {"id": str(after["id"]), "cv": after["credential_version"], "active": after["active"]}
         await enqueue(conn, SCHEMA, make_event(USER_CREDENTIALS_CHANGED, data, actor))
 
 
 # -- tokens ----------------------------------------------------------------------------------
+
+
+def _too_many(detail: str, wait: float) -> Problem:
+    return Problem(429, detail, headers={"Retry-After": str(math.ceil(wait))})
 
 
 @public
@@ -75,23 +79,24 @@ async def request_token(request: web.Request) -> web.Response:
     email, password = body["email"].strip(), body["password"]
     address = client_address(request, request.app[TRUSTED_PROXIES])
     email_key, address_key = f"email:{email.lower()}", f"addr:{address}"
-    async with db.connection() as conn:
-        wait = await ThrottleRepo(conn).locked_for([email_key, address_key])
-        user = await UserRepo(conn).by_email(email) if wait <= 0 else None
+    window, lockout = settings.login_failure_window, settings.login_lockout_seconds
+    async with db.transaction() as conn:
+        throttle = ThrottleRepo(conn)
+        wait = await throttle.locked_for(address_key)
+        if wait <= 0:
+            wait = await throttle.reserve(
+                email_key, limit=settings.login_max_failures, window=window, lockout=lockout
+            )
     if wait > 0:
-        raise Problem(
-            429, "too many failed logins; try again later", headers={"Retry-After": str(math.ceil(wait))}
-        )
+        raise _too_many("too many failed logins; try again later", wait)
+    async with db.connection() as conn:
+        user = await UserRepo(conn).by_email(email)
     passwords = request.app[PASSWORDS]
     matched = await passwords.verify(user["password_hash"] if user else None, password)
     if not matched or user is None or not user["active"]:
-        async with db.transaction() as conn:
-            throttle = ThrottleRepo(conn)
-            window, lockout = settings.login_failure_window, settings.login_lockout_seconds
-            await throttle.record_failure(
-                email_key, limit=settings.login_max_failures, window=window, lockout=lockout
-            )
-            await throttle.record_failure(
+        # The email's attempt was counted before the check and stays counted.
+        async with db.connection() as conn:
+            await ThrottleRepo(conn).record_failure(
                 address_key, limit=settings.login_max_failures_per_address, window=window, lockout=lockout
             )
         raise unauthorized(BAD_CREDENTIALS, invalid_token=False)
@@ -263,21 +268,18 @@ async def patch_me(request: web.Request) -> web.Response:
             )
         key = f"email:{current['email'].lower()}"
         async with db.connection() as conn:
-            wait = await ThrottleRepo(conn).locked_for([key])
-        if wait > 0:
-            raise Problem(
-                429,
-                "too many wrong passwords; try again later",
-                headers={"Retry-After": str(math.ceil(wait))},
+            wait = await ThrottleRepo(conn).reserve(
+                key,
+                limit=settings.login_max_failures,
+                window=settings.login_failure_window,
+                lockout=settings.login_lockout_seconds,
             )
-        if not await passwords.verify(current["password_hash"], body["currentPassword"]):
+        if wait > 0:
+            raise _too_many("too many wrong passwords; try again later", wait)
+        if await passwords.verify(current["password_hash"], body["currentPassword"]):
             async with db.connection() as conn:
-                await ThrottleRepo(conn).record_failure(
-                    key,
-                    limit=settings.login_max_failures,
-                    window=settings.login_failure_window,
-                    lockout=settings.login_lockout_seconds,
-                )
+                await ThrottleRepo(conn).clear(key)
+        else:
             raise Forbidden("currentPassword is wrong")
     new_hash = await passwords.hash(body["password"]) if "password" in body else None
     async with db.transaction() as conn:

@@ -121,39 +121,71 @@ class ThrottleRepo:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def locked_for(self, keys: list[str]) -> float:
-        """Seconds until every key in `keys` is unlocked (0: none is locked)."""
+    async def reserve(self, key: str, *, limit: int, window: int, lockout: int) -> float:
+        """Count an attempt before the password is checked, so that attempts sent together
+        cannot all slip in before the first failure is counted. Returns 0 when the attempt may
+        go on, otherwise the seconds the key stays locked. Past `limit` attempts in `window`
+        seconds the key locks for `lockout` seconds (and its count starts again)."""
         value = await self.conn.fetchval(
-            "SELECT EXTRACT(EPOCH FROM max(locked_until) - now()) FROM login_throttle"
-            " WHERE key = ANY($1) AND locked_until > now()",
-            keys,
+            """
+            INSERT INTO login_throttle AS t (key, failures, window_started_at) VALUES ($1, 1, now())
+            ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN t.locked_until > now() THEN t.failures
+                                WHEN t.window_started_at < now() - make_interval(secs => $2) THEN 1
+                                WHEN t.failures + 1 > $3 THEN 0
+                                ELSE t.failures + 1 END,
+                window_started_at = CASE WHEN t.locked_until > now() THEN t.window_started_at
+                                WHEN t.window_started_at < now() - make_interval(secs => $2)
+                                     OR t.failures + 1 > $3 THEN now()
+                                ELSE t.window_started_at END,
+                locked_until = CASE WHEN t.locked_until > now() THEN t.locked_until
+                                WHEN t.window_started_at >= now() - make_interval(secs => $2)
+                                     AND t.failures + 1 > $3 THEN now() + make_interval(secs => $4)
+                                ELSE NULL END
+            RETURNING EXTRACT(EPOCH FROM locked_until - now())
+            """,
+            key,
+            float(window),
+            limit,
+            float(lockout),
+        )
+        return max(0.0, float(value or 0))
+
+    async def clear(self, key: str) -> None:
+        """A success: the email's count starts again."""
+        await self.conn.execute("DELETE FROM login_throttle WHERE key = $1", key)
+
+    async def locked_for(self, key: str) -> float:
+        """Seconds until `key` is unlocked (0: it is not locked)."""
+        value = await self.conn.fetchval(
+            "SELECT EXTRACT(EPOCH FROM locked_until - now()) FROM login_throttle"
+            " WHERE key = $1 AND locked_until > now()",
+            key,
         )
         return float(value or 0)
 
     async def record_failure(self, key: str, *, limit: int, window: int, lockout: int) -> None:
-        failures = await self.conn.fetchval(
+        """Count a failure after the fact (for client addresses: one address may hold many
+        users logging in at once, so its successes must not count against it)."""
+        await self.conn.execute(
             """
             INSERT INTO login_throttle AS t (key, failures, window_started_at) VALUES ($1, 1, now())
             ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN t.window_started_at < now() - make_interval(secs => $2)
-                                THEN 1 ELSE t.failures + 1 END,
+                failures = CASE WHEN t.window_started_at < now() - make_interval(secs => $2) THEN 1
+                                WHEN t.failures + 1 >= $3 THEN 0
+                                ELSE t.failures + 1 END,
                 window_started_at = CASE WHEN t.window_started_at < now() - make_interval(secs => $2)
-                                         THEN now() ELSE t.window_started_at END
-            RETURNING failures
+                                         OR t.failures + 1 >= $3 THEN now()
+                                    ELSE t.window_started_at END,
+                locked_until = CASE WHEN t.window_started_at >= now() - make_interval(secs => $2)
+                                         AND t.failures + 1 >= $3 THEN now() + make_interval(secs => $4)
+                                    ELSE t.locked_until END
             """,
             key,
             float(window),
+            limit,
+            float(lockout),
         )
-        if failures >= limit:
-            await self.conn.execute(
-                "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2),"
-                " failures = 0, window_started_at = now() WHERE key = $1",
-                key,
-                float(lockout),
-            )
-
-    async def clear(self, key: str) -> None:
-        await self.conn.execute("DELETE FROM login_throttle WHERE key = $1", key)
 
     async def prune(self, window: int) -> None:
         await self.conn.execute(

@@ -4,6 +4,7 @@ turned into problem+json 502/503/504."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from shared.problems import Problem
+
+log = logging.getLogger("herald.gateway.proxy")
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -26,6 +29,7 @@ HOP_BY_HOP = frozenset(
         "Upgrade",
         "Host",
         "Content-Length",
+        "Proxy-Connection",
     )
 )
 # Set by the gateway's own server on every response.
@@ -42,10 +46,31 @@ def make_session(limit: int = 512) -> aiohttp.ClientSession:
     )
 
 
+def _connection_named(headers: Any) -> frozenset[str]:
+    """Headers that the Connection header names are hop-by-hop too (RFC 9110 §7.6.1)."""
+    return frozenset(
+        token.strip().lower() for value in headers.getall("Connection", ()) for token in value.split(",")
+    )
+
+
+def checked_path(request: web.Request) -> str:
+    """The path and query to forward. Dot segments, empty segments and encoded slashes are
+    refused: the upstream would resolve them to another route than the one chosen here."""
+    url = request.rel_url
+    raw = url.raw_path
+    lowered = raw.lower()
+    if "//" in raw or "%2f" in lowered or "%5c" in lowered or "\\" in raw:
+        raise Problem(400, "the path must not hold empty segments or encoded slashes")
+    if any(segment in (".", "..") for segment in url.path.split("/")):
+        raise Problem(400, "the path must not hold . or .. segments")
+    return url.raw_path_qs
+
+
 def _request_headers(request: web.Request, request_id: str, client: str) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
+    drop = HOP_BY_HOP | _connection_named(request.headers)
     for name, value in request.headers.items():
-        if name.lower() not in HOP_BY_HOP:
+        if name.lower() not in drop:
             headers.add(name, value)
     # The client address as the gateway worked it out with its own trusted proxies: a chain
     # the caller sent is never passed on, so nobody behind the gateway can be told a made-up one.
@@ -101,15 +126,14 @@ async def forward(
         else:
             streamed = _LimitedBody(request.content, max_body)
             data = streamed.chunks()
-    url = base_url + request.raw_path
+    url = base_url + checked_path(request)
     headers = _request_headers(request, request_id, client)
     try:
         async with session.request(
             request.method, url, headers=headers, data=data, allow_redirects=False, timeout=client_timeout
         ) as upstream:
-            out_headers = CIMultiDict(
-                (k, v) for k, v in upstream.headers.items() if k.lower() not in _RESPONSE_DROP
-            )
+            drop = _RESPONSE_DROP | _connection_named(upstream.headers)
+            out_headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in drop)
             size = upstream.content_length
             if size is not None and size <= _BUFFER_LIMIT:
                 body = await upstream.read()
@@ -118,9 +142,16 @@ async def forward(
             if size is not None:
                 response.content_length = size
             await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(64 * 1024):
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await response.write(chunk)
+                await response.write_eof()
+            except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+                # The status line is gone already: a problem+json now would be spliced into the
+                # body. Cut the connection so the client sees a truncated answer, not a wrong one.
+                log.warning("the %s service's answer broke off: %s", service, type(exc).__name__)
+                if request.transport is not None:
+                    request.transport.close()
             return response
     except BodyTooLarge:
         raise Problem(413, f"the body is larger than {max_body} bytes") from None

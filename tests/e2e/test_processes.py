@@ -174,3 +174,30 @@ async def test_a_dying_service_stops_the_suite(suite_env: dict[str, str], tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_ctrl_c_in_a_terminal_stops_everything_cleanly(
+    suite_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group: the suite must still
+    stop each service once, and let each finish its clean-up."""
+    log_path = tmp_path / "out.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"],
+            cwd=ROOT,
+            env=suite_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    logs = log_path.read_text()
+    for trouble in ("Traceback", "Unclosed", "cancelled", '"level":"error"'):
+        assert trouble not in logs, trouble

@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
+import aiohttp
 import orjson
 import pytest
+import yarl
 from aiohttp import web
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_URL, Suite, server_url
@@ -27,6 +29,16 @@ def _echo_app() -> web.Application:
             await asyncio.sleep(5)
         if request.path.endswith("/big"):
             return web.Response(body=b"x" * (1024 * 1024), content_type="application/octet-stream")
+        if request.path.endswith("/broken"):
+            # Promises 400,000 bytes, sends a quarter, then dies.
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.content_length = 400_000
+            await response.prepare(request)
+            await response.write(b"y" * 100_000)
+            await asyncio.sleep(0.05)
+            assert request.transport is not None
+            request.transport.close()
+            return response
         body = await request.read()
         return web.json_response(
             {
@@ -314,3 +326,53 @@ async def test_each_user_has_a_token_bucket(gateway_with_auth: Any) -> None:
     await asyncio.sleep(1.05)
     resp, _ = await suite.request("GET", "/v2/user/me", token=token)
     assert resp.status == 200
+
+
+async def test_dot_segments_and_encoded_slashes_are_refused(edge: Suite) -> None:
+    """The gateway picks the service from the path; an upstream must not resolve it to another
+    route (here: auth's internal look-up, which the gateway never routes)."""
+    token = await edge.admin_token()
+    _, me = await edge.request("GET", "/v2/user/me", token=token)
+    for path in (
+        f"/v2/user/../../internal/users/{me['id']}/credentials",
+        f"/v2/user/%2e%2e/%2E%2E/internal/users/{me['id']}/credentials",
+        "/v2/user/..%2f..%2finternal/users",
+        "/v2//user/me",
+        "/v2/user/./me",
+    ):
+        async with edge.session.get(
+            yarl.URL(edge.gateway_url + path, encoded=True), headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            body = await resp.json(content_type=None)
+            assert resp.status == 400, (path, body)
+            assert "cv" not in body
+
+
+async def test_an_answer_that_breaks_off_is_cut_not_spliced(edge: Suite) -> None:
+    token = await edge.admin_token()
+    async with edge.session.get(
+        edge.gateway_url + "/v2/event/broken", headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
+        assert resp.status == 200 and resp.content_length == 400_000
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(resp.read(), 5)
+    resp, _ = await edge.request("GET", "/v2/user/me", token=token)
+    assert resp.status == 200  # the gateway itself is fine
+
+
+async def test_headers_named_by_connection_are_not_forwarded(edge: Suite) -> None:
+    token = await edge.admin_token()
+    _, echoed = await edge.request(
+        "GET",
+        "/v2/event/list",
+        token=token,
+        headers={
+            "Connection": "keep-alive, X-Hop-Secret",
+            "X-Hop-Secret": "1",
+            "Proxy-Connection": "keep-alive",
+            "X-End-To-End": "2",
+        },
+    )
+    sent = {k.lower() for k in echoed["headers"]}
+    assert "x-hop-secret" not in sent and "proxy-connection" not in sent
+    assert "x-end-to-end" in sent

@@ -135,3 +135,22 @@ async def test_password_is_rehashed_when_argon2_parameters_change(
         await auth.token(user["email"], password)
     finally:
         await auth.session.close()
+
+
+async def test_guesses_sent_together_cannot_outrun_the_lock_out(
+    aiohttp_server: Any, settings: Settings
+) -> None:
+    """Attempts are counted before the password check: 40 guesses at once get 5 checks."""
+    import asyncio
+
+    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=5))
+    try:
+        user, _, _ = await auth.new_user()
+        wrong = {"email": user["email"], "password": "guess-guess"}
+        answers = await asyncio.gather(
+            *(auth.request("POST", "/v2/requesttoken", json=wrong) for _ in range(40))
+        )
+        statuses = sorted(resp.status for resp, _ in answers)
+        assert statuses.count(401) == 5 and statuses.count(429) == 35
+    finally:
+        await auth.session.close()

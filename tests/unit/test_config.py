@@ -51,8 +51,25 @@ def test_production_refuses_placeholders() -> None:
                 "HERALD_AMQP_URL": "amqp://h:s@mq/",
             }
         )
-    with pytest.raises(SettingsError, match="guest"):
+    with pytest.raises(SettingsError, match="HERALD_AMQP_URL"):
         Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem})
+    for url in ("postgresql://herald:herald@db/herald", "postgresql://h:change-this-db-password@db/h"):
+        with pytest.raises(SettingsError, match="HERALD_DATABASE_URL"):
+            Settings.from_env(
+                {
+                    "HERALD_ENV": "production",
+                    "HERALD_AMQP_URL": "amqp://h:s3cret@mq/",
+                    "HERALD_DATABASE_URL": url,
+                }
+            )
+    with pytest.raises(SettingsError, match="HERALD_ADMIN_PASSWORD"):
+        Settings.from_env(
+            {
+                "HERALD_ENV": "production",
+                "HERALD_AMQP_URL": "amqp://h:s@mq/",
+                "HERALD_ADMIN_PASSWORD": "change-this-admin-password",
+            }
+        )
     ok = Settings.from_env(
         {"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem, "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"}
     )

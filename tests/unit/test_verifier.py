@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from shared.verifier import DELETED, InvalidToken, TokenVerifier, VerifierUnavailable
+from shared.verifier import Credentials, InvalidToken, TokenVerifier, VerifierUnavailable
 
 ISS, AUD = "herald", "herald-api"
 
@@ -26,20 +26,29 @@ class Auth:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "k1"
         self.cv: dict[str, int] = {}
+        self.disabled: set[str] = set()
         self.jwks_calls = 0
         self.cv_calls = 0
         self.down = False
+        self.failure: BaseException | None = None
+        self.gate: asyncio.Event | None = None
 
     async def fetch_jwks(self) -> dict[str, Any]:
         self.jwks_calls += 1
         jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
         return {"keys": [{**jwk, "kid": self.kid}]}
 
-    async def fetch_cv(self, user_id: str) -> int:
+    async def fetch_cv(self, user_id: str) -> Credentials | None:
         self.cv_calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
         if self.down:
             raise VerifierUnavailable("auth is down")
-        return self.cv.get(user_id, DELETED)
+        if user_id not in self.cv:
+            return None
+        return Credentials(self.cv[user_id], user_id not in self.disabled)
 
     def token(self, user_id: str, **changes: Any) -> str:
         now = int(time.time())
@@ -176,3 +185,96 @@ async def test_the_token_cache_is_bounded(auth: Auth) -> None:
     for token in tokens:
         await verifier.verify(token)
     assert list(verifier._tokens) == tokens[3:]
+
+
+async def test_a_failed_lookup_fails_its_waiters_too_never_hangs(auth: Auth) -> None:
+    """Requests for one user share one look-up; if it breaks in any way, all of them get a
+    503-kind error at once (before: the waiters hung forever)."""
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    auth.gate = asyncio.Event()
+    auth.failure = OSError("connection to PostgreSQL lost")
+    calls = [asyncio.create_task(verifier.verify(token)) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    auth.gate.set()
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
+    assert all(isinstance(r, VerifierUnavailable) for r in results), results
+    assert auth.cv_calls == 1
+    auth.failure, auth.gate = None, None
+    assert (await verifier.verify(token)).user_id == "u1"
+
+
+async def test_a_cancelled_lookup_does_not_strand_its_waiters(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    auth.gate = asyncio.Event()
+    first = asyncio.create_task(verifier.verify(token))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(verifier.verify(token))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    with pytest.raises(VerifierUnavailable):
+        await asyncio.wait_for(second, 2)
+
+
+async def test_a_newer_token_is_accepted_before_its_event_arrives(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    old = auth.token("u1")
+    await verifier.verify(old)
+    auth.cv["u1"] = 2  # changed at auth; the event is late
+    new = auth.token("u1")
+    assert (await verifier.verify(new)).cv == 2  # asked auth instead of refusing it
+    with pytest.raises(InvalidToken, match="revoked"):
+        await verifier.verify(old)  # and the old one is refused from then on
+
+
+async def test_a_late_event_does_not_bring_a_deleted_user_back(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    verifier.user_deleted("u1")
+    verifier.credentials_changed("u1", 1)
+    verifier.credentials_changed("u1", 5)
+    with pytest.raises(InvalidToken, match="no longer exists"):
+        await verifier.verify(token)
+
+
+async def test_a_disabled_user_is_refused_and_comes_back_when_enabled(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    await verifier.verify(auth.token("u1"))
+    auth.cv["u1"] = 2
+    auth.disabled.add("u1")
+    verifier.credentials_changed("u1", 2, active=False)
+    with pytest.raises(InvalidToken, match="disabled"):
+        await verifier.verify(auth.token("u1"))
+    auth.cv["u1"] = 3
+    auth.disabled.clear()
+    verifier.credentials_changed("u1", 3, active=True)
+    assert (await verifier.verify(auth.token("u1"))).cv == 3
+
+
+async def test_tokens_of_a_key_that_left_the_jwks_are_refused(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    auth.key, auth.kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), "k2"
+    await verifier.refresh_keys()  # k1 is gone from the JWKS
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    auth.down = True
+    for _ in range(10):
+        await verifier.verify(token)
+    assert auth.cv_calls == 2  # one failed look-up, then the stale version is served

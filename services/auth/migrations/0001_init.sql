@@ -39,3 +39,4 @@ CREATE TABLE outbox (
     sent_at timestamptz
 );
 CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;  -- pruning
