@@ -27,7 +27,7 @@ from jwt.algorithms import RSAAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.verifier import TokenVerifier  # noqa: E402
+from shared.verifier import Credentials, TokenVerifier  # noqa: E402
 
 ISS, AUD = "herald", "herald-api"
 
@@ -67,8 +67,8 @@ async def micro(count: int) -> dict[str, float]:
     async def fetch_jwks() -> dict[str, Any]:
         return {"keys": [jwk]}
 
-    async def fetch_cv(user_id: str) -> int:
-        return 1
+    async def fetch_cv(user_id: str) -> Credentials:
+        return Credentials(cv=1, active=True)
 
     tokens = _tokens(key, count)
     public = key.public_key()
