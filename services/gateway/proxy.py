@@ -48,6 +48,8 @@ def make_session(limit: int = 512) -> aiohttp.ClientSession:
 
 def _connection_named(headers: Any) -> frozenset[str]:
     """Headers that the Connection header names are hop-by-hop too (RFC 9110 §7.6.1)."""
+    if "Connection" not in headers:
+        return frozenset()
     return frozenset(
         token.strip().lower() for value in headers.getall("Connection", ()) for token in value.split(",")
     )
