@@ -143,7 +143,13 @@ class Settings:
             raise SettingsError("HERALD_ADMIN_PASSWORD is a placeholder; set a real one")
         for name, url in (("HERALD_DATABASE_URL", self.database_url), ("HERALD_AMQP_URL", self.amqp_url)):
             parts = urlsplit(url)
-            if parts.username == "guest" or (parts.password is not None and _placeholder(parts.password)):
+            # aio-pika logs in as guest/guest when the URL names no user or password.
+            implicit_guest = name == "HERALD_AMQP_URL" and not (parts.username and parts.password)
+            if (
+                implicit_guest
+                or parts.username == "guest"
+                or (parts.password is not None and _placeholder(parts.password))
+            ):
                 raise SettingsError(f"{name} carries a placeholder or default password; set a real one")
 
     def signing_key_pem(self) -> str:

@@ -31,7 +31,7 @@ from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middlew
 from shared.logging import setup_logging
 from shared.migrations import apply_migrations
 from shared.problems import problem_middleware
-from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, VerifierUnavailable, http_fetchers
+from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, http_fetchers
 
 log = logging.getLogger("herald.service")
 
@@ -155,13 +155,13 @@ def verifier_ctx(
                 await asyncio.sleep(JWKS_REFRESH_SECONDS)
                 try:
                     await verifier.refresh_keys()
-                except VerifierUnavailable as exc:
+                except Exception as exc:  # keep refreshing whatever one attempt met
                     log.warning("could not refresh the JWKS: %s", exc)
 
         refresher = asyncio.create_task(refresh_keys())
         yield
         refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await refresher
         with contextlib.suppress(Exception):
             await channel.close()

@@ -38,6 +38,17 @@ class Credentials(NamedTuple):
 
 DELETED = Credentials(cv=2**62, active=False)  # above every real version: nothing replaces it
 
+
+class _Entry(NamedTuple):
+    credentials: Credentials
+    good_until: float  # time.monotonic()
+    stale: bool = False  # served from memory because auth could not be asked
+
+
+def _newest(a: Credentials, b: Credentials) -> Credentials:
+    return a if a.cv >= b.cv else b  # DELETED has the highest cv of all
+
+
 CvFetcher = Callable[[str], Awaitable[Credentials | None]]
 JwksFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -125,7 +136,7 @@ class TokenVerifier:
         self._jwks_fetched_at = float("-inf")
         self._jwks_lock = asyncio.Lock()
         self._tokens: dict[str, Principal] = {}
-        self._cv: dict[str, tuple[Credentials, float]] = {}  # user id -> (credentials, good until)
+        self._cv: dict[str, _Entry] = {}
         self._cv_inflight: dict[str, asyncio.Future[Credentials]] = {}
 
     # -- invalidation, from events or from auth itself --------------------------------------
@@ -134,15 +145,15 @@ class TokenVerifier:
         """A newer credential version exists (None: unknown, ask auth on next use). An older
         or repeated event changes nothing, and nothing brings a deleted user back."""
         known = self._cv.get(user_id)
-        if known is not None and known[0] == DELETED:
+        if known is not None and known.credentials == DELETED:
             return
         if cv is None:
             self._cv.pop(user_id, None)
-        elif known is None or cv > known[0].cv:
-            self._cv[user_id] = (Credentials(cv, active), time.monotonic() + max(self.cv_ttl, 1.0))
+        elif known is None or cv > known.credentials.cv:
+            self._cv[user_id] = _Entry(Credentials(cv, active), time.monotonic() + max(self.cv_ttl, 1.0))
 
     def user_deleted(self, user_id: str) -> None:
-        self._cv[user_id] = (DELETED, time.monotonic() + max(self.cv_ttl, 1.0))
+        self._cv[user_id] = _Entry(DELETED, float("inf"))
 
     def forget_all_versions(self) -> None:
         """Events may have been missed (broker reconnect): ask auth again for every user."""
@@ -158,9 +169,12 @@ class TokenVerifier:
             del self._tokens[token]
             raise InvalidToken("the token has expired")
         current = await self._credentials(principal.user_id)
-        if principal.cv > current.cv and current != DELETED:
+        if principal.cv > current.cv:
             # A token newer than what we know: its event is late. Ask auth, do not guess.
-            current = await self._credentials(principal.user_id, refresh=True)
+            current = await self._credentials(principal.user_id, at_least=principal.cv)
+            if principal.cv > current.cv:
+                # Auth could not be asked: neither accept the token nor call it revoked.
+                raise VerifierUnavailable("the token's credential version cannot be confirmed now")
         if not current.active:
             self._tokens.pop(token, None)
             raise InvalidToken("the token's user no longer exists or is disabled")
@@ -236,56 +250,65 @@ class TokenVerifier:
         """Fetch the JWKS; tokens signed by a key that left it are no longer accepted."""
         try:
             jwks = await self._fetch_jwks()
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise VerifierUnavailable(f"auth's JWKS: {exc}") from exc
+            keys = {}
+            for jwk in jwks.get("keys", []):
+                if jwk.get("kty") == "RSA" and jwk.get("kid"):
+                    keys[jwk["kid"]] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+        except Exception as exc:  # unreachable, a database blip at auth, a malformed answer
+            raise VerifierUnavailable(f"auth's JWKS: {type(exc).__name__}: {exc}") from exc
         self._jwks_fetched_at = time.monotonic()
-        keys = {}
-        for jwk in jwks.get("keys", []):
-            if jwk.get("kty") == "RSA" and jwk.get("kid"):
-                keys[jwk["kid"]] = RSAAlgorithm.from_jwk(json.dumps(jwk))
         self._keys = keys
         gone = [token for token, p in self._tokens.items() if p.kid not in keys]
         for token in gone:
             del self._tokens[token]
 
-    async def _credentials(self, user_id: str, *, refresh: bool = False) -> Credentials:
-        known = self._cv.get(user_id)
-        if known is not None and (known[1] > time.monotonic() or known[0] == DELETED) and not refresh:
-            return known[0]
+    async def _credentials(self, user_id: str, *, at_least: int | None = None) -> Credentials:
+        """The user's credentials: from memory while fresh, else asked of auth once for all the
+        requests that need them. `at_least`: a token carries this version, so a remembered
+        older one is not enough (unless auth was just found unreachable: no hammering)."""
+        entry = self._cv.get(user_id)
+        if entry is not None and entry.good_until > time.monotonic():
+            if at_least is None or entry.credentials.cv >= at_least or entry.stale:
+                return entry.credentials
         inflight = self._cv_inflight.get(user_id)
         if inflight is not None:
-            return await asyncio.shield(inflight)
+            joined = await asyncio.shield(inflight)
+            if at_least is None or joined.cv >= at_least:
+                return joined
+            # That look-up began before the token was made: ask again below.
         future: asyncio.Future[Credentials] = asyncio.get_running_loop().create_future()
         self._cv_inflight[user_id] = future
         try:
-            found = await self._look_up(user_id, known)
+            found = await self._look_up(user_id)
         except BaseException as exc:
             # Waiters on this look-up get the same answer, whatever went wrong (never a hang).
-            future.set_exception(
-                exc if isinstance(exc, VerifierUnavailable) else VerifierUnavailable(str(exc))
-            )
+            unavailable = exc if isinstance(exc, VerifierUnavailable) else VerifierUnavailable(str(exc))
+            future.set_exception(unavailable)
             future.exception()  # retrieved here; waiters re-raise it through shield
             raise
         else:
             future.set_result(found)
             return found
         finally:
-            del self._cv_inflight[user_id]
+            if self._cv_inflight.get(user_id) is future:
+                del self._cv_inflight[user_id]
 
-    async def _look_up(self, user_id: str, known: tuple[Credentials, float] | None) -> Credentials:
+    async def _look_up(self, user_id: str) -> Credentials:
         try:
             fetched = await self._fetch_cv(user_id)
-        except (VerifierUnavailable, aiohttp.ClientError, TimeoutError, OSError, ValueError, KeyError) as exc:
-            if known is None:
-                raise VerifierUnavailable(f"auth's credential version: {exc}") from exc
+        except Exception as exc:  # unreachable, a database blip at auth, a malformed answer
+            # Read again: an event may have arrived while we waited, and it must not be lost.
+            entry = self._cv.get(user_id)
+            if entry is None:
+                raise VerifierUnavailable(f"auth's credential version: {type(exc).__name__}: {exc}") from exc
             # Serve the last known version while auth is unreachable (events still revoke),
             # and ask again only after a pause, so that requests do not each wait on auth.
             log.warning("auth unreachable, using the cached credential version: %s", exc)
-            self._cv[user_id] = (known[0], time.monotonic() + STALE_RETRY_SECONDS)
-            return known[0]
+            self._cv[user_id] = _Entry(entry.credentials, time.monotonic() + STALE_RETRY_SECONDS, stale=True)
+            return entry.credentials
         credentials = DELETED if fetched is None else fetched
-        newer = self._cv.get(user_id)
-        if newer is not None and newer[1] > time.monotonic() and newer[0].cv > credentials.cv:
-            credentials = newer[0]  # an event overtook the look-up
-        self._cv[user_id] = (credentials, time.monotonic() + self.cv_ttl)
+        entry = self._cv.get(user_id)
+        if entry is not None:
+            credentials = _newest(credentials, entry.credentials)  # an event overtook the look-up
+        self._cv[user_id] = _Entry(credentials, time.monotonic() + self.cv_ttl)
         return credentials

@@ -66,8 +66,26 @@ async def _emit(
 # -- tokens ----------------------------------------------------------------------------------
 
 
-def _too_many(detail: str, wait: float) -> Problem:
-    return Problem(429, detail, headers={"Retry-After": str(math.ceil(wait))})
+async def _reserve(request: web.Request, keys: list[tuple[str, int]], refusal: str) -> None:
+    """Reserve this attempt on every (key, limit), all or none: 429 when one key refuses."""
+    window = request.app[SETTINGS].login_failure_window
+    async with request.app[DATABASE].transaction() as conn:
+        throttle = ThrottleRepo(conn)
+        for key, limit in keys:
+            wait = await throttle.reserve(key, limit=limit, window=window)
+            if wait > 0:  # raising here rolls back the reservations already made
+                raise Problem(429, refusal, headers={"Retry-After": str(math.ceil(wait))})
+
+
+async def _settle(request: web.Request, keys: list[tuple[str, int]], matched: bool | None) -> None:
+    """The attempt's outcome: a failure counts; a success clears the email's failures (not the
+    address's); None (the check itself broke) only gives the reservation back."""
+    lockout = request.app[SETTINGS].login_lockout_seconds
+    async with request.app[DATABASE].transaction() as conn:
+        throttle = ThrottleRepo(conn)
+        for key, limit in keys:
+            clear = matched is True and key.startswith("email:")
+            await throttle.settle(key, failed=matched is False, clear=clear, limit=limit, lockout=lockout)
 
 
 @public
@@ -78,32 +96,26 @@ async def request_token(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     email, password = body["email"].strip(), body["password"]
     address = client_address(request, request.app[TRUSTED_PROXIES])
-    email_key, address_key = f"email:{email.lower()}", f"addr:{address}"
-    window, lockout = settings.login_failure_window, settings.login_lockout_seconds
-    async with db.transaction() as conn:
-        throttle = ThrottleRepo(conn)
-        wait = await throttle.locked_for(address_key)
-        if wait <= 0:
-            wait = await throttle.reserve(
-                email_key, limit=settings.login_max_failures, window=window, lockout=lockout
-            )
-    if wait > 0:
-        raise _too_many("too many failed logins; try again later", wait)
-    async with db.connection() as conn:
-        user = await UserRepo(conn).by_email(email)
+    # Address before email, always: every transaction locks these rows in the same order.
+    keys = [
+        (f"addr:{address}", settings.login_max_failures_per_address),
+        (f"email:{email.lower()}", settings.login_max_failures),
+    ]
+    await _reserve(request, keys, "too many failed logins; try again later")
     passwords = request.app[PASSWORDS]
-    matched = await passwords.verify(user["password_hash"] if user else None, password)
-    if not matched or user is None or not user["active"]:
-        # The email's attempt was counted before the check and stays counted.
+    matched: bool | None = None  # None: the check itself failed; the attempt is only released
+    try:
         async with db.connection() as conn:
-            await ThrottleRepo(conn).record_failure(
-                address_key, limit=settings.login_max_failures_per_address, window=window, lockout=lockout
-            )
+            user = await UserRepo(conn).by_email(email)
+        verified = await passwords.verify(user["password_hash"] if user else None, password)
+        matched = verified and user is not None and user["active"]
+    finally:
+        await _settle(request, keys, matched)
+    if not matched or user is None:
         raise unauthorized(BAD_CREDENTIALS, invalid_token=False)
     rehashed = await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
-    async with db.transaction() as conn:
-        await ThrottleRepo(conn).clear(email_key)
-        if rehashed:
+    if rehashed:
+        async with db.connection() as conn:
             await UserRepo(conn).set_password_hash(user["id"], rehashed)
     return json_response(issue_token(request.app[SIGNING_KEY], settings, user))
 
@@ -266,20 +278,14 @@ async def patch_me(request: web.Request) -> web.Response:
             raise ValidationFailed(
                 [{"field": "currentPassword", "message": "is required to change email or password"}]
             )
-        key = f"email:{current['email'].lower()}"
-        async with db.connection() as conn:
-            wait = await ThrottleRepo(conn).reserve(
-                key,
-                limit=settings.login_max_failures,
-                window=settings.login_failure_window,
-                lockout=settings.login_lockout_seconds,
-            )
-        if wait > 0:
-            raise _too_many("too many wrong passwords; try again later", wait)
-        if await passwords.verify(current["password_hash"], body["currentPassword"]):
-            async with db.connection() as conn:
-                await ThrottleRepo(conn).clear(key)
-        else:
+        keys = [(f"email:{current['email'].lower()}", settings.login_max_failures)]
+        await _reserve(request, keys, "too many wrong passwords; try again later")
+        matched: bool | None = None
+        try:
+            matched = await passwords.verify(current["password_hash"], body["currentPassword"])
+        finally:
+            await _settle(request, keys, matched)
+        if not matched:
             raise Forbidden("currentPassword is wrong")
     new_hash = await passwords.hash(body["password"]) if "password" in body else None
     async with db.transaction() as conn:

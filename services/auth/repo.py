@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ from shared.events import format_time
 from shared.problems import Conflict, NotFound
 
 _USER_COLUMNS = "id, email, name, password_hash, roles, active, credential_version, created_at, updated_at"
+IN_FLIGHT_RETRY_SECONDS = 1.0
 CREDENTIAL_FIELDS = frozenset({"email", "password_hash", "roles", "active"})
 
 
@@ -116,76 +118,66 @@ class UserRepo:
 
 
 class ThrottleRepo:
-    """Failed-login counters in PostgreSQL, so that every auth replica sees the same counts."""
+    """Login attempts per key in PostgreSQL, so that every auth replica sees the same counts.
+
+    An attempt is reserved before the password is checked and settled after: attempts sent
+    together cannot all slip past the limit, and successes never count as failures. Call both
+    inside a transaction (rows are locked while they change)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def reserve(self, key: str, *, limit: int, window: int, lockout: int) -> float:
-        """Count an attempt before the password is checked, so that attempts sent together
-        cannot all slip in before the first failure is counted. Returns 0 when the attempt may
-        go on, otherwise the seconds the key stays locked. Past `limit` attempts in `window`
-        seconds the key locks for `lockout` seconds (and its count starts again)."""
-        value = await self.conn.fetchval(
-            """
-            INSERT INTO login_throttle AS t (key, failures, window_started_at) VALUES ($1, 1, now())
-            ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN t.locked_until > now() THEN t.failures
-                                WHEN t.window_started_at < now() - make_interval(secs => $2) THEN 1
-                                WHEN t.failures + 1 > $3 THEN 0
-                                ELSE t.failures + 1 END,
-                window_started_at = CASE WHEN t.locked_until > now() THEN t.window_started_at
-                                WHEN t.window_started_at < now() - make_interval(secs => $2)
-                                     OR t.failures + 1 > $3 THEN now()
-                                ELSE t.window_started_at END,
-                locked_until = CASE WHEN t.locked_until > now() THEN t.locked_until
-                                WHEN t.window_started_at >= now() - make_interval(secs => $2)
-                                     AND t.failures + 1 > $3 THEN now() + make_interval(secs => $4)
-                                ELSE NULL END
-            RETURNING EXTRACT(EPOCH FROM locked_until - now())
-            """,
-            key,
-            float(window),
-            limit,
-            float(lockout),
-        )
-        return max(0.0, float(value or 0))
-
-    async def clear(self, key: str) -> None:
-        """A success: the email's count starts again."""
-        await self.conn.execute("DELETE FROM login_throttle WHERE key = $1", key)
-
-    async def locked_for(self, key: str) -> float:
-        """Seconds until `key` is unlocked (0: it is not locked)."""
-        value = await self.conn.fetchval(
-            "SELECT EXTRACT(EPOCH FROM locked_until - now()) FROM login_throttle"
-            " WHERE key = $1 AND locked_until > now()",
+    async def _row(self, key: str) -> asyncpg.Record:
+        await self.conn.execute("INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT DO NOTHING", key)
+        row = await self.conn.fetchrow(
+            "SELECT failures, pending, window_started_at, locked_until, now() AS now"
+            " FROM login_throttle WHERE key = $1 FOR UPDATE",
             key,
         )
-        return float(value or 0)
+        assert row is not None
+        return row
 
-    async def record_failure(self, key: str, *, limit: int, window: int, lockout: int) -> None:
-        """Count a failure after the fact (for client addresses: one address may hold many
-        users logging in at once, so its successes must not count against it)."""
+    async def _save(self, key: str, failures: int, pending: int, started: Any, locked_until: Any) -> None:
         await self.conn.execute(
-            """
-            INSERT INTO login_throttle AS t (key, failures, window_started_at) VALUES ($1, 1, now())
-            ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN t.window_started_at < now() - make_interval(secs => $2) THEN 1
-                                WHEN t.failures + 1 >= $3 THEN 0
-                                ELSE t.failures + 1 END,
-                window_started_at = CASE WHEN t.window_started_at < now() - make_interval(secs => $2)
-                                         OR t.failures + 1 >= $3 THEN now()
-                                    ELSE t.window_started_at END,
-                locked_until = CASE WHEN t.window_started_at >= now() - make_interval(secs => $2)
-                                         AND t.failures + 1 >= $3 THEN now() + make_interval(secs => $4)
-                                    ELSE t.locked_until END
-            """,
+            "UPDATE login_throttle SET failures = $2, pending = $3, window_started_at = $4, locked_until = $5"
+            " WHERE key = $1",
             key,
-            float(window),
-            limit,
-            float(lockout),
+            failures,
+            pending,
+            started,
+            locked_until,
         )
+
+    async def reserve(self, key: str, *, limit: int, window: int) -> float:
+        """0 when the attempt may go on (settle it afterwards); otherwise seconds to wait."""
+        row = await self._row(key)
+        now, locked_until = row["now"], row["locked_until"]
+        if locked_until is not None and locked_until > now:
+            return (locked_until - now).total_seconds()
+        failures, pending, started = row["failures"], row["pending"], row["window_started_at"]
+        if started < now - timedelta(seconds=window):
+            # A new window; pending attempts left by a process that died are forgotten too.
+            failures, pending, started = 0, 0, now
+        if failures + pending >= limit:
+            return IN_FLIGHT_RETRY_SECONDS  # the allowance is held by attempts being checked
+        await self._save(key, failures, pending + 1, started, None)
+        return 0.0
+
+    async def settle(self, key: str, *, failed: bool, clear: bool, limit: int, lockout: int) -> None:
+        """The reserved attempt's outcome. A failure that reaches `limit` locks the key for
+        `lockout` seconds; `clear` (an email's success) forgets its failures."""
+        row = await self._row(key)
+        now, locked_until = row["now"], row["locked_until"]
+        failures, pending, started = row["failures"], max(row["pending"] - 1, 0), row["window_started_at"]
+        if locked_until is not None and locked_until > now:
+            pass  # locked meanwhile: this attempt changes nothing more
+        elif failed:
+            failures += 1
+            if failures >= limit:
+                failures, started, locked_until = 0, now, now + timedelta(seconds=lockout)
+        elif clear:
+            failures = 0
+        await self._save(key, failures, pending, started, locked_until)
 
     async def prune(self, window: int) -> None:
         await self.conn.execute(

@@ -4,6 +4,7 @@ processes on real ports, stopped by SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -201,3 +202,32 @@ async def test_ctrl_c_in_a_terminal_stops_everything_cleanly(
     logs = log_path.read_text()
     for trouble in ("Traceback", "Unclosed", "cancelled", '"level":"error"'):
         assert trouble not in logs, trouble
+
+
+async def test_services_do_not_outlive_a_killed_launcher(suite_env: dict[str, str], tmp_path: Path) -> None:
+    with open(tmp_path / "out.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 4
+        proc.kill()
+        proc.wait(10)
+        deadline = asyncio.get_running_loop().time() + 40
+        alive = children
+        while alive and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            alive = [
+                c
+                for c in children
+                if Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().split()[2]
+            ]
+        assert alive == [], "services kept running after the launcher was killed"
+    finally:
+        for child in locals().get("children", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)

@@ -154,3 +154,63 @@ async def test_guesses_sent_together_cannot_outrun_the_lock_out(
         assert statuses.count(401) == 5 and statuses.count(429) == 35
     finally:
         await auth.session.close()
+
+
+async def test_right_passwords_sent_together_never_lock_the_account(
+    aiohttp_server: Any, settings: Settings
+) -> None:
+    import asyncio
+
+    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=5))
+    try:
+        user, password, _ = await auth.new_user()
+        right = {"email": user["email"], "password": password}
+        answers = await asyncio.gather(
+            *(auth.request("POST", "/v2/requesttoken", json=right) for _ in range(12))
+        )
+        statuses = [resp.status for resp, _ in answers]
+        assert set(statuses) <= {200, 429} and statuses.count(200) >= 5
+        # Refusals were "busy, retry in a second", never a lock-out:
+        assert all(resp.headers["Retry-After"] == "1" for resp, _ in answers if resp.status == 429)
+        await auth.token(user["email"], password)
+    finally:
+        await auth.session.close()
+
+
+async def test_guesses_from_one_address_sent_together_are_bounded(
+    aiohttp_server: Any, settings: Settings
+) -> None:
+    import asyncio
+
+    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures_per_address=3))
+    address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    try:
+        bodies = [
+            {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"} for _ in range(20)
+        ]
+        answers = await asyncio.gather(
+            *(
+                auth.request("POST", "/v2/requesttoken", json=b, headers={"X-Forwarded-For": address})
+                for b in bodies
+            )
+        )
+        statuses = sorted(resp.status for resp, _ in answers)
+        assert statuses.count(401) == 3 and statuses.count(429) == 17
+    finally:
+        await auth.session.close()
+
+
+async def test_a_limit_of_one_locks_on_the_first_failure(aiohttp_server: Any, settings: Settings) -> None:
+    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=1))
+    try:
+        user, password, _ = await auth.new_user()
+        resp, _ = await auth.request(
+            "POST", "/v2/requesttoken", json={"email": user["email"], "password": "nope-nope"}
+        )
+        assert resp.status == 401
+        resp, _ = await auth.request(
+            "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
+        )
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) > 1
+    finally:
+        await auth.session.close()

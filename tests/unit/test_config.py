@@ -51,8 +51,11 @@ def test_production_refuses_placeholders() -> None:
                 "HERALD_AMQP_URL": "amqp://h:s@mq/",
             }
         )
-    with pytest.raises(SettingsError, match="HERALD_AMQP_URL"):
-        Settings.from_env({"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem})
+    for amqp in ("amqp://guest:guest@mq/", "amqp://mq:5672/", "amqp://herald@mq/"):
+        with pytest.raises(SettingsError, match="HERALD_AMQP_URL"):
+            Settings.from_env(
+                {"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem, "HERALD_AMQP_URL": amqp}
+            )
     for url in ("postgresql://herald:herald@db/herald", "postgresql://h:change-this-db-password@db/h"):
         with pytest.raises(SettingsError, match="HERALD_DATABASE_URL"):
             Settings.from_env(

@@ -40,15 +40,15 @@ class Auth:
 
     async def fetch_cv(self, user_id: str) -> Credentials | None:
         self.cv_calls += 1
+        # Read first, answer later: a slow auth answers with what was true when asked.
+        answer = Credentials(self.cv[user_id], user_id not in self.disabled) if user_id in self.cv else None
         if self.gate is not None:
             await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         if self.down:
             raise VerifierUnavailable("auth is down")
-        if user_id not in self.cv:
-            return None
-        return Credentials(self.cv[user_id], user_id not in self.disabled)
+        return answer
 
     def token(self, user_id: str, **changes: Any) -> str:
         now = int(time.time())
@@ -278,3 +278,66 @@ async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Aut
     for _ in range(10):
         await verifier.verify(token)
     assert auth.cv_calls == 2  # one failed look-up, then the stale version is served
+
+
+async def test_an_event_during_a_failing_lookup_is_not_lost(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    auth.gate = asyncio.Event()
+    auth.failure = TimeoutError("auth hangs")
+    call = asyncio.create_task(verifier.verify(token))
+    await asyncio.sleep(0.05)
+    verifier.user_deleted("u1")  # arrives while the look-up waits, then the look-up fails
+    auth.gate.set()
+    with pytest.raises(InvalidToken, match="no longer exists"):
+        await call
+    with pytest.raises(InvalidToken, match="no longer exists"):
+        await verifier.verify(token)
+
+
+async def test_every_caller_of_a_broken_lookup_gets_the_same_503(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth)
+    token = auth.token("u1")
+    auth.gate = asyncio.Event()
+    auth.failure = RuntimeError("a database blip at auth")
+    calls = [asyncio.create_task(verifier.verify(token)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    auth.gate.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r) for r in results] == [VerifierUnavailable] * 3
+
+
+async def test_a_newer_token_while_auth_is_down_is_a_503_not_a_revocation(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)
+    await verifier.verify(auth.token("u1"))
+    auth.cv["u1"] = 2
+    newer = auth.token("u1")
+    auth.down = True
+    for _ in range(5):
+        with pytest.raises(VerifierUnavailable):
+            await verifier.verify(newer)
+    assert auth.cv_calls == 2  # one failed look-up, then a pause instead of asking each time
+    auth.down = False
+    verifier._cv.clear()
+    assert (await verifier.verify(newer)).cv == 2
+
+
+async def test_a_newer_token_does_not_settle_for_a_lookup_begun_before_it(auth: Auth) -> None:
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl=0)
+    old = auth.token("u1")
+    await verifier.verify(old)
+    auth.gate = asyncio.Event()
+    first = asyncio.create_task(verifier.verify(old))  # its look-up will answer cv 1
+    await asyncio.sleep(0.05)
+    auth.gate.set()
+    auth.gate = None
+    auth.cv["u1"] = 2  # the look-up above already read cv 1
+    newer = auth.token("u1")
+    second = asyncio.create_task(verifier.verify(newer))
+    assert (await first).cv == 1
+    assert (await second).cv == 2

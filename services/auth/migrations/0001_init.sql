@@ -21,11 +21,13 @@ CREATE TABLE signing_keys (
     retired_at timestamptz
 );
 
--- Failed logins per email ('email:...') and per client address ('addr:...').
+-- Login attempts per email ('email:...') and per client address ('addr:...'): failures in the
+-- current window, attempts still being checked (pending), and a lock-out.
 CREATE TABLE login_throttle (
     key text PRIMARY KEY,
-    failures integer NOT NULL,
-    window_started_at timestamptz NOT NULL,
+    failures integer NOT NULL DEFAULT 0,
+    pending integer NOT NULL DEFAULT 0,
+    window_started_at timestamptz NOT NULL DEFAULT now(),
     locked_until timestamptz
 );
 
