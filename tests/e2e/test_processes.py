@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -73,6 +74,29 @@ async def _wait_ready(url: str, seconds: float = 45) -> None:
                 pass
             await asyncio.sleep(0.3)
     raise AssertionError(f"{url} never became ready")
+
+
+async def _start_suite(env: dict[str, str], log_path: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """`python -m services` with its output in `log_path`, once the gateway is ready."""
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=popen.pop("stderr", subprocess.STDOUT),
+            **popen,
+        )
+    try:
+        await _wait_ready(f"http://127.0.0.1:{env['HERALD_GATEWAY_PORT']}/readyz")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def _children(pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
 
 
 def _stop(proc: subprocess.Popen[bytes], seconds: float = 30) -> int:
@@ -157,15 +181,9 @@ async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict
 
 
 async def test_a_dying_service_stops_the_suite(suite_env: dict[str, str], tmp_path: Path) -> None:
-    with open(tmp_path / "out.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = await _start_suite(suite_env, tmp_path / "out.log")
     try:
-        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
-        children = subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
-        ).stdout.split()
+        children = _children(proc.pid)
         assert len(children) == 4
         os.kill(int(children[1]), signal.SIGKILL)
         assert proc.wait(30) == 1
@@ -183,17 +201,8 @@ async def test_ctrl_c_in_a_terminal_stops_everything_cleanly(
     """A terminal's Ctrl-C signals the whole foreground process group: the suite must still
     stop each service once, and let each finish its clean-up."""
     log_path = tmp_path / "out.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services"],
-            cwd=ROOT,
-            env=suite_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = await _start_suite(suite_env, log_path, start_new_session=True)
     try:
-        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(30) == 0
     finally:
@@ -205,15 +214,9 @@ async def test_ctrl_c_in_a_terminal_stops_everything_cleanly(
 
 
 async def test_services_do_not_outlive_a_killed_launcher(suite_env: dict[str, str], tmp_path: Path) -> None:
-    with open(tmp_path / "out.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc = await _start_suite(suite_env, tmp_path / "out.log")
+    children = _children(proc.pid)
     try:
-        await _wait_ready(f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}/readyz")
-        children = subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
-        ).stdout.split()
         assert len(children) == 4
         proc.kill()
         proc.wait(10)
@@ -228,6 +231,6 @@ async def test_services_do_not_outlive_a_killed_launcher(suite_env: dict[str, st
             ]
         assert alive == [], "services kept running after the launcher was killed"
     finally:
-        for child in locals().get("children", []):
+        for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(child), signal.SIGKILL)

@@ -5,212 +5,177 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import pytest
 
 from services.auth.app import create_app as auth_app
 from shared.config import Settings
-from tests.conftest import Suite
+from tests.conftest import Suite, server_url
 
 
-async def _auth(aiohttp_server: Any, settings: Settings) -> Suite:
-    server = await aiohttp_server(auth_app(settings))
-    url = str(server.make_url("")).rstrip("/")
-    return Suite(settings, url, url, aiohttp.ClientSession())
+@pytest.fixture
+async def start_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Any]:
+    """`await start_auth(**changes)`: auth alone, with these settings changed."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(**changes: Any) -> Suite:
+        changed = dataclasses.replace(settings, **changes)
+        url = server_url(await aiohttp_server(auth_app(changed)))
+        sessions.append(aiohttp.ClientSession())
+        return Suite(changed, url, url, sessions[-1])
+
+    yield start
+    for session in sessions:
+        await session.close()
 
 
-async def test_an_email_is_locked_after_repeated_failures(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await _auth(
-        aiohttp_server, dataclasses.replace(settings, login_max_failures=3, login_lockout_seconds=120)
+async def test_an_email_is_locked_after_repeated_failures(start_auth: Any, settings: Settings) -> None:
+    auth = await start_auth(login_max_failures=3, login_lockout_seconds=120)
+    user, password, _ = await auth.new_user()
+    wrong = {"email": user["email"], "password": "wrong-password"}
+    statuses = [(await auth.request("POST", "/v2/requesttoken", json=wrong))[0].status for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    resp, problem = await auth.request(
+        "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
     )
-    try:
-        user, password, _ = await auth.new_user()
-        wrong = {"email": user["email"], "password": "wrong-password"}
-        statuses = [(await auth.request("POST", "/v2/requesttoken", json=wrong))[0].status for _ in range(3)]
-        assert statuses == [401, 401, 401]
-        resp, problem = await auth.request(
-            "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
-        )
-        assert resp.status == 429, problem
-        assert 100 <= int(resp.headers["Retry-After"]) <= 120
-        assert problem["status"] == 429 and "try again" in problem["detail"]
-        # Unknown emails lock the same way, so a 429 says nothing about whether one exists.
-        ghost = {"email": f"ghost-{uuid.uuid4().hex}@test.local", "password": "nope-nope"}
-        statuses = [(await auth.request("POST", "/v2/requesttoken", json=ghost))[0].status for _ in range(4)]
-        assert statuses == [401, 401, 401, 429]
-        # Other users are not affected.
-        other, other_password, _ = await auth.new_user()
-        await auth.token(other["email"], other_password)
-    finally:
-        await auth.session.close()
+    assert resp.status == 429, problem
+    assert 100 <= int(resp.headers["Retry-After"]) <= 120
+    assert problem["status"] == 429 and "try again" in problem["detail"]
+    # Unknown emails lock the same way, so a 429 says nothing about whether one exists.
+    ghost = {"email": f"ghost-{uuid.uuid4().hex}@test.local", "password": "nope-nope"}
+    statuses = [(await auth.request("POST", "/v2/requesttoken", json=ghost))[0].status for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    # Other users are not affected.
+    other, other_password, _ = await auth.new_user()
+    await auth.token(other["email"], other_password)
 
 
-async def test_a_success_resets_the_count(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=3))
-    try:
-        user, password, _ = await auth.new_user()
-        wrong = {"email": user["email"], "password": "wrong-password"}
-        for _ in range(2):
-            await auth.request("POST", "/v2/requesttoken", json=wrong)
-        await auth.token(user["email"], password)
-        for _ in range(2):
-            resp, _ = await auth.request("POST", "/v2/requesttoken", json=wrong)
-            assert resp.status == 401
-        await auth.token(user["email"], password)
-    finally:
-        await auth.session.close()
+async def test_a_success_resets_the_count(start_auth: Any, settings: Settings) -> None:
+    auth = await start_auth(login_max_failures=3)
+    user, password, _ = await auth.new_user()
+    wrong = {"email": user["email"], "password": "wrong-password"}
+    for _ in range(2):
+        await auth.request("POST", "/v2/requesttoken", json=wrong)
+    await auth.token(user["email"], password)
+    for _ in range(2):
+        resp, _ = await auth.request("POST", "/v2/requesttoken", json=wrong)
+        assert resp.status == 401
+    await auth.token(user["email"], password)
 
 
-async def test_a_client_address_is_throttled_across_emails(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures_per_address=4))
+async def test_a_client_address_is_throttled_across_emails(start_auth: Any, settings: Settings) -> None:
+    auth = await start_auth(login_max_failures_per_address=4)
     address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
-    try:
-        statuses = []
-        for _ in range(5):
-            body = {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"}
-            resp, _ = await auth.request(
-                "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": address}
-            )
-            statuses.append(resp.status)
-        assert statuses == [401, 401, 401, 401, 429]
-        assert int(resp.headers["Retry-After"]) > 0
-        # The header is believed only from a trusted proxy (here: loopback); the peer's own
-        # address is otherwise used, so a caller cannot shed the limit by inventing addresses.
-    finally:
-        await auth.session.close()
+    statuses = []
+    for _ in range(5):
+        body = {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"}
+        resp, _ = await auth.request(
+            "POST", "/v2/requesttoken", json=body, headers={"X-Forwarded-For": address}
+        )
+        statuses.append(resp.status)
+    assert statuses == [401, 401, 401, 401, 429]
+    assert int(resp.headers["Retry-After"]) > 0
+    # The header is believed only from a trusted proxy (here: loopback); the peer's own
+    # address is otherwise used, so a caller cannot shed the limit by inventing addresses.
 
 
-async def test_wrong_current_password_counts_as_a_failed_login(
-    aiohttp_server: Any, settings: Settings
-) -> None:
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=2))
-    try:
-        _user, password, token = await auth.new_user()
-        for _ in range(2):
-            resp, _ = await auth.request(
-                "PATCH",
-                "/v2/user/me",
-                token=token,
-                json={"password": "new-password-1", "currentPassword": "guess-1"},
-            )
-            assert resp.status == 403
+async def test_wrong_current_password_counts_as_a_failed_login(start_auth: Any, settings: Settings) -> None:
+    auth = await start_auth(login_max_failures=2)
+    _user, password, token = await auth.new_user()
+    for _ in range(2):
         resp, _ = await auth.request(
             "PATCH",
             "/v2/user/me",
             token=token,
-            json={"password": "new-password-1", "currentPassword": password},
+            json={"password": "new-password-1", "currentPassword": "guess-1"},
         )
-        assert resp.status == 429 and resp.headers["Retry-After"]
-    finally:
-        await auth.session.close()
+        assert resp.status == 403
+    resp, _ = await auth.request(
+        "PATCH",
+        "/v2/user/me",
+        token=token,
+        json={"password": "new-password-1", "currentPassword": password},
+    )
+    assert resp.status == 429 and resp.headers["Retry-After"]
 
 
 async def test_password_is_rehashed_when_argon2_parameters_change(
-    aiohttp_server: Any, settings: Settings
+    start_auth: Any, settings: Settings
 ) -> None:
     import asyncpg
 
-    auth = await _auth(aiohttp_server, settings)
+    auth = await start_auth()
     user, password, _ = await auth.new_user()
-    await auth.session.close()
-    stronger = dataclasses.replace(settings, argon2_time_cost=2)
-    auth = await _auth(aiohttp_server, stronger)
-    try:
-        conn = await asyncpg.connect(settings.database_url)
-        before = await conn.fetchval(
-            "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
-        )
-        assert "t=1" in before
-        await auth.token(user["email"], password)
-        after = await conn.fetchval(
-            "SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
-        )
-        cv = await conn.fetchval(
-            "SELECT credential_version FROM auth.users WHERE id = $1", uuid.UUID(user["id"])
-        )
-        await conn.close()
-        assert after.startswith("$argon2id$") and "t=2" in after
-        assert cv == 1  # same password: tokens stay valid
-        await auth.token(user["email"], password)
-    finally:
-        await auth.session.close()
+    auth = await start_auth(argon2_time_cost=2)
+    conn = await asyncpg.connect(settings.database_url)
+    before = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
+    assert "t=1" in before
+    await auth.token(user["email"], password)
+    after = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
+    cv = await conn.fetchval("SELECT credential_version FROM auth.users WHERE id = $1", uuid.UUID(user["id"]))
+    await conn.close()
+    assert after.startswith("$argon2id$") and "t=2" in after
+    assert cv == 1  # same password: tokens stay valid
+    await auth.token(user["email"], password)
 
 
-async def test_guesses_sent_together_cannot_outrun_the_lock_out(
-    aiohttp_server: Any, settings: Settings
-) -> None:
+async def test_guesses_sent_together_cannot_outrun_the_lock_out(start_auth: Any, settings: Settings) -> None:
     """Attempts are counted before the password check: 40 guesses at once get 5 checks."""
     import asyncio
 
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=5))
-    try:
-        user, _, _ = await auth.new_user()
-        wrong = {"email": user["email"], "password": "guess-guess"}
-        answers = await asyncio.gather(
-            *(auth.request("POST", "/v2/requesttoken", json=wrong) for _ in range(40))
-        )
-        statuses = sorted(resp.status for resp, _ in answers)
-        assert statuses.count(401) == 5 and statuses.count(429) == 35
-    finally:
-        await auth.session.close()
+    auth = await start_auth(login_max_failures=5)
+    user, _, _ = await auth.new_user()
+    wrong = {"email": user["email"], "password": "guess-guess"}
+    answers = await asyncio.gather(*(auth.request("POST", "/v2/requesttoken", json=wrong) for _ in range(40)))
+    statuses = sorted(resp.status for resp, _ in answers)
+    assert statuses.count(401) == 5 and statuses.count(429) == 35
 
 
 async def test_right_passwords_sent_together_never_lock_the_account(
-    aiohttp_server: Any, settings: Settings
+    start_auth: Any, settings: Settings
 ) -> None:
     import asyncio
 
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=5))
-    try:
-        user, password, _ = await auth.new_user()
-        right = {"email": user["email"], "password": password}
-        answers = await asyncio.gather(
-            *(auth.request("POST", "/v2/requesttoken", json=right) for _ in range(12))
-        )
-        statuses = [resp.status for resp, _ in answers]
-        assert set(statuses) <= {200, 429} and statuses.count(200) >= 5
-        # Refusals were "busy, retry in a second", never a lock-out:
-        assert all(resp.headers["Retry-After"] == "1" for resp, _ in answers if resp.status == 429)
-        await auth.token(user["email"], password)
-    finally:
-        await auth.session.close()
+    auth = await start_auth(login_max_failures=5)
+    user, password, _ = await auth.new_user()
+    right = {"email": user["email"], "password": password}
+    answers = await asyncio.gather(*(auth.request("POST", "/v2/requesttoken", json=right) for _ in range(12)))
+    statuses = [resp.status for resp, _ in answers]
+    assert set(statuses) <= {200, 429} and statuses.count(200) >= 5
+    # Refusals were "busy, retry in a second", never a lock-out:
+    assert all(resp.headers["Retry-After"] == "1" for resp, _ in answers if resp.status == 429)
+    await auth.token(user["email"], password)
 
 
 async def test_guesses_from_one_address_sent_together_are_bounded(
-    aiohttp_server: Any, settings: Settings
+    start_auth: Any, settings: Settings
 ) -> None:
     import asyncio
 
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures_per_address=3))
+    auth = await start_auth(login_max_failures_per_address=3)
     address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
-    try:
-        bodies = [
-            {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"} for _ in range(20)
-        ]
-        answers = await asyncio.gather(
-            *(
-                auth.request("POST", "/v2/requesttoken", json=b, headers={"X-Forwarded-For": address})
-                for b in bodies
-            )
+    bodies = [{"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"} for _ in range(20)]
+    answers = await asyncio.gather(
+        *(
+            auth.request("POST", "/v2/requesttoken", json=b, headers={"X-Forwarded-For": address})
+            for b in bodies
         )
-        statuses = sorted(resp.status for resp, _ in answers)
-        assert statuses.count(401) == 3 and statuses.count(429) == 17
-    finally:
-        await auth.session.close()
+    )
+    statuses = sorted(resp.status for resp, _ in answers)
+    assert statuses.count(401) == 3 and statuses.count(429) == 17
 
 
-async def test_a_limit_of_one_locks_on_the_first_failure(aiohttp_server: Any, settings: Settings) -> None:
-    auth = await _auth(aiohttp_server, dataclasses.replace(settings, login_max_failures=1))
-    try:
-        user, password, _ = await auth.new_user()
-        resp, _ = await auth.request(
-            "POST", "/v2/requesttoken", json={"email": user["email"], "password": "nope-nope"}
-        )
-        assert resp.status == 401
-        resp, _ = await auth.request(
-            "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
-        )
-        assert resp.status == 429 and int(resp.headers["Retry-After"]) > 1
-    finally:
-        await auth.session.close()
+async def test_a_limit_of_one_locks_on_the_first_failure(start_auth: Any, settings: Settings) -> None:
+    auth = await start_auth(login_max_failures=1)
+    user, password, _ = await auth.new_user()
+    resp, _ = await auth.request(
+        "POST", "/v2/requesttoken", json={"email": user["email"], "password": "nope-nope"}
+    )
+    assert resp.status == 401
+    resp, _ = await auth.request(
+        "POST", "/v2/requesttoken", json={"email": user["email"], "password": password}
+    )
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 1
