@@ -99,11 +99,6 @@ class Broker:
             timeout=30,
         )
 
-    async def publish_event(self, exchange: str, event: dict[str, Any], **headers: Any) -> None:
-        await self.publish(
-            exchange, event["type"], orjson.dumps(event), message_id=event["id"], headers=headers
-        )
-
     async def channel(self, prefetch: int = 100) -> AbstractChannel:
         assert self.connection is not None, "connect() first"
         channel = await self.connection.channel()

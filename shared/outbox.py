@@ -2,13 +2,9 @@
 describes, and a relay publishes it with broker confirms, then marks it sent. A crash between
 the two publishes it again with the same id (at least once, never lost).
 
-The owning service's migration creates the table:
-
-    CREATE TABLE outbox (
-        seq bigserial PRIMARY KEY, id uuid NOT NULL UNIQUE, topic text NOT NULL,
-        body bytea NOT NULL, headers jsonb NOT NULL DEFAULT '{}',
-        created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz);
-    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+The owning service's first migration creates the `outbox` table (see
+services/auth/migrations/0001_init.sql): seq, id (the event id), topic, body (the exact bytes
+published), headers, created_at, sent_at.
 """
 
 from __future__ import annotations

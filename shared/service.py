@@ -116,8 +116,13 @@ def verifier_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        fetch_jwks, fetch_cv = fetchers(app) if fetchers else http_fetchers(session, settings.auth_url)
+        # Auth passes its own table-reading fetchers; every other process asks auth over HTTP.
+        session = None
+        if fetchers is not None:
+            fetch_jwks, fetch_cv = fetchers(app)
+        else:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+            fetch_jwks, fetch_cv = http_fetchers(session, settings.auth_url)
         verifier = TokenVerifier(
             issuer=settings.token_issuer,
             audience=settings.token_audience,
@@ -165,7 +170,8 @@ def verifier_ctx(
             await refresher
         with contextlib.suppress(Exception):
             await channel.close()
-        await session.close()
+        if session is not None:
+            await session.close()
 
     return ctx
 
