@@ -107,6 +107,65 @@ class Settings:
         "HERALD_SHUTDOWN_TIMEOUT", 20.0, "Seconds SIGTERM waits for requests in flight"
     )
 
+    # -- resource service
+    idempotency_ttl: int = _env(
+        "HERALD_IDEMPOTENCY_TTL", 24 * 3600, "Seconds an `Idempotency-Key` and its response are kept"
+    )
+    outbox_retention: int = _env(
+        "HERALD_OUTBOX_RETENTION", 7 * 24 * 3600, "Seconds published outbox rows are kept before pruning"
+    )
+    outbox_poll_seconds: float = _env(
+        "HERALD_OUTBOX_POLL_SECONDS", 1.0, "Outbox relay: poll interval besides LISTEN/NOTIFY"
+    )
+    # -- webhook delivery
+    webhook_api: bool = _env(
+        "HERALD_WEBHOOK_API", True, "Webhook delivery process serves the subscriptions API"
+    )
+    webhook_worker: bool = _env(
+        "HERALD_WEBHOOK_WORKER", True, "Webhook delivery process runs the fan-out and delivery worker"
+    )
+    webhook_allow_private: bool = _env(
+        "HERALD_WEBHOOK_ALLOW_PRIVATE", False, "Allow webhook URLs on loopback/private addresses (dev, tests)"
+    )
+    webhook_timeout: float = _env("HERALD_WEBHOOK_TIMEOUT", 15.0, "Seconds a receiver has to answer")
+    webhook_connect_timeout: float = _env(
+        "HERALD_WEBHOOK_CONNECT_TIMEOUT", 5.0, "Seconds to connect to a receiver"
+    )
+    webhook_retry_schedule: tuple[str, ...] = _env(
+        "HERALD_WEBHOOK_RETRY_SCHEDULE",
+        ("5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"),
+        "Seconds before each retry (comma-separated)",
+    )
+    webhook_retry_jitter: float = _env(
+        "HERALD_WEBHOOK_RETRY_JITTER", 0.2, "Jitter added to each retry (fraction)"
+    )
+    webhook_retry_after_max: int = _env(
+        "HERALD_WEBHOOK_RETRY_AFTER_MAX", 24 * 3600, "Longest `Retry-After` honoured, in seconds"
+    )
+    webhook_disable_after: int = _env(
+        "HERALD_WEBHOOK_DISABLE_AFTER",
+        5 * 24 * 3600,
+        "Seconds of only failures before a subscription is disabled",
+    )
+    webhook_max_in_flight: int = _env(
+        "HERALD_WEBHOOK_MAX_IN_FLIGHT", 10, "Attempts in flight per subscription"
+    )
+    webhook_concurrency: int = _env(
+        "HERALD_WEBHOOK_CONCURRENCY", 256, "Attempts in flight per worker process"
+    )
+    webhook_breaker_failures: int = _env(
+        "HERALD_WEBHOOK_BREAKER_FAILURES", 5, "Consecutive failures that open a subscription's circuit"
+    )
+    webhook_breaker_seconds: float = _env(
+        "HERALD_WEBHOOK_BREAKER_SECONDS", 30.0, "Seconds an open circuit holds deliveries"
+    )
+    webhook_sweep_seconds: float = _env(
+        "HERALD_WEBHOOK_SWEEP_SECONDS", 5.0, "How often the sweeper re-enqueues deliveries that are due"
+    )
+    webhook_secret_overlap: int = _env(
+        "HERALD_WEBHOOK_SECRET_OVERLAP", 24 * 3600, "Seconds the old secret keeps signing after a rotation"
+    )
+
     @classmethod
     def variables(cls) -> list[tuple[str, str, Any, str]]:
         """(variable, field name, default, description) for every setting."""

@@ -59,7 +59,12 @@ async def _emit(
     if before is None:
         await enqueue(conn, SCHEMA, make_event(USER_CREATED, public_user(after), actor))
     elif after["credential_version"] != before["credential_version"]:
-        data = {"id": str(after["id"]), "cv": after["credential_version"], "active": after["active"]}
+        data = {
+            "id": str(after["id"]),
+            "cv": after["credential_version"],
+            "active": after["active"],
+            "roles": list(after["roles"]),  # webhook delivery filters by what a subscriber may read
+        }
         await enqueue(conn, SCHEMA, make_event(USER_CREDENTIALS_CHANGED, data, actor))
 
 
