@@ -1,0 +1,109 @@
+"""From request bodies to stored documents and from rows to representations, for any type."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from services.resource.types import COLUMNS, ResourceType
+from shared.events import format_time
+from shared.problems import Problem, ValidationFailed
+from shared.validation import validate
+
+
+def parse_time(raw: str) -> datetime | None:
+    """An RFC 3339 time with its offset (`Z` or `+02:00`); None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def parse_uuid(raw: Any) -> str | None:
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError:
+        return None
+
+
+def check_read_only(rtype: ResourceType, body: dict[str, Any], current: dict[str, Any] | None) -> None:
+    """Read-only fields may come back unchanged (a GET body round-trips); different is a 400."""
+    for name in rtype.read_only & body.keys():
+        value = body.pop(name)
+        if current is None or value != current.get(name):
+            raise Problem(400, f"{name} is read-only and is set by the server")
+
+
+def writable_doc(rtype: ResourceType, body: Any) -> dict[str, Any]:
+    """The stored document of a valid body: schema checked, times and ids normalized, the
+    type's own rules applied. Every error is a 422 naming its field."""
+    validate(rtype.input_schema, body)
+    doc = {name: value for name, value in body.items() if value is not None}
+    errors: list[dict[str, str]] = []
+    for name, value in doc.items():
+        kind = rtype.kind(name)
+        if kind == "time":
+            moment = parse_time(value)
+            if moment is None:
+                errors.append({"field": name, "message": "must be an RFC 3339 time with an offset"})
+            else:
+                doc[name] = format_time(moment)
+        elif kind == "uuid":
+            normalized = parse_uuid(value)
+            if normalized is None:
+                errors.append({"field": name, "message": "must be a UUID"})
+            else:
+                doc[name] = normalized
+    if not errors:
+        for check in rtype.checks:
+            errors.extend(check(doc))
+    if errors:
+        raise ValidationFailed(errors)
+    return doc
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def representation(rtype: ResourceType, row: Any) -> dict[str, Any]:
+    """The resource as GET returns it: every declared field, absent ones as null (lists empty)."""
+    doc = row["doc"]
+    shown: dict[str, Any] = {}
+    for name, spec in rtype.properties.items():
+        column = COLUMNS.get(name)
+        if column is not None:
+            value = row[column]
+            if isinstance(value, datetime):
+                value = format_time(value)
+            elif isinstance(value, uuid.UUID):
+                value = str(value)
+            shown[name] = value
+        elif name in doc:
+            shown[name] = doc[name]
+        else:
+            shown[name] = [] if spec.get("type") == "array" else None
+    return shown
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def etag_matches(header: str, version: int) -> bool:
+    """If-Match / If-None-Match: `*` or a list of (possibly weak) tags."""
+    if header.strip() == "*":
+        return True
+    current = etag(version)
+    return any(tag.strip().removeprefix("W/") == current for tag in header.split(","))

@@ -1,0 +1,260 @@
+"""`GET /v2/{type}/list` query parameters turned into one SQL query: filters on declared fields,
+text search, sort with keyset cursors, projection and counting. Every name that reaches the SQL
+text is a declared field name (checked here); every value goes in as a parameter."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from multidict import MultiMapping
+
+from services.resource.documents import parse_time, parse_uuid
+from services.resource.types import COLUMNS, REVIEWER_ROLES, ResourceType
+from shared.events import format_time
+from shared.http import decode_cursor, encode_cursor
+from shared.problems import Problem
+from shared.verifier import Principal
+
+RESERVED = ("q", "sort", "fields", "limit", "cursor", "count")
+OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "in": "in"}
+_PARAM = re.compile(r"^([A-Za-z][A-Za-z0-9]*)(?:\[([A-Za-z]*)\])?$")
+_COLUMN_CASTS = {"id": "uuid", "owner_id": "uuid", "status": "text", "version": "int"}
+_TIME_COLUMNS = ("created_at", "updated_at")
+
+
+@dataclass
+class Sql:
+    """A WHERE clause under construction, with its numbered parameters."""
+
+    where: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def param(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+
+def expression(rtype: ResourceType, name: str) -> str:
+    column = COLUMNS.get(name)
+    # `name` is a declared field (checked by the callers), never a caller's string.
+    return column if column else f"(doc -> '{name}')"
+
+
+def _cast(rtype: ResourceType, name: str) -> str:
+    column = COLUMNS.get(name)
+    if column is None:
+        return "jsonb"
+    return "timestamptz" if column in _TIME_COLUMNS else _COLUMN_CASTS[column]
+
+
+def _value(rtype: ResourceType, name: str, raw: str) -> Any:
+    """One query value as the SQL parameter of its field, or a 400 naming the field."""
+    kind = rtype.kind(name)
+    column = COLUMNS.get(name)
+    value: Any
+    if kind == "time":
+        moment = parse_time(raw)
+        if moment is None:
+            raise Problem(400, f"{name}: {raw!r} is not an RFC 3339 time with an offset")
+        value = moment if column else format_time(moment)
+    elif kind == "uuid":
+        normalized = parse_uuid(raw)
+        if normalized is None:
+            raise Problem(400, f"{name}: {raw!r} is not a UUID")
+        value = uuid.UUID(normalized) if column else normalized
+    elif kind == "integer":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise Problem(400, f"{name}: {raw!r} is not an integer") from None
+    elif kind == "enum":
+        allowed = rtype.properties[name]["enum"]
+        if raw not in allowed:
+            raise Problem(400, f"{name}: {raw!r} is not one of {', '.join(allowed)}")
+        value = raw
+    else:
+        value = raw
+    return value if column else orjson.dumps(value).decode()
+
+
+def add_filter(sql: Sql, rtype: ResourceType, name: str, op: str, raw: str) -> None:
+    expr = expression(rtype, name)
+    if rtype.kind(name) == "array":  # tags: contains one, or any of several
+        if op == "eq":
+            sql.where.append(f"{expr} ? {sql.param(raw)}")
+        elif op == "in":
+            sql.where.append(f"{expr} ?| {sql.param(_split(raw))}::text[]")
+        else:
+            raise Problem(400, f"{name}[{op}]: a list field takes = or [in]")
+        return
+    cast = _cast(rtype, name)
+    if op == "in":
+        values = [_value(rtype, name, part) for part in _split(raw)]
+        sql.where.append(f"{expr} = ANY({sql.param(values)}::{cast}[])")
+    else:
+        comparison = "=" if op == "eq" else OPERATORS[op]
+        sql.where.append(f"{expr} {comparison} {sql.param(_value(rtype, name, raw))}::{cast}")
+
+
+def _split(raw: str) -> list[str]:
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts or len(parts) > 100:
+        raise Problem(400, "[in] takes 1 to 100 comma-separated values")
+    return parts
+
+
+def visibility(sql: Sql, rtype: ResourceType, caller: Principal) -> None:
+    """What the caller may not see does not exist for them (404 and absent from lists)."""
+    workflow = rtype.workflow
+    if workflow is None or REVIEWER_ROLES.intersection(caller.roles):
+        return
+    states = sql.param(list(workflow.public_states))
+    me = sql.param(uuid.UUID(caller.user_id))
+    sql.where.append(f"(status = ANY({states}::text[]) OR owner_id = {me}::uuid)")
+
+
+@dataclass
+class ListQuery:
+    rtype: ResourceType
+    sql: Sql
+    order: list[tuple[str, bool]]  # (field, descending), ending in id
+    fields: list[str] | None
+    limit: int
+    count: bool
+    cursor_condition: str | None = None
+
+    def select(self, columns: str) -> tuple[str, list[Any]]:
+        where = list(self.sql.where)
+        if self.cursor_condition:
+            where.append(self.cursor_condition)
+        order = ", ".join(f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in self._order_exprs())
+        text = f"SELECT {columns} FROM resources WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {self.limit + 1}"
+        return text, self.sql.params
+
+    def count_query(self) -> tuple[str, list[Any]]:
+        return f"SELECT count(*) FROM resources WHERE {' AND '.join(self.sql.where)}", self.sql.params
+
+    def _order_exprs(self) -> list[tuple[str, bool]]:
+        return [(self._expr(name), desc) for name, desc in self.order]
+
+    def _expr(self, name: str) -> str:
+        return "id" if name == "id" else expression(self.rtype, name)
+
+    def cursor_after(self, row: Any) -> str:
+        values: list[Any] = []
+        for name, _ in self.order:
+            column = COLUMNS.get(name)
+            value = row[column] if column else row["doc"].get(name)
+            values.append(value.isoformat() if isinstance(value, datetime) else str(value))
+        return encode_cursor(values)
+
+
+def parse_list_query(
+    rtype: ResourceType, query: MultiMapping[str], caller: Principal, limit: int
+) -> ListQuery:
+    sql = Sql(where=[f"type = '{rtype.name}'"])  # a literal, so the partial indexes apply
+    for key, raw in query.items():
+        if key in RESERVED:
+            continue
+        match = _PARAM.match(key)
+        if not match:
+            raise Problem(400, f"unknown query parameter: {key}")
+        name, op = match.group(1), match.group(2)
+        if name not in rtype.properties:
+            raise Problem(400, f"unknown query parameter: {key} ({name} is not a field of {rtype.name})")
+        if name not in rtype.filters:
+            raise Problem(400, f"{name} cannot be filtered on")
+        if op is not None and op not in OPERATORS:
+            raise Problem(400, f"unknown operator [{op}] in {key}; use gt, gte, lt, lte or in")
+        add_filter(sql, rtype, name, op or "eq", raw)
+    if "q" in query:
+        if not rtype.search:
+            raise Problem(400, f"{rtype.name} has no text search")
+        text = query["q"].strip()
+        if not text:
+            raise Problem(400, "q must not be empty")
+        sql.where.append(f"search @@ websearch_to_tsquery('simple', {sql.param(text)})")
+    visibility(sql, rtype, caller)
+    listing = ListQuery(
+        rtype=rtype,
+        sql=sql,
+        order=_parse_sort(rtype, query.get("sort", rtype.default_sort)),
+        fields=_parse_fields(rtype, query.get("fields")),
+        limit=limit,
+        count=_parse_count(query.get("count")),
+    )
+    if "cursor" in query:
+        listing.cursor_condition = _keyset(listing, decode_cursor(query["cursor"]))
+    return listing
+
+
+def _parse_sort(rtype: ResourceType, raw: str) -> list[tuple[str, bool]]:
+    order: list[tuple[str, bool]] = []
+    for part in raw.split(","):
+        part = part.strip()
+        name = part.lstrip("-")
+        if name not in rtype.sorts and name != "id":
+            raise Problem(400, f"sort: {name or part!r} is not a sort field ({', '.join(rtype.sorts)})")
+        if any(name == seen for seen, _ in order):
+            raise Problem(400, f"sort: {name} is named twice")
+        order.append((name, part.startswith("-")))
+    if order[-1][0] != "id":  # every order ends in id, in the direction of the last key
+        order.append(("id", order[-1][1]))
+    return order
+
+
+def _parse_fields(rtype: ResourceType, raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in rtype.properties]
+    if not names or unknown:
+        raise Problem(400, f"fields: unknown field {', '.join(unknown) or '(none named)'}")
+    return names
+
+
+def _parse_count(raw: str | None) -> bool:
+    if raw is None:
+        return False
+    if raw != "exact":
+        raise Problem(400, "count takes the value exact")
+    return True
+
+
+def _keyset(listing: ListQuery, values: list[Any]) -> str:
+    """Rows after the cursor's in the listing's order: a row comparison when every key runs the
+    same way (an index range scan), the expanded OR form otherwise."""
+    order = listing.order
+    if len(values) != len(order):
+        raise Problem(400, "cursor is not one this API made (or the sort changed)")
+    sql = listing.sql
+    params: list[str] = []
+    for (name, _), raw in zip(order, values, strict=True):
+        if not isinstance(raw, str):
+            raise Problem(400, "cursor is not one this API made")
+        if name == "id":
+            if parse_uuid(raw) is None:
+                raise Problem(400, "cursor is not one this API made")
+            params.append(f"{sql.param(uuid.UUID(raw))}::uuid")
+        elif COLUMNS.get(name) in _TIME_COLUMNS:
+            try:
+                params.append(f"{sql.param(datetime.fromisoformat(raw))}::timestamptz")
+            except ValueError:
+                raise Problem(400, "cursor is not one this API made") from None
+        else:
+            params.append(f"{sql.param(orjson.dumps(raw).decode())}::jsonb")
+    exprs = [listing._expr(name) for name, _ in order]
+    directions = {desc for _, desc in order}
+    if len(directions) == 1:
+        op = "<" if directions.pop() else ">"
+        return f"({', '.join(exprs)}) {op} ({', '.join(params)})"
+    alternatives = []
+    for i, (_, desc) in enumerate(order):
+        equal = [f"{exprs[j]} = {params[j]}" for j in range(i)]
+        alternatives.append(" AND ".join([*equal, f"{exprs[i]} {'<' if desc else '>'} {params[i]}"]))
+    return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"

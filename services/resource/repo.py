@@ -1,0 +1,200 @@
+"""SQL for resources, their history and idempotency keys. Rows come back as dicts with `doc`
+parsed; documents go in as JSON text."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.resource.types import ResourceType
+
+COLUMNS_SQL = "id, type, owner_id, status, version, created_at, updated_at, doc::text AS doc"
+
+
+def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    row = dict(record)
+    row["doc"] = orjson.loads(row["doc"])
+    return row
+
+
+def search_text(rtype: ResourceType, doc: dict[str, Any]) -> str:
+    return " ".join(str(doc[name]) for name in rtype.search if doc.get(name))
+
+
+class ResourceRepo:
+    def __init__(self, conn: asyncpg.Connection, rtype: ResourceType) -> None:
+        self.conn = conn
+        self.rtype = rtype
+
+    async def get(self, resource_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+        suffix = " FOR UPDATE" if lock else ""
+        return _row(
+            await self.conn.fetchrow(
+                f"SELECT {COLUMNS_SQL} FROM resources WHERE id = $1 AND type = $2{suffix}",
+                resource_id,
+                self.rtype.name,
+            )
+        )
+
+    async def insert_many(
+        self, owner_id: uuid.UUID, status: str | None, docs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        ids = [uuid.uuid4() for _ in docs]
+        records = await self.conn.fetch(
+            f"""INSERT INTO resources (id, type, owner_id, status, doc, search)
+            SELECT i.id, $1, $2, $3, i.doc::jsonb, to_tsvector('simple', i.text)
+            FROM unnest($4::uuid[], $5::text[], $6::text[]) AS i(id, doc, text)
+            RETURNING {COLUMNS_SQL}""",
+            self.rtype.name,
+            owner_id,
+            status,
+            ids,
+            [orjson.dumps(doc).decode() for doc in docs],
+            [search_text(self.rtype, doc) for doc in docs],
+        )
+        by_id = {r["id"]: r for r in map(_row, records) if r is not None}
+        return [by_id[i] for i in ids]  # in the order of the request
+
+    async def update(
+        self, resource_id: uuid.UUID, version: int, doc: dict[str, Any], status: str | None
+    ) -> dict[str, Any] | None:
+        """Only from `version`: a concurrent change makes this None (the caller answers 412)."""
+        return _row(
+            await self.conn.fetchrow(
+                f"""UPDATE resources SET doc = $3::jsonb, status = $4, version = version + 1,
+                    updated_at = now(), search = to_tsvector('simple', $5)
+                WHERE id = $1 AND version = $2 RETURNING {COLUMNS_SQL}""",
+                resource_id,
+                version,
+                orjson.dumps(doc).decode(),
+                status,
+                search_text(self.rtype, doc),
+            )
+        )
+
+    async def set_status(self, resource_id: uuid.UUID, version: int, status: str) -> dict[str, Any] | None:
+        return _row(
+            await self.conn.fetchrow(
+                f"""UPDATE resources SET status = $3, version = version + 1, updated_at = now()
+                WHERE id = $1 AND version = $2 RETURNING {COLUMNS_SQL}""",
+                resource_id,
+                version,
+                status,
+            )
+        )
+
+    async def delete(self, resource_id: uuid.UUID, version: int) -> bool:
+        status = await self.conn.execute(
+            "DELETE FROM resources WHERE id = $1 AND version = $2", resource_id, version
+        )
+        return status == "DELETE 1"
+
+    async def lock_referenced(self, type_name: str, resource_id: str) -> bool:
+        """The referenced row exists, and cannot be deleted until this transaction ends."""
+        found = await self.conn.fetchval(
+            "SELECT 1 FROM resources WHERE id = $1 AND type = $2 FOR KEY SHARE",
+            uuid.UUID(resource_id),
+            type_name,
+        )
+        return found is not None
+
+    async def referenced_by(self, resource_id: uuid.UUID, types: Iterable[ResourceType]) -> str | None:
+        """The name of a type with a resource that names this one (so it cannot go)."""
+        for other in types:
+            for name, target in other.references.items():
+                if target != self.rtype.name:
+                    continue
+                found = await self.conn.fetchval(
+                    f"SELECT 1 FROM resources WHERE type = '{other.name}' AND (doc -> '{name}') = $1::jsonb LIMIT 1",
+                    orjson.dumps(str(resource_id)).decode(),
+                )
+                if found:
+                    return other.name
+        return None
+
+    async def page(self, text: str, params: list[Any]) -> list[dict[str, Any]]:
+        rows = [_row(r) for r in await self.conn.fetch(text, *params)]
+        return [r for r in rows if r is not None]
+
+
+class HistoryRepo:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def add(
+        self,
+        resource_id: uuid.UUID,
+        actor_id: str,
+        from_status: str | None,
+        to_status: str,
+        comment: str | None,
+        request_id: str | None,
+    ) -> None:
+        await self.conn.execute(
+            """INSERT INTO history (resource_id, actor_id, from_status, to_status, comment, request_id)
+            VALUES ($1, $2, $3, $4, $5, $6)""",
+            resource_id,
+            uuid.UUID(actor_id),
+            from_status,
+            to_status,
+            comment,
+            request_id,
+        )
+
+    async def list(self, resource_id: uuid.UUID) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "SELECT actor_id, from_status, to_status, comment, request_id, at FROM history"
+            " WHERE resource_id = $1 ORDER BY seq",
+            resource_id,
+        )
+
+
+class IdempotencyRepo:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def try_lock(self, owner_id: str, key: str) -> bool:
+        """Held until the transaction ends: a second request with the key meanwhile is in flight."""
+        return bool(
+            await self.conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1), hashtext($2))", owner_id, key
+            )
+        )
+
+    async def find(self, owner_id: str, key: str, ttl: int) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            "SELECT fingerprint, status, headers::text AS headers, body FROM idempotency_keys"
+            " WHERE owner_id = $1 AND key = $2 AND created_at > now() - make_interval(secs => $3)",
+            uuid.UUID(owner_id),
+            key,
+            ttl,
+        )
+
+    async def save(
+        self, owner_id: str, key: str, fingerprint: bytes, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        await self.conn.execute(
+            """INSERT INTO idempotency_keys (owner_id, key, fingerprint, status, headers, body)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+            ON CONFLICT (owner_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                status = EXCLUDED.status, headers = EXCLUDED.headers, body = EXCLUDED.body,
+                created_at = now()""",
+            uuid.UUID(owner_id),
+            key,
+            fingerprint,
+            status,
+            orjson.dumps(headers).decode(),
+            body,
+        )
+
+    async def prune(self, ttl: int) -> int:
+        status = await self.conn.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)", ttl
+        )
+        return int(status.split()[-1])
