@@ -203,11 +203,13 @@ class Suite:
         return user, password, await self.token(email, password)
 
 
-async def start_suite(aiohttp_server: Any, settings: Settings) -> Suite:
+async def start_suite(aiohttp_server: Any, settings: Settings, resource_types: Any = None) -> Suite:
+    """`resource_types`: the resource service's declarations, when a test adds its own."""
     url = server_url
     auth = await aiohttp_server(auth_app(settings))
     with_auth = dataclasses.replace(settings, auth_url=url(auth))
-    resource = await aiohttp_server(resource_app(with_auth))
+    resource_args = () if resource_types is None else (resource_types,)
+    resource = await aiohttp_server(resource_app(with_auth, *resource_args))
     webhook = await aiohttp_server(webhook_app(with_auth))
     wired = dataclasses.replace(with_auth, resource_url=url(resource), webhook_url=url(webhook))
     gateway = await aiohttp_server(gateway_app(wired))

@@ -1,0 +1,104 @@
+"""The resource engine is generic: a type declared here, and nowhere in the service, gets CRUD,
+lists, validation, its OpenAPI paths and its events with no handler code of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from services.resource.openapi import fragment
+from services.resource.types import TYPES, ResourceType
+from shared.catalog import REPRESENTATIONS
+from shared.config import Settings
+from tests.conftest import Suite, start_suite
+
+BOOK = ResourceType(
+    name="book",
+    schema={
+        "title": "Book",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "readOnly": True},
+            "title": {"type": "string", "minLength": 1, "maxLength": 100},
+            "pages": {"type": ["integer", "null"], "minimum": 1},
+            "publishedAt": {"type": "string", "format": "date-time"},
+            "ownerId": {"type": "string", "format": "uuid", "readOnly": True},
+            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "version": {"type": "integer", "readOnly": True},
+        },
+        "required": ["title", "publishedAt"],
+    },
+    filters=("title", "pages", "publishedAt"),
+    sorts=("title", "publishedAt", "createdAt"),
+    default_sort="title",
+    search=("title",),
+)
+
+
+@pytest.fixture
+async def book_suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
+    started = await start_suite(aiohttp_server, settings, resource_types=(*TYPES, BOOK))
+    yield started
+    await started.session.close()
+
+
+async def test_a_type_declared_only_here_gets_the_whole_api(book_suite: Suite) -> None:
+    suite = book_suite
+    _, _, token = await suite.new_user()
+    _, _, other = await suite.new_user()
+    resp, book = await suite.request(
+        "POST",
+        "/v2/book/list",
+        token=token,
+        json={"title": "Dune", "pages": 412, "publishedAt": "1965-08-01T00:00:00Z"},
+    )
+    assert resp.status == 201, book
+    assert (
+        book["publishedAt"] == "1965-08-01T00:00:00.000Z"
+        and resp.headers["Location"] == f"/v2/book/{book['id']}"
+    )
+    resp, problem = await suite.request(
+        "POST", "/v2/book/list", token=token, json={"title": "No date", "pages": 0}
+    )
+    assert resp.status == 422 and {e["field"] for e in problem["errors"]} == {"pages", "publishedAt"}
+    resp, body = await suite.request("GET", "/v2/book/list?pages[gte]=400&q=dune", token=other)
+    assert resp.status == 200 and book["id"] in [b["id"] for b in body]
+    resp, body = await suite.request("PATCH", f"/v2/book/{book['id']}", token=token, json={"pages": None})
+    assert resp.status == 200 and body["pages"] is None and body["version"] == 2
+    resp, _ = await suite.request("PATCH", f"/v2/book/{book['id']}", token=other, json={"pages": 3})
+    assert resp.status == 403  # visible to all (no workflow), changed only by its owner
+    resp, _ = await suite.request("POST", f"/v2/book/{book['id']}/submit", token=token)
+    assert resp.status in (404, 405)  # no workflow, no transitions
+    resp, _ = await suite.request("DELETE", f"/v2/book/{book['id']}", token=token)
+    assert resp.status == 204
+
+
+def test_the_openapi_fragment_documents_every_declared_route() -> None:
+    document = fragment((*TYPES, BOOK))
+    assert {"/v2/book/list", "/v2/book/{id}"} <= set(document["paths"])
+    assert "/v2/book/{id}/history" not in document["paths"]
+    assert {"/v2/event/{id}/approve", "/v2/event/{id}/history"} <= set(document["paths"])
+    assert {"Book", "BookInput", "BookPatch", "Event", "EventInput", "Location"} <= set(
+        document["components"]["schemas"]
+    )
+    params = {p["name"] for p in document["paths"]["/v2/event/list"]["get"]["parameters"]}
+    assert {"startsAt[gte]", "tags[in]", "q", "sort", "cursor", "count"} <= params
+
+
+def test_declarations_use_the_catalog_representations() -> None:
+    """The webhook catalog and the API show the same thing for each product type."""
+    assert {t.name: t.schema for t in TYPES} == REPRESENTATIONS
+
+
+def test_a_declaration_that_cannot_work_fails_at_once() -> None:
+    with pytest.raises(ValueError, match="may be null"):
+        ResourceType(
+            name="bad", schema=BOOK.schema, filters=(), sorts=("pages",), default_sort="pages"
+        ).validate_declaration()
+    with pytest.raises(ValueError, match="not a field"):
+        ResourceType(
+            name="bad", schema=BOOK.schema, filters=("colour",), sorts=("title",), default_sort="title"
+        ).validate_declaration()
