@@ -127,6 +127,7 @@ class ListQuery:
     limit: int
     count: bool
     cursor_condition: str | None = None
+    filter_params: int = 0  # how many of sql.params the filters use (the cursor's come after)
 
     def select(self, columns: str) -> tuple[str, list[Any]]:
         where = list(self.sql.where)
@@ -137,7 +138,9 @@ class ListQuery:
         return text, self.sql.params
 
     def count_query(self) -> tuple[str, list[Any]]:
-        return f"SELECT count(*) FROM resources WHERE {' AND '.join(self.sql.where)}", self.sql.params
+        # Counts every match, so without the cursor's condition and its parameters.
+        params = self.sql.params[: self.filter_params]
+        return f"SELECT count(*) FROM resources WHERE {' AND '.join(self.sql.where)}", params
 
     def _order_exprs(self) -> list[tuple[str, bool]]:
         return [(self._expr(name), desc) for name, desc in self.order]
@@ -188,6 +191,7 @@ def parse_list_query(
         limit=limit,
         count=_parse_count(query.get("count")),
     )
+    listing.filter_params = len(sql.params)
     if "cursor" in query:
         listing.cursor_condition = _keyset(listing, decode_cursor(query["cursor"]))
     return listing

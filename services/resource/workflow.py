@@ -32,7 +32,7 @@ def check_transition(rtype: ResourceType, name: str, caller: Principal, row: dic
         raise Forbidden(f"only the owner or an admin may {name} this {rtype.name}")
     if step.who == "reviewer":
         if not REVIEWER_ROLES.intersection(caller.roles):
-            raise Forbidden(f"only an approver or an admin may {name} a {rtype.name}")
+            raise Forbidden(f"only an approver or an admin may {name} {rtype.name}s")
         if owner:
             raise Forbidden(f"nobody may {name} their own {rtype.name} (four-eyes rule)")
     return step
