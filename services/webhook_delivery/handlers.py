@@ -150,8 +150,11 @@ async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
         row = await SubscriptionRepo(conn).get(_sub_id(request), _scope(principal(request)))
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None and (_etag(row) in _tags(if_none_match) or if_none_match.strip() == "*"):
-        return web.Response(status=304, headers={"ETag": _etag(row)})
+    if if_none_match is not None:
+        # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
+        tags = [tag.removeprefix("W/") for tag in _tags(if_none_match)]
+        if "*" in tags or _etag(row) in tags:
+            return web.Response(status=304, headers={"ETag": _etag(row)})
     return _shown(row)
 
 

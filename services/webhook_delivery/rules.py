@@ -4,6 +4,7 @@ receiver. Each check raises `ValidationFailed` naming the field and the offendin
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
 
@@ -14,6 +15,7 @@ from services.webhook_delivery.schemas import MAX_HEADERS
 from shared.catalog import TOPICS
 from shared.problems import ValidationFailed
 
+RESOLVE_TIMEOUT = 5.0  # seconds a save waits for DNS; a slow resolver must not hold requests
 _PREFIXES = frozenset(name.split(".", 1)[0] for name in TOPICS)
 # RFC 9110 field-name token, and a field value of visible ASCII, spaces and tabs (no CR/LF/NUL).
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -94,6 +96,9 @@ async def check_target(url: yarl.URL, *, allow_private: bool) -> None:
     delivery worker checks again at connect time (DNS answers change)."""
     assert url.raw_host is not None and url.port is not None  # parse_url made sure
     try:
-        await ssrf.resolve_checked(url.raw_host, url.port, allow_private=allow_private)
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            await ssrf.resolve_checked(url.raw_host, url.port, allow_private=allow_private)
     except ssrf.UnsafeTarget as exc:
         raise _fail("url", str(exc)) from None
+    except TimeoutError:
+        raise _fail("url", f"the host {url.raw_host!r} did not resolve within {RESOLVE_TIMEOUT} s") from None

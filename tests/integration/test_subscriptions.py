@@ -4,6 +4,7 @@ them) unless a test is about private addresses."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import uuid
@@ -251,6 +252,8 @@ async def test_if_match_with_a_stale_etag_is_a_412_and_writes_nothing(suite: Sui
 
     resp, got = await suite.request("GET", path, token=token, headers={"If-None-Match": '"2"'})
     assert resp.status == 304 and resp.headers["ETag"] == '"2"'
+    resp, _ = await suite.request("GET", path, token=token, headers={"If-None-Match": 'W/"2"'})
+    assert resp.status == 304, "If-None-Match compares weakly"
     resp, got = await suite.request("GET", path, token=token, headers={"If-None-Match": '"1"'})
     assert resp.status == 200 and got["version"] == 2
 
@@ -258,6 +261,36 @@ async def test_if_match_with_a_stale_etag_is_a_412_and_writes_nothing(suite: Sui
     assert resp.status == 200 and put["version"] == 2, "a PUT of the same content changes nothing"
     resp, _ = await suite.request("DELETE", path, token=token, headers={"If-Match": "*"})
     assert resp.status == 204
+
+
+async def test_concurrent_changes_with_the_same_etag_write_once(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    sub = await _create(suite, token)
+    path = f"/v2/subscription/{sub['id']}"
+
+    async def patch(n: int) -> int:
+        resp, _ = await suite.request(
+            "PATCH",
+            path,
+            token=token,
+            json={"description": f"writer {n}"},
+            headers={**MERGE, "If-Match": '"1"'},
+        )
+        return resp.status
+
+    statuses = await asyncio.gather(*(patch(n) for n in range(8)))
+    assert sorted(statuses) == [200] + [412] * 7
+    row = await _row(suite, sub["id"])
+    assert row["version"] == 2 and row["description"].startswith("writer ")
+
+
+async def test_concurrent_creates_of_one_url_make_one_subscription(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    body = {"url": _url(), "topics": ["*"]}
+    results = await asyncio.gather(
+        *(suite.request("POST", "/v2/subscription/list", token=token, json=body) for _ in range(6))
+    )
+    assert sorted(resp.status for resp, _ in results) == [201] + [409] * 5
 
 
 # -- bad requests -----------------------------------------------------------------------------
