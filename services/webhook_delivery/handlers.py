@@ -81,6 +81,8 @@ def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response
     headers = {"ETag": _etag(row)}
     if status == 201:
         headers["Location"] = f"/v2/subscription/{row['id']}"
+    if "secret" in extra:
+        headers["Cache-Control"] = "no-store"
     return json_response({**public_subscription(row), **extra}, status=status, headers=headers)
 
 

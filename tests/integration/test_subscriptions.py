@@ -79,7 +79,7 @@ async def test_a_member_creates_reads_replaces_patches_and_deletes_a_subscriptio
     assert resp.status == 201, created
     sub_id = created["id"]
     assert resp.headers["Location"] == f"/v2/subscription/{sub_id}"
-    assert resp.headers["ETag"] == '"1"'
+    assert resp.headers["ETag"] == '"1"' and resp.headers["Cache-Control"] == "no-store"
     assert created["secret"].startswith("whsec_")
     assert created["ownerId"] == user["id"] and created["url"] == url and created["version"] == 1
     assert (created["active"], created["headers"], created["disabledReason"]) == (True, {}, None)

@@ -124,6 +124,13 @@ async def test_numeric_spellings_of_loopback_are_refused(host: str) -> None:
         await resolve_checked(host, 80, allow_private=False)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1.", "localhost.", "LOCALHOST"])
+async def test_other_spellings_of_local_hosts_never_pass(host: str) -> None:
+    # Refused as loopback or as unresolvable, whichever this resolver makes of them.
+    with pytest.raises(UnsafeTarget):
+        await resolve_checked(host, 80, allow_private=False)
+
+
 async def test_public_literals_pass_without_network() -> None:
     assert await resolve_checked("93.184.215.14", 443, allow_private=False) == ["93.184.215.14"]
     assert await resolve_checked("[2606:4700:4700::1111]", 443, allow_private=False) == [
