@@ -1,5 +1,5 @@
-"""The webhook delivery service: subscriptions and the delivery worker. This is its skeleton
-(health, database, broker, token check); subscriptions and delivery come with their own issue."""
+"""The webhook delivery service: the subscriptions API and the delivery worker, each switched on
+by its own setting (`webhook_api`, `webhook_worker`), so workers scale as processes of their own."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from services.webhook_delivery import handlers
+from services.webhook_delivery.openapi import openapi_handler, subscription_paths
 from shared.config import Settings
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 
@@ -15,8 +17,11 @@ SCHEMA = "webhook_delivery"
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = base_app(settings, "webhook_delivery")
+    app = base_app(settings, "webhook_delivery", public_paths=("/openapi.json",))
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
+    if settings.webhook_api:
+        handlers.add_routes(app)
+        app.router.add_get("/openapi.json", openapi_handler(subscription_paths()))
     return app

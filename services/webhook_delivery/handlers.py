@@ -1,0 +1,271 @@
+"""HTTP handlers of the subscriptions API and the topic catalog. A member sees and changes only
+their own subscriptions (someone else's is a 404, as if it did not exist); admins see all."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from services.webhook_delivery import rules, schemas
+from services.webhook_delivery.ssrf import url_key
+from services.webhook_delivery.subscriptions import (
+    SubscriptionRepo,
+    public_secrets,
+    public_subscription,
+)
+from shared.appkeys import DATABASE, SETTINGS
+from shared.authn import principal
+from shared.catalog import TOPICS, envelope_schema
+from shared.events import utc_now
+from shared.http import (
+    JSON_CONTENT_TYPE,
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    next_link,
+    parse_limit,
+    read_json,
+    reject_unknown_params,
+)
+from shared.problems import NotFound, Problem
+from shared.validation import validate
+from shared.verifier import Principal
+from shared.webhooks import new_secret
+
+MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
+TOPIC_LIST = orjson.dumps(
+    [
+        {"name": name, "description": description, "schema": envelope_schema(name)}
+        for name, (description, _) in TOPICS.items()
+    ]
+)
+
+
+def _sub_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such subscription") from None
+
+
+def _scope(caller: Principal) -> str | None:
+    """The owner a caller is limited to: none for admins."""
+    return None if caller.is_admin else caller.user_id
+
+
+def _etag(row: dict[str, Any]) -> str:
+    return f'"{row["version"]}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
+    """`If-Match` with another version: nothing is written (strong comparison, RFC 9110)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return
+    tags = _tags(header)
+    if "*" not in tags and _etag(row) not in tags:
+        raise Problem(
+            412, f"the subscription changed since that ETag; it is now {_etag(row)}: GET it and retry"
+        )
+
+
+def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response:
+    headers = {"ETag": _etag(row)}
+    if status == 201:
+        headers["Location"] = f"/v2/subscription/{row['id']}"
+    if "secret" in extra:
+        headers["Cache-Control"] = "no-store"
+    return json_response({**public_subscription(row), **extra}, status=status, headers=headers)
+
+
+def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> None:
+    """Read-only fields may be sent back unchanged (a GET body round-trips); different is a 400."""
+    shown = public_subscription(current) if current else {}
+    for name in schemas.READ_ONLY:
+        if name in body and body.pop(name) != shown.get(name):
+            raise Problem(400, f"{name} is read-only and cannot be changed")
+
+
+def _parse_cursor(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
+    if "cursor" not in request.query:
+        return None
+    values = decode_cursor(request.query["cursor"])
+    try:
+        return datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1]))
+    except (ValueError, IndexError):
+        raise Problem(400, "cursor is not one this API made") from None
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+
+async def list_subscriptions(request: web.Request) -> web.Response:
+    reject_unknown_params(request, ("limit", "cursor"))
+    limit = parse_limit(request)
+    after = _parse_cursor(request)
+    async with request.app[DATABASE].connection() as conn:
+        rows = await SubscriptionRepo(conn).page(_scope(principal(request)), after, limit + 1)
+    headers = {}
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        # Full precision: the page boundary must not fall between two rows of one millisecond.
+        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    return json_response([public_subscription(r) for r in rows], headers=headers)
+
+
+async def create_subscription(request: web.Request) -> web.Response:
+    caller = principal(request)
+    body = await read_json(request)
+    if isinstance(body, dict):
+        for name in schemas.READ_ONLY.keys() & body.keys():
+            raise Problem(400, f"{name} is read-only and is set by the server")
+    validate(schemas.SUBSCRIPTION_CREATE, body)
+    topics = rules.check_topics(body["topics"])
+    headers = rules.check_headers(body.get("headers", {}))
+    url = rules.parse_url(body["url"])
+    await rules.check_target(url, allow_private=request.app[SETTINGS].webhook_allow_private)
+    async with request.app[DATABASE].connection() as conn:
+        row = await SubscriptionRepo(conn).create(
+            owner_id=caller.user_id,
+            owner_roles=list(caller.roles),
+            url=body["url"],
+            url_key=url_key(url),
+            topics=topics,
+            description=body.get("description", ""),
+            headers=headers,
+            active=body.get("active", True),
+            secret=new_secret(),
+        )
+    return _shown(row, status=201, secret=row["secret"])
+
+
+async def get_subscription(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].connection() as conn:
+        row = await SubscriptionRepo(conn).get(_sub_id(request), _scope(principal(request)))
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
+        tags = [tag.removeprefix("W/") for tag in _tags(if_none_match)]
+        if "*" in tags or _etag(row) in tags:
+            return web.Response(status=304, headers={"ETag": _etag(row)})
+    return _shown(row)
+
+
+def _merge_headers(current: dict[str, str], patch: dict[str, str | None] | None) -> dict[str, str]:
+    """RFC 7396 on the headers object: `null` removes one header, a `null` object clears all."""
+    if patch is None:
+        return {}
+    merged = dict(current)
+    for name, value in patch.items():
+        # Header names ignore case: a patch of `x-token` replaces `X-Token`.
+        for existing in [n for n in merged if n.lower() == name.lower()]:
+            del merged[existing]
+        if value is not None:
+            merged[name] = value
+    return merged
+
+
+async def _change(request: web.Request, *, patch: bool) -> web.Response:
+    """PUT and PATCH share everything but the schema and how headers combine."""
+    caller = principal(request)
+    sub_id = _sub_id(request)
+    body = await read_json(request, MERGE_PATCH if patch else (JSON_CONTENT_TYPE,))
+    validate(schemas.SUBSCRIPTION_PATCH if patch else schemas.SUBSCRIPTION_REPLACE, body)
+    if "topics" in body:
+        rules.check_topics(body["topics"])
+    if not patch:
+        rules.check_headers(body["headers"])
+    url = rules.parse_url(body["url"]) if "url" in body else None
+    if url is not None:
+        # Before the transaction: no row lock or pooled connection is held while DNS answers.
+        await rules.check_target(url, allow_private=request.app[SETTINGS].webhook_allow_private)
+    async with request.app[DATABASE].transaction() as conn:
+        repo = SubscriptionRepo(conn)
+        before = await repo.get(sub_id, _scope(caller), for_update=True)
+        _check_if_match(request, before)
+        _check_read_only(body, before)
+        wanted: dict[str, Any] = {k: body[k] for k in ("topics", "active") if k in body}
+        if "description" in body:
+            wanted["description"] = body["description"] or ""
+        if "headers" in body:
+            headers = body["headers"]
+            wanted["headers"] = rules.check_headers(
+                _merge_headers(before["headers"], headers) if patch else headers
+            )
+        if url is not None:
+            wanted["url"], wanted["url_key"] = body["url"], url_key(url)
+        changes = {k: v for k, v in wanted.items() if before[k] != v}
+        if "url_key" in changes or changes.get("active") is True:
+            # A new receiver, or one switched back on, starts with a clean record.
+            changes["failing_since"] = None
+        if changes.get("active") is True:
+            changes["disabled_reason"] = None
+        after = await repo.update(sub_id, before["version"], changes) if changes else before
+    assert after is not None  # the row is locked: its version cannot have moved
+    return _shown(after)
+
+
+async def put_subscription(request: web.Request) -> web.Response:
+    return await _change(request, patch=False)
+
+
+async def patch_subscription(request: web.Request) -> web.Response:
+    return await _change(request, patch=True)
+
+
+async def delete_subscription(request: web.Request) -> web.Response:
+    sub_id = _sub_id(request)
+    async with request.app[DATABASE].transaction() as conn:
+        repo = SubscriptionRepo(conn)
+        before = await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        _check_if_match(request, before)
+        await repo.delete(sub_id, before["version"])
+    return web.Response(status=204)
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+async def get_secret(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].connection() as conn:
+        row = await SubscriptionRepo(conn).get(_sub_id(request), _scope(principal(request)))
+    return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    sub_id = _sub_id(request)
+    overlap = request.app[SETTINGS].webhook_secret_overlap
+    async with request.app[DATABASE].transaction() as conn:
+        repo = SubscriptionRepo(conn)
+        await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        row = await repo.rotate_secret(sub_id, new_secret(), overlap)
+    return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
+
+
+# -- topics ----------------------------------------------------------------------------------
+
+
+async def list_topics(request: web.Request) -> web.Response:
+    return web.Response(body=TOPIC_LIST, content_type=JSON_CONTENT_TYPE, charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v2/topic/list", list_topics)
+    r.add_get("/v2/subscription/list", list_subscriptions)
+    r.add_post("/v2/subscription/list", create_subscription)
+    r.add_get("/v2/subscription/{id}", get_subscription)
+    r.add_put("/v2/subscription/{id}", put_subscription)
+    r.add_patch("/v2/subscription/{id}", patch_subscription)
+    r.add_delete("/v2/subscription/{id}", delete_subscription)
+    r.add_get("/v2/subscription/{id}/secret", get_secret)
+    r.add_post("/v2/subscription/{id}/secret/rotate", rotate_secret)

@@ -1,0 +1,237 @@
+"""The OpenAPI 3.1 fragment of the webhook delivery service, built from the same schemas that
+validate requests (`schemas.py`), served at `GET /openapi.json` for the gateway to merge. Error
+responses point at `#/components/responses/Problem`, which the gateway's fragment defines."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from services.webhook_delivery import schemas
+from shared.http import JSON_CONTENT_TYPE
+
+Paths = dict[str, Any]
+Schemas = dict[str, Any]
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+TAGS = ["Webhook subscriptions"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    # 401 everywhere: every route here needs a token.
+    return {str(status): PROBLEM for status in sorted({401, *statuses})}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON_CONTENT_TYPE: {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _body(name: str, *content_types: str) -> dict[str, Any]:
+    return {"required": True, "content": {ct: {"schema": _ref(name)} for ct in content_types}}
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+ETAG = {"ETag": _header("The subscription's version, for If-Match and If-None-Match.")}
+ID_PARAM = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "description": "The subscription id.",
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "An ETag from an earlier response: the change is made only if it is still current (else 412).",
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "An ETag: 304 without a body when the subscription has not changed since.",
+}
+PAGE_PARAMS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": 'Opaque: from the `Link: <...>; rel="next"` header of the previous page.',
+    },
+]
+
+SCHEMAS: Schemas = {
+    "Subscription": schemas.SUBSCRIPTION,
+    "SubscriptionCreated": schemas.SUBSCRIPTION_CREATED,
+    "SubscriptionInput": schemas.SUBSCRIPTION_CREATE,
+    "SubscriptionReplace": schemas.SUBSCRIPTION_REPLACE,
+    "SubscriptionPatch": schemas.SUBSCRIPTION_PATCH,
+    "SubscriptionSecrets": schemas.SECRETS,
+    "Topic": schemas.TOPIC,
+}
+
+
+def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": more.pop("tags", TAGS),
+        "parameters": more.pop("parameters", []),
+        **more,
+        "responses": responses,
+    }
+
+
+def subscription_paths() -> tuple[Paths, Schemas]:
+    sub = _ref("Subscription")
+    secrets = _json(
+        _ref("SubscriptionSecrets"), "The signing secrets", {"Cache-Control": _header("no-store")}
+    )
+    paths: Paths = {
+        "/v2/topic/list": {
+            "get": _operation(
+                "listTopics",
+                "The event catalog: every topic with its description and webhook body schema",
+                {"200": _json({"type": "array", "items": _ref("Topic")}, "Every topic"), **_errors()},
+                tags=["Topics"],
+            )
+        },
+        "/v2/subscription/list": {
+            "get": _operation(
+                "listSubscriptions",
+                "Your subscriptions (admins: everyone's), oldest first, paged",
+                {
+                    "200": _json(
+                        {"type": "array", "items": sub},
+                        "A page of subscriptions",
+                        {"Link": _header('`<...>; rel="next"` when there is a next page.')},
+                    ),
+                    **_errors(400),
+                },
+                parameters=PAGE_PARAMS,
+            ),
+            "post": _operation(
+                "createSubscription",
+                "Subscribe a URL to topics; the response carries the signing secret",
+                {
+                    "201": _json(
+                        _ref("SubscriptionCreated"),
+                        "Created",
+                        {**ETAG, "Location": _header("The new subscription's path.")},
+                    ),
+                    **_errors(400, 409, 413, 415, 422),
+                },
+                requestBody=_body("SubscriptionInput", JSON_CONTENT_TYPE),
+            ),
+        },
+        "/v2/subscription/{id}": {
+            "get": _operation(
+                "getSubscription",
+                "One subscription",
+                {
+                    "200": _json(sub, "The subscription", ETAG),
+                    "304": {"description": "Not modified since the ETag in If-None-Match", "headers": ETAG},
+                    **_errors(404),
+                },
+                parameters=[ID_PARAM, IF_NONE_MATCH],
+            ),
+            "put": _operation(
+                "replaceSubscription",
+                "Replace a subscription's writable fields",
+                {
+                    "200": _json(sub, "The changed subscription", ETAG),
+                    **_errors(400, 404, 409, 412, 413, 415, 422),
+                },
+                parameters=[ID_PARAM, IF_MATCH],
+                requestBody=_body("SubscriptionReplace", JSON_CONTENT_TYPE),
+            ),
+            "patch": _operation(
+                "patchSubscription",
+                "Change some fields (JSON Merge Patch; active: true re-enables and clears disabledReason)",
+                {
+                    "200": _json(sub, "The changed subscription", ETAG),
+                    **_errors(400, 404, 409, 412, 413, 415, 422),
+                },
+                parameters=[ID_PARAM, IF_MATCH],
+                requestBody=_body("SubscriptionPatch", "application/merge-patch+json", JSON_CONTENT_TYPE),
+            ),
+            "delete": _operation(
+                "deleteSubscription",
+                "Delete a subscription",
+                {"204": {"description": "Deleted"}, **_errors(404, 412)},
+                parameters=[ID_PARAM, IF_MATCH],
+            ),
+        },
+        "/v2/subscription/{id}/secret": {
+            "get": _operation(
+                "getSubscriptionSecret",
+                "The signing secret, and the previous one while it still signs",
+                {"200": secrets, **_errors(404)},
+                parameters=[ID_PARAM],
+            )
+        },
+        "/v2/subscription/{id}/secret/rotate": {
+            "post": _operation(
+                "rotateSubscriptionSecret",
+                "Make a new signing secret; the old one keeps signing during the overlap (24 h)",
+                {"200": secrets, **_errors(404)},
+                parameters=[ID_PARAM],
+            )
+        },
+    }
+    return paths, dict(SCHEMAS)
+
+
+def document(*parts: tuple[Paths, Schemas]) -> dict[str, Any]:
+    """The service's fragment: its parts' paths and schemas together (the delivery routes are
+    another part). Two parts declaring the same operation or schema name is a bug: refuse."""
+    paths: Paths = {}
+    models: Schemas = {}
+    for part_paths, part_schemas in parts:
+        for path, operations in part_paths.items():
+            here = paths.setdefault(path, {})
+            if here.keys() & operations.keys():
+                raise ValueError(f"{path} is declared twice")
+            here.update(operations)
+        if models.keys() & part_schemas.keys():
+            raise ValueError(f"schemas declared twice: {sorted(models.keys() & part_schemas.keys())}")
+        models.update(part_schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Herald webhook delivery", "version": "2"},
+        "paths": paths,
+        "components": {"schemas": models},
+    }
+
+
+def openapi_handler(*parts: tuple[Paths, Schemas]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    body = orjson.dumps(document(*parts))
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=JSON_CONTENT_TYPE, charset="utf-8")
+
+    return serve
