@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -27,6 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import running_suite, wrk  # noqa: E402
 from shared.verifier import Credentials, TokenVerifier  # noqa: E402
 
 ISS, AUD = "herald", "herald-api"
@@ -100,114 +97,19 @@ async def micro(count: int) -> dict[str, float]:
     }
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _wrk(url: str, token: str | None, seconds: int) -> dict[str, float]:
-    cmd = ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", url]
-    if token:
-        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
-        if not m:
-            return float("nan")
-        value, unit = float(m.group(1)), m.group(2)
-        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {
-        "req_per_s": round(rps),
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-    }
-
-
 async def through_gateway(seconds: int) -> dict[str, Any]:
     if not shutil.which("wrk"):
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
-    import aiohttp
-
-    gw, auth, res, wh = _free_ports(4)
-    db = f"herald_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
-        "HERALD_GATEWAY_PORT": str(gw),
-        "HERALD_AUTH_PORT": str(auth),
-        "HERALD_RESOURCE_PORT": str(res),
-        "HERALD_WEBHOOK_PORT": str(wh),
-        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
-        "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
-        "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
-        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
-        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
-        "HERALD_QUEUE_PREFIX": prefix,
-        "HERALD_ADMIN_PASSWORD": "bench-admin-pw",
-        "HERALD_USER_RATE": "0",
-        "HERALD_REQUESTTOKEN_RATE": "0",
-        "HERALD_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{gw}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                try:
-                    async with session.get(base + "/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-            async with session.post(
-                base + "/v2/requesttoken", json={"email": "admin@herald.local", "password": "bench-admin-pw"}
-            ) as resp:
-                token = await resp.json()
+    async with running_suite() as suite:
+        base, token = suite.base, suite.token
         return {
-            "gateway_healthz_no_token": _wrk(base + "/healthz", None, seconds),
-            "gateway_to_resource_404_with_token": _wrk(base + "/v2/nothing/here", token, seconds),
-            "gateway_user_me_with_token": _wrk(base + "/v2/user/me", token, seconds),
-            "direct_auth_user_me_with_token": _wrk(f"http://127.0.0.1:{auth}/v2/user/me", token, seconds),
+            "gateway_healthz_no_token": wrk(base + "/healthz", None, seconds),
+            "gateway_to_resource_404_with_token": wrk(base + "/v2/nothing/here", token, seconds),
+            "gateway_user_me_with_token": wrk(base + "/v2/user/me", token, seconds),
+            "direct_auth_user_me_with_token": wrk(
+                f"http://127.0.0.1:{suite.ports['auth']}/v2/user/me", token, seconds
+            ),
         }
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        await _delete_exchanges(prefix)
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}"'],
-            check=False,
-            capture_output=True,
-        )
-
-
-async def _delete_exchanges(prefix: str) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect(
-        os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    async with connection:
-        channel = await connection.channel()
-        for suffix in ("auth", "domain"):
-            await channel.exchange_delete(f"{prefix}.{suffix}")
 
 
 def main() -> None:

@@ -1,0 +1,157 @@
+"""What the benchmarks share: the suite started as `make run` starts it (on free ports, a
+database and AMQP names of its own, limits off), and wrk with its figures parsed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = {"email": "admin@herald.local", "password": "bench-admin-pw"}
+
+
+@dataclass
+class RunningSuite:
+    base: str
+    ports: dict[str, int]
+    token: str
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@asynccontextmanager
+async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
+    gw, auth, res, wh = free_ports(4)
+    db = f"herald_bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
+        "HERALD_GATEWAY_PORT": str(gw),
+        "HERALD_AUTH_PORT": str(auth),
+        "HERALD_RESOURCE_PORT": str(res),
+        "HERALD_WEBHOOK_PORT": str(wh),
+        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
+        "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
+        "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
+        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
+        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
+        "HERALD_QUEUE_PREFIX": prefix,
+        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
+        "HERALD_USER_RATE": "0",
+        "HERALD_REQUESTTOKEN_RATE": "0",
+        "HERALD_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{gw}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(150):
+                try:
+                    async with session.get(base + "/readyz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
+                token = await resp.json()
+        yield RunningSuite(
+            base, {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}, token
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        await delete_exchanges(prefix)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-qc",
+                f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
+            ],
+            check=False,
+            capture_output=True,
+        )
+
+
+async def delete_exchanges(prefix: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(
+        os.environ.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    async with connection:
+        channel = await connection.channel()
+        for suffix in ("auth", "domain"):
+            await channel.exchange_delete(f"{prefix}.{suffix}")
+
+
+def wrk(
+    url: str, token: str | None, seconds: int, *, body: bytes | None = None, connections: int = 64
+) -> dict[str, float]:
+    """wrk -t2 -c64 with --latency; with `body`, every request is a JSON POST of it."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    script = None
+    if body is not None:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        quoted = body.decode().replace("\\", "\\\\").replace('"', '\\"')
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = "{quoted}"\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
+        script.close()
+        cmd += ["-s", script.name]
+    try:
+        out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        if script is not None:
+            os.unlink(script.name)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "req_per_s": round(rps),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
