@@ -65,10 +65,15 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
+        self._lock_name = f"herald.outbox.{db.schema}"
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events, oldest first; return how many."""
         async with self.db.transaction() as conn:
+            # One relay publishes at a time (the others stand by): rows claimed by two replicas
+            # at once could reach the broker out of order, and a resource's events must not.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name):
+                return 0
             rows = await conn.fetch(
                 "SELECT seq, id, topic, body, headers FROM outbox WHERE sent_at IS NULL"
                 " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",

@@ -148,3 +148,31 @@ async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await relay.close()
+
+
+async def test_several_relays_keep_each_resources_events_in_order(outbox) -> None:  # type: ignore[no-untyped-def]
+    """Replicas run a relay each; whichever publishes, the events of one resource arrive in the
+    order they were written."""
+    db, broker, exchange, queue = outbox
+    relays = [OutboxRelay(db, broker, exchange, batch=7, poll_seconds=0.05) for _ in range(3)]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        written = []
+        for round_ in range(30):
+            async with db.transaction() as conn:
+                for resource in range(5):
+                    event = make_event("event.updated", {"id": f"r{resource}", "n": round_})
+                    await enqueue(conn, SCHEMA, event)
+                    written.append(event)
+        messages = await _received(queue, len(written), timeout=30)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for relay in relays:
+            await relay.close()
+    bodies = [orjson.loads(m.body) for m in messages]
+    assert sorted(b["id"] for b in bodies) == sorted(e["id"] for e in written)
+    for resource in range(5):
+        sequence = [b["data"]["n"] for b in bodies if b["data"]["id"] == f"r{resource}"]
+        assert sequence == list(range(30)), sequence
