@@ -28,6 +28,19 @@ class RunningSuite:
     base: str
     ports: dict[str, int]
     token: str
+    launcher_pid: int
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """Each service process's peak resident memory (VmHWM), by service name."""
+        peaks: dict[str, float] = {}
+        children = Path(f"/proc/{self.launcher_pid}/task/{self.launcher_pid}/children").read_text().split()
+        for pid in children:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[name] = round(int(line.split()[1]) / 1024, 1)
+        return peaks
 
 
 def free_ports(n: int) -> list[int]:
