@@ -12,7 +12,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -35,7 +35,7 @@ def proxy_app(upstream: str) -> web.Application:
     app = web.Application()
     session_key = web.AppKey("session", aiohttp.ClientSession)
 
-    async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         app[session_key] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         yield
         await app[session_key].close()

@@ -97,9 +97,8 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
                 await asyncio.sleep(0.2)
             async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
                 token = await resp.json()
-        yield RunningSuite(
-            base, {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}, token
-        )
+        ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
+        yield RunningSuite(base, ports, token, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
