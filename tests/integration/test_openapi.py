@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
+from swagger_ui_bundle import swagger_ui_path
 
 from services.auth.app import create_app as auth_app
 from services.gateway.app import create_app as gateway_app
@@ -29,6 +31,7 @@ from shared.openapi import fragment, operation, problems
 from tests.conftest import Suite, server_url
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+SWAGGER_UI = Path(str(swagger_ui_path))
 NOT_DOCUMENTED = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
@@ -234,6 +237,24 @@ async def test_the_document_is_public_and_revalidates_with_its_etag(suite: Suite
     resp, fragment_doc = await suite.request("GET", "/openapi.json", base=suite.auth_url)
     assert resp.status == 200 and "/v2/user/me" in fragment_doc["paths"]
     assert "/internal/users/{id}/credentials" not in fragment_doc["paths"]
+
+
+async def test_docs_is_swagger_ui_served_from_the_installed_package(suite: Suite) -> None:
+    resp, html = await suite.request("GET", "/docs")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert '<script src="/docs/swagger-ui-bundle.js">' in html
+    resp, init = await suite.request("GET", "/docs/herald-docs.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript"
+    assert 'url: "/v2/openapi.json"' in init and "persistAuthorization: true" in init
+    assert "http" not in html + init  # every URL is this gateway's own
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        async with suite.session.get(f"{suite.gateway_url}/docs/{name}") as resp:
+            assert resp.status == 200
+            assert await resp.read() == (SWAGGER_UI / name).read_bytes()
+    for name in ("index.j2", "..%2F..%2F__init__.py", "swagger-initializer.js"):
+        resp, problem = await suite.request("GET", f"/docs/{name}")
+        assert resp.status == 404 and problem["status"] == 404
 
 
 # -- the gateway's merge: services down, late, restarted with other routes, or conflicting -------
