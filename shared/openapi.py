@@ -4,7 +4,14 @@ defines the shared `Problem` response, the bearer scheme and the webhooks) into
 `/v2/openapi.json`.
 
 A fragment is `{"openapi", "info", "paths", "components": {"schemas": ...}}`; every error
-response is `problem()`, a reference the gateway's fragment resolves.
+response is `problem()`, a reference the gateway's fragment resolves. A service adopts it with
+
+    paths = {"/v2/thing/{id}": {"get": operation("getThing", "Get a thing", ["things"],
+             {"200": json_response("The thing.", schema_ref("Thing")), **problems(401, 404)},
+             parameters=[path_param("id", "The thing's id.")])}}
+    add_fragment_route(app, fragment("Herald things", paths, {"Thing": THING_SCHEMA}))
+
+and the route-coverage test (tests/integration/test_openapi.py) checks it documents every route.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = os.environ.get("HERALD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# A name on PATH or a path; `CHROMIUM=...` picks another build.
+CHROMIUM = shutil.which(os.environ.get("CHROMIUM", "chromium")) or "/usr/bin/chromium"
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from aiohttp import web
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import ADMIN_EMAIL, server_url
 
-pytestmark = pytest.mark.browser
+# Chromium parses Swagger UI's 1.5 MB bundle: slow on a busy 2-core machine.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Another origin</title></head>
