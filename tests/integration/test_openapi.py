@@ -136,7 +136,8 @@ async def test_operations_follow_the_fragment_contract(suite: Suite) -> None:
     for method, path, op in operations(doc):
         where = f"{method} {path}"
         assert op.get("operationId") and op.get("summary") and op.get("tags"), where
-        assert isinstance(op.get("parameters"), list), where
+        # Parameters on the operation, or on its path item (shared by its methods).
+        assert isinstance(op.get("parameters", doc["paths"][path].get("parameters")), list), where
         ids.append(op["operationId"])
         successes = [s for s in op["responses"] if s.startswith(("2", "3"))]
         assert successes, f"{where} documents no success"
@@ -148,10 +149,11 @@ async def test_operations_follow_the_fragment_contract(suite: Suite) -> None:
         # `security: []` exactly where the code lets a request in without a token.
         if (method, path) in routes:
             assert (op.get("security") == []) == routes[(method, path)], f"{where}: security"
+        shared_params = doc["paths"][path].get("parameters", [])  # a path item's, for all its methods
+        declared = {p["name"] for p in [*shared_params, *op.get("parameters", [])] if p["in"] == "path"}
         for name in path.strip("/").split("/"):
             if name.startswith("{"):
-                params = {p["name"] for p in op["parameters"] if p["in"] == "path"}
-                assert name[1:-1] in params, f"{where} does not declare {name}"
+                assert name[1:-1] in declared, f"{where} does not declare {name}"
     assert len(ids) == len(set(ids)), "operationIds repeat"
 
 
