@@ -4,6 +4,7 @@ the catalog, and the gateway's merge surviving services that are down, late or w
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import socket
@@ -27,7 +28,7 @@ from services.webhook_delivery.app import create_app as webhook_app
 from shared.appkeys import PUBLIC_PATHS
 from shared.catalog import TOPICS, envelope_schema
 from shared.config import Settings
-from shared.openapi import fragment, operation, problems
+from shared.openapi import add_fragment_route, fragment, operation, problems
 from tests.conftest import Suite, server_url
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -373,3 +374,44 @@ async def test_a_conflicting_fragment_is_left_out_and_logged(
 
 def test_problem_refs_helper_sorts_and_dedupes() -> None:
     assert list(problems(422, 401, 401)) == ["401", "422"]
+
+
+async def test_one_fetch_for_many_callers_and_a_304_when_unchanged(
+    aiohttp_server: Any, settings: Settings
+) -> None:
+    """Concurrent requests share one refresh; revalidation sends If-None-Match and an
+    unchanged fragment costs the service a 304, leaving the document (and its ETag) as it was."""
+    answered: list[int] = []
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        answered.append(response.status)
+        return response
+
+    upstream_app = web.Application(middlewares=[count])
+    add_fragment_route(upstream_app, _thing_fragment("/v2/thing/list"))
+    upstream = await aiohttp_server(upstream_app)
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    wired = dataclasses.replace(
+        settings, auth_url=closed, resource_url=server_url(upstream), webhook_url=closed
+    )
+    gateway = await aiohttp_server(gateway_app(wired))
+    document = gateway.app[API_DOCUMENT]
+    now = [1000.0]
+    document.clock = lambda: now[0]
+    async with aiohttp.ClientSession() as session:
+
+        async def get() -> tuple[str, set[str]]:
+            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+                assert resp.status == 200
+                return resp.headers["ETag"], set((await resp.json())["paths"])
+
+        results = await asyncio.gather(*(get() for _ in range(20)))
+        assert answered == [200]
+        assert {etag for etag, _ in results} == {results[0][0]}
+        assert all("/v2/thing/list" in paths for _, paths in results)
+        now[0] += document.max_age
+        etag, paths = await get()
+        assert answered == [200, 304]
+        assert etag == results[0][0] and "/v2/thing/list" in paths
