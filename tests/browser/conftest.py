@@ -22,8 +22,11 @@ async def browser() -> AsyncIterator[Any]:
         pytest.skip(
             f"no Chromium at {CHROMIUM}: `make browser-deps` installs Debian's (needs apt-get as root)"
         )
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # Swagger UI renders the whole document before the first operation shows: on a busy
+    # 2-core machine that can take seconds, so waits are generous (they end as soon as it shows).
+    expect.set_options(timeout=20_000)
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)

@@ -49,7 +49,7 @@ async def test_authorize_then_execute_shows_200(suite: Suite, browser: Any, meth
         await block.locator("button.try-out__btn").click()
         await block.locator("button.execute").click()
         status = block.locator(".live-responses-table .response .response-col_status").first
-        await expect(status).to_have_text("200", timeout=10_000)
+        await expect(status).to_have_text("200")
         return block.locator(".live-responses-table .response .response-col_description").first
 
     body = await execute()
@@ -76,4 +76,4 @@ async def test_without_a_token_the_same_operation_gets_401(suite: Suite, browser
     await block.locator("button.try-out__btn").click()
     await block.locator("button.execute").click()
     status = block.locator(".live-responses-table .response .response-col_status").first
-    await expect(status).to_have_text("401", timeout=10_000)
+    await expect(status).to_have_text("401")
