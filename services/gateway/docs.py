@@ -41,7 +41,7 @@ PAGE = """<!DOCTYPE html>
 """
 
 # A file of its own rather than inline, so the page's CSP needs no 'unsafe-inline' scripts.
-INIT = """window.addEventListener("load", function () {
+INIT = r"""window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
     url: "/v2/openapi.json",
     dom_id: "#swagger-ui",
@@ -50,6 +50,14 @@ INIT = """window.addEventListener("load", function () {
     displayRequestDuration: true,
     presets: [SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
+    // /v2/requesttoken answers with a JSON string: a token pasted with its quotes works too.
+    requestInterceptor: function (request) {
+      var auth = request.headers && request.headers.Authorization;
+      if (auth) {
+        request.headers.Authorization = auth.replace(/^Bearer\s+"([^"]*)"\s*$/, "Bearer $1");
+      }
+      return request;
+    },
   });
 });
 """
