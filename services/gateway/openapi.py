@@ -211,7 +211,7 @@ class Upstream:
     url: str
     fragment: dict[str, Any] | None = None
     etag: str | None = None
-    checked_at: float = 0.0
+    checked_at: float | None = None  # never asked yet
     failing: bool = False
 
 
@@ -241,7 +241,7 @@ class ApiDocument:
         self._build()
 
     def _due(self, upstream: Upstream, now: float) -> bool:
-        if upstream.checked_at == 0.0:
+        if upstream.checked_at is None:
             return True
         wait = self.retry_seconds if upstream.fragment is None or upstream.failing else self.max_age
         return now - upstream.checked_at >= wait
