@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+CHROMIUM ?= chromium
 
-.PHONY: install services-up test test-unit run lint typecheck bench up down clean
+.PHONY: install services-up browser-deps test test-unit run lint typecheck bench up down clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
@@ -18,7 +19,19 @@ install: $(VENV)/.installed
 services-up: install
 	@$(PY) deploy/dev/ensure_services.py
 
-test: services-up
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+# Without it, and without apt-get as root to install it, those tests are skipped and say why.
+browser-deps:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && \
+			apt-get -o DPkg::Lock::Timeout=300 install -y -q chromium >/dev/null || \
+			echo "could not install chromium: the browser tests will be skipped"; \
+		else \
+			echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; \
+		fi; }
+
+test: services-up browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install

@@ -15,11 +15,13 @@ from aiohttp import web
 from services.auth.appkeys import PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
 from services.auth.bootstrap import ensure_first_admin
 from services.auth.handlers import add_routes
+from services.auth.openapi import build_fragment
 from services.auth.passwords import Passwords
 from services.auth.repo import ThrottleRepo, UserRepo
 from services.auth.tokens import load_signing_key, published_keys
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings, SettingsError
+from shared.openapi import add_fragment_route
 from shared.outbox import OutboxRelay
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 from shared.verifier import Credentials, CvFetcher, JwksFetcher
@@ -84,4 +86,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(verifier_ctx(local_fetchers, cv_ttl=0))
     app.cleanup_ctx.append(background_ctx)
     add_routes(app)
+    add_fragment_route(app, build_fragment())
     return app

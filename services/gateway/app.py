@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from services.gateway import routes
+from services.gateway import docs, openapi, routes
 from services.gateway.cors import cors_handlers
 from services.gateway.proxy import forward, make_session
 from services.gateway.ratelimit import TokenBuckets, add_rate_headers, ratelimit_middleware
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app = base_app(
         settings,
         "gateway",
-        public_paths=routes.PUBLIC_PATHS,
+        public_paths=routes.PUBLIC_PATHS | {openapi.DOCUMENT_PATH, docs.DOCS_PATH},
         outer_middlewares=[cors],
         inner_middlewares=[ratelimit_middleware(login, users, trusted)],
     )
@@ -91,5 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
     app.cleanup_ctx.append(sessions_ctx)
+    openapi.add_routes(app, app[UPSTREAMS], lambda: app[SESSIONS])
+    docs.add_routes(app)
     app.router.add_route("*", "/v2/{tail:.*}", proxy)
     return app

@@ -1,0 +1,191 @@
+"""The auth service's OpenAPI fragment: tokens, the JWKS and users. The models are the JSON
+Schemas in `schemas.py` that validate the request bodies, so the document cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.auth import schemas
+from shared.http import JSON_CONTENT_TYPE
+from shared.openapi import (
+    CURSOR_PARAM,
+    LIMIT_PARAM,
+    MERGE_PATCH_CONTENT_TYPE,
+    empty_response,
+    fragment,
+    header,
+    json_body,
+    json_response,
+    operation,
+    paged_list,
+    path_param,
+    problems,
+    schema_ref,
+)
+
+TOKENS, USERS = "tokens", "users"
+MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)
+USER_ID = path_param("id", "The user's id.")
+# Every call with a token may meet these: no/bad/revoked token, the gateway's rate limit.
+AUTHENTICATED = (401, 429)
+ADMIN = (*AUTHENTICATED, 403)
+WITH_BODY = (400, 413, 415, 422)
+
+JWK: dict[str, Any] = {
+    "type": "object",
+    "description": "An RSA public key (RFC 7517).",
+    "properties": {
+        "kty": {"const": "RSA"},
+        "kid": {"type": "string"},
+        "use": {"const": "sig"},
+        "alg": {"const": "RS256"},
+        "n": {"type": "string"},
+        "e": {"type": "string"},
+    },
+    "required": ["kty", "kid", "n", "e"],
+}
+JWKS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"keys": {"type": "array", "items": schema_ref("Jwk")}},
+    "required": ["keys"],
+}
+TOKEN: dict[str, Any] = {
+    "type": "string",
+    "description": "The JWT (RS256). Send it as `Authorization: Bearer <token>`; in Swagger UI, "
+    "paste it without the quotes into Authorize.",
+    "examples": ["eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"],
+}
+
+USER = schema_ref("User")
+USER_RESPONSE = json_response("The user.", USER)
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/v2/requesttoken": {
+            "post": operation(
+                "requestToken",
+                "Get a token for an email and password",
+                [TOKENS],
+                {
+                    "200": json_response("The token, as a JSON string.", schema_ref("Token")),
+                    **problems(*WITH_BODY, 401, 429),
+                },
+                request_body=json_body(schema_ref("TokenRequest")),
+                description="Wrong email and wrong password get the same 401. Repeated failures "
+                "for one email or one client address get 429 with Retry-After.",
+                public=True,
+            )
+        },
+        "/v2/.well-known/jwks.json": {
+            "get": operation(
+                "getJwks",
+                "The public keys that verify tokens",
+                [TOKENS],
+                {
+                    "200": json_response(
+                        "The JSON Web Key Set; a retired key stays until its last token expires.",
+                        schema_ref("Jwks"),
+                        headers={"Cache-Control": header("public, max-age=300")},
+                    )
+                },
+                public=True,
+            )
+        },
+        "/v2/user/list": {
+            "get": operation(
+                "listUsers",
+                "List the users (admin)",
+                [USERS],
+                {"200": paged_list(USER, "A page of users, oldest first."), **problems(*ADMIN, 400)},
+                parameters=[LIMIT_PARAM, CURSOR_PARAM],
+            ),
+            "post": operation(
+                "createUser",
+                "Create a user (admin)",
+                [USERS],
+                {
+                    "201": json_response(
+                        "The new user.",
+                        USER,
+                        headers={"Location": header("The new user's URL, /v2/user/{id}.")},
+                    ),
+                    **problems(*ADMIN, *WITH_BODY, 409),
+                },
+                request_body=json_body(schema_ref("UserCreate")),
+                description='`roles` defaults to `["member"]`. Another user with the same email is a 409.',
+            ),
+        },
+        "/v2/user/me": {
+            "get": operation(
+                "getMe",
+                "The caller's own account",
+                [USERS],
+                {"200": USER_RESPONSE, **problems(*AUTHENTICATED)},
+            ),
+            "patch": operation(
+                "patchMe",
+                "Change the caller's own name, email or password",
+                [USERS],
+                {"200": USER_RESPONSE, **problems(*AUTHENTICATED, *WITH_BODY, 403, 409)},
+                request_body=json_body(schema_ref("MePatch"), content_types=MERGE_PATCH),
+                description="A JSON Merge Patch (RFC 7396). Changing email or password needs "
+                "`currentPassword` (a wrong one is a 403) and revokes every token of the caller.",
+            ),
+        },
+        "/v2/user/{id}": {
+            "get": operation(
+                "getUser",
+                "Get a user (admin)",
+                [USERS],
+                {"200": USER_RESPONSE, **problems(*ADMIN, 404)},
+                parameters=[USER_ID],
+            ),
+            "put": operation(
+                "replaceUser",
+                "Replace a user's writable fields (admin)",
+                [USERS],
+                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, 409)},
+                parameters=[USER_ID],
+                request_body=json_body(schema_ref("UserReplace")),
+                description="Never creates. Read-only fields may be sent back unchanged. Demoting "
+                "or disabling the last active admin is a 409.",
+            ),
+            "patch": operation(
+                "patchUser",
+                "Change some of a user's fields (admin)",
+                [USERS],
+                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, 409)},
+                parameters=[USER_ID],
+                request_body=json_body(schema_ref("UserPatch"), content_types=MERGE_PATCH),
+                description="A JSON Merge Patch (RFC 7396). A new email or password revokes the "
+                "user's tokens.",
+            ),
+            "delete": operation(
+                "deleteUser",
+                "Delete a user (admin)",
+                [USERS],
+                {"204": empty_response("Deleted."), **problems(*ADMIN, 404, 409)},
+                parameters=[USER_ID],
+                description="Deleting the last active admin is a 409.",
+            ),
+        },
+    }
+
+
+def build_fragment() -> dict[str, Any]:
+    return fragment(
+        "Herald auth",
+        _paths(),
+        {
+            "Token": TOKEN,
+            "TokenRequest": schemas.TOKEN_REQUEST,
+            "Jwk": JWK,
+            "Jwks": JWKS,
+            "User": schemas.USER,
+            "UserCreate": schemas.USER_CREATE,
+            "UserReplace": schemas.USER_REPLACE,
+            "UserPatch": schemas.USER_PATCH,
+            "MePatch": schemas.ME_PATCH,
+        },
+    )

@@ -1,0 +1,421 @@
+"""The API document: valid OpenAPI 3.1, complete against the routes the code registers, its
+references resolving, its models matching what the services really answer, the webhooks of
+the catalog, and the gateway's merge surviving services that are down, late or wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+from swagger_ui_bundle import swagger_ui_path
+
+from services.auth.app import create_app as auth_app
+from services.gateway.app import create_app as gateway_app
+from services.gateway.app import proxy as gateway_proxy
+from services.gateway.openapi import API_DOCUMENT
+from services.resource.app import create_app as resource_app
+from services.webhook_delivery.app import create_app as webhook_app
+from shared.appkeys import PUBLIC_PATHS
+from shared.catalog import TOPICS, envelope_schema
+from shared.config import Settings
+from shared.openapi import add_fragment_route, fragment, operation, problems
+from tests.conftest import Suite, server_url
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+SWAGGER_UI = Path(str(swagger_ui_path))
+NOT_DOCUMENTED = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def public_routes(settings: Settings) -> dict[tuple[str, str], bool]:
+    """(METHOD, path) of every public route the four apps register -> whether it needs no
+    token, read from the same app objects the processes run."""
+    found: dict[tuple[str, str], bool] = {}
+    for create in (auth_app, resource_app, webhook_app, gateway_app):
+        app = create(settings)
+        for route in app.router.routes():
+            if route.method in ("HEAD", "OPTIONS") or route.resource is None:
+                continue
+            path = route.resource.canonical
+            if route.handler is gateway_proxy:  # the catch-all that forwards to the services
+                continue
+            if path in NOT_DOCUMENTED or path.startswith("/internal/"):
+                continue
+            if not (path.startswith("/v2/") or path == "/docs"):
+                continue  # Swagger UI's assets
+            is_public = path in app[PUBLIC_PATHS] or getattr(route.handler, "herald_public", False)
+            found[(route.method, path)] = is_public
+    return found
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield method.upper(), path, item[method]
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local references are used: {ref}"
+    node: Any = doc
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def inline(doc: dict[str, Any], node: Any) -> Any:
+    """`node` with every $ref replaced by what it points at (the document has no cycles)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return inline(doc, resolve(doc, node["$ref"]))
+        return {k: inline(doc, v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [inline(doc, v) for v in node]
+    return node
+
+
+def assert_matches(doc: dict[str, Any], schema: dict[str, Any], value: Any) -> None:
+    errors = list(Draft202012Validator(inline(doc, schema)).iter_errors(value))
+    assert not errors, [e.message for e in errors]
+
+
+async def fetch_document(suite: Suite) -> dict[str, Any]:
+    resp, doc = await suite.request("GET", "/v2/openapi.json")
+    assert resp.status == 200, doc
+    assert resp.content_type == "application/json"
+    return doc
+
+
+async def test_the_merged_document_is_valid_openapi_3_1(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    assert doc["openapi"] == "3.1.0"
+    validate_openapi(doc)
+    assert doc["security"] == [{"bearerAuth": []}]
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The token from POST /v2/requesttoken, without the quotes.",
+    }
+    problem = doc["components"]["responses"]["Problem"]
+    assert set(problem["content"]) == {"application/problem+json"}
+
+
+async def test_every_public_route_is_in_the_document(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    routes = public_routes(suite.settings)
+    # The walk itself sees the routes (else this test could not fail).
+    assert {("POST", "/v2/requesttoken"), ("PATCH", "/v2/user/{id}"), ("GET", "/docs")} <= set(routes)
+    assert ("GET", "/v2/openapi.json") in routes
+    documented = {(method, path) for method, path, _ in operations(doc)}
+    missing = sorted(set(routes) - documented)
+    assert not missing, f"routes the document lacks: {missing}"
+
+
+async def test_every_documented_operation_is_a_route(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    routes = public_routes(suite.settings)
+    invented = sorted({(m, p) for m, p, _ in operations(doc)} - set(routes))
+    assert not invented, f"documented but not routed: {invented}"
+
+
+async def test_operations_follow_the_fragment_contract(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    routes = public_routes(suite.settings)
+    ids = []
+    for method, path, op in operations(doc):
+        where = f"{method} {path}"
+        assert op.get("operationId") and op.get("summary") and op.get("tags"), where
+        # Parameters on the operation, or on its path item (shared by its methods).
+        assert isinstance(op.get("parameters", doc["paths"][path].get("parameters")), list), where
+        ids.append(op["operationId"])
+        successes = [s for s in op["responses"] if s.startswith(("2", "3"))]
+        assert successes, f"{where} documents no success"
+        for status in successes:
+            if status not in ("204", "304"):  # the others carry a body: its schema is documented
+                content = inline(doc, op["responses"][status]).get("content") or {}
+                assert content and all("schema" in m for m in content.values()), f"{where} {status}"
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")):
+                assert response == {"$ref": "#/components/responses/Problem"}, f"{where} {status}"
+        for media_type, media in op.get("requestBody", {}).get("content", {}).items():
+            assert media_type.endswith("json") and "schema" in media, f"{where} body {media_type}"
+        # `security: []` exactly where the code lets a request in without a token.
+        if (method, path) in routes:
+            assert (op.get("security") == []) == routes[(method, path)], f"{where}: security"
+        shared_params = doc["paths"][path].get("parameters", [])  # a path item's, for all its methods
+        declared = {p["name"] for p in [*shared_params, *op.get("parameters", [])] if p["in"] == "path"}
+        for name in path.strip("/").split("/"):
+            if name.startswith("{"):
+                assert name[1:-1] in declared, f"{where} does not declare {name}"
+    assert len(ids) == len(set(ids)), "operationIds repeat"
+
+
+async def test_every_reference_resolves_and_every_example_fits_its_schema(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    refs: list[str] = []
+    examples: list[tuple[dict[str, Any], Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            if "examples" in node and isinstance(node["examples"], list) and "type" in node:
+                examples.extend((node, e) for e in node["examples"])  # a JSON Schema's examples
+            if "schema" in node and "example" in node:
+                examples.append((node["schema"], node["example"]))  # a media type's example
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    assert len(refs) > 20
+    for ref in refs:
+        resolve(doc, ref)
+    assert examples
+    for schema, example in examples:
+        assert_matches(doc, {k: v for k, v in schema.items() if k != "examples"}, example)
+
+
+async def test_every_topic_is_a_webhook_with_its_envelope_and_signature_headers(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    assert set(doc["webhooks"]) == set(TOPICS)
+    for topic, item in doc["webhooks"].items():
+        post = item["post"]
+        schema = inline(doc, post["requestBody"]["content"]["application/json"]["schema"])
+        assert {k: v for k, v in schema.items() if k != "title"} == envelope_schema(topic)
+        headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
+        assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+        assert all(h["required"] for h in headers.values())
+        assert "2XX" in post["responses"]
+
+
+async def test_the_models_match_what_the_services_answer(suite: Suite) -> None:
+    """Real answers validated against the documented schemas: the models cannot drift."""
+    doc = await fetch_document(suite)
+
+    def success_schema(method: str, path: str, status: str) -> dict[str, Any]:
+        response = inline(doc, doc["paths"][path][method]["responses"][status])
+        return response["content"]["application/json"]["schema"]
+
+    problem_schema = doc["components"]["schemas"]["Problem"]
+    token = await suite.admin_token()
+    assert_matches(doc, success_schema("post", "/v2/requesttoken", "200"), token)
+    resp, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
+    assert_matches(doc, success_schema("get", "/v2/.well-known/jwks.json", "200"), jwks)
+    resp, me = await suite.request("GET", "/v2/user/me", token=token)
+    assert_matches(doc, success_schema("get", "/v2/user/me", "200"), me)
+    resp, users = await suite.request("GET", "/v2/user/list?limit=1", token=token)
+    assert users and resp.status == 200
+    assert_matches(doc, success_schema("get", "/v2/user/list", "200"), users)
+    user, _, _ = await suite.new_user()
+    assert_matches(doc, success_schema("post", "/v2/user/list", "201"), user)
+    for method, path, body, status in (
+        ("GET", "/v2/user/me", None, 401),
+        ("POST", "/v2/user/list", {"email": "not-an-email", "password": "x"}, 422),
+    ):
+        resp, problem = await suite.request(method, path, json=body, token=token if status != 401 else None)
+        assert resp.status == status
+        assert resp.content_type == "application/problem+json"
+        assert_matches(doc, problem_schema, problem)
+        assert str(status) in doc["paths"][path][method.lower()]["responses"]
+    assert problem["errors"]
+
+
+async def test_the_document_is_public_and_revalidates_with_its_etag(suite: Suite) -> None:
+    resp, _ = await suite.request("GET", "/v2/openapi.json", headers={"Authorization": "Bearer junk"})
+    assert resp.status == 200
+    etag = resp.headers["ETag"]
+    resp, _ = await suite.request("GET", "/v2/openapi.json", headers={"If-None-Match": etag})
+    assert resp.status == 304
+    resp, fragment_doc = await suite.request("GET", "/openapi.json", base=suite.auth_url)
+    assert resp.status == 200 and "/v2/user/me" in fragment_doc["paths"]
+    assert "/internal/users/{id}/credentials" not in fragment_doc["paths"]
+
+
+async def test_docs_is_swagger_ui_served_from_the_installed_package(suite: Suite) -> None:
+    resp, html = await suite.request("GET", "/docs")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert '<script src="/docs/swagger-ui-bundle.js">' in html
+    resp, init = await suite.request("GET", "/docs/herald-docs.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript"
+    assert 'url: "/v2/openapi.json"' in init and "persistAuthorization: true" in init
+    assert "http" not in html + init  # every URL is this gateway's own
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        async with suite.session.get(f"{suite.gateway_url}/docs/{name}") as resp:
+            assert resp.status == 200
+            assert await resp.read() == (SWAGGER_UI / name).read_bytes()
+    for name in ("index.j2", "..%2F..%2F__init__.py", "swagger-initializer.js"):
+        resp, problem = await suite.request("GET", f"/docs/{name}")
+        assert resp.status == 404 and problem["status"] == 404
+
+
+# -- the gateway's merge: services down, late, restarted with other routes, or conflicting -------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _thing_fragment(*paths: str) -> dict[str, Any]:
+    return fragment(
+        "things",
+        {
+            path: {
+                "get": operation(
+                    "get" + path.replace("/", "_"), "A thing", ["things"], {"200": {"description": "ok"}}
+                )
+            }
+            for path in paths
+        },
+    )
+
+
+def _fragment_app(document: dict[str, Any]) -> web.Application:
+    app = web.Application()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", serve)
+    return app
+
+
+async def test_a_late_service_is_left_out_then_added(
+    aiohttp_server: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service that does not answer yet is left out (200, one log line), and is in the
+    document once it answers; a restart with other routes shows after max_age."""
+    port = _closed_port()
+    auth = await aiohttp_server(auth_app(settings))
+    wired = dataclasses.replace(
+        settings,
+        auth_url=server_url(auth),
+        resource_url=f"http://127.0.0.1:{port}",
+        webhook_url=f"http://127.0.0.1:{_closed_port()}",
+    )
+    gateway = await aiohttp_server(gateway_app(wired))
+    document = gateway.app[API_DOCUMENT]
+    now = [1000.0]  # the document's clock, moved by hand: no sleeping
+    document.clock = lambda: now[0]
+    document.retry_seconds = 0.0
+    async with aiohttp.ClientSession() as session:
+
+        async def paths() -> set[str]:
+            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+                assert resp.status == 200
+                return set((await resp.json())["paths"])
+
+        with caplog.at_level(logging.WARNING, logger="herald.gateway.openapi"):
+            first = await paths()
+            await paths()
+        assert "/v2/user/me" in first and "/v2/thing/list" not in first
+        left_out = [r for r in caplog.records if "resource" in r.getMessage()]
+        assert len(left_out) == 1 and "left out" in left_out[0].getMessage()
+
+        late = await aiohttp_server(_fragment_app(_thing_fragment("/v2/thing/list")), port=port)
+        assert "/v2/thing/list" in await paths()
+        await late.close()
+
+        # Down at revalidation: the last fragment is kept (it is most likely restarting)...
+        now[0] += document.max_age
+        assert "/v2/thing/list" in await paths()
+        assert next(u for u in document.upstreams if u.name == "resource").failing
+        # ...and replaced once it answers again with other routes.
+        restarted = await aiohttp_server(_fragment_app(_thing_fragment("/v2/thing/{id}")), port=port)
+        assert "/v2/thing/{id}" in (seen := await paths())
+        assert "/v2/thing/list" not in seen and "/v2/user/me" in seen
+        await restarted.close()
+
+        # A fragment that answered is asked again only after max_age.
+        await aiohttp_server(_fragment_app(_thing_fragment("/v2/thing/new")), port=port)
+        now[0] += document.max_age - 1
+        assert "/v2/thing/new" not in await paths()
+        now[0] += 1
+        assert "/v2/thing/new" in await paths()
+
+
+async def test_a_conflicting_fragment_is_left_out_and_logged(
+    aiohttp_server: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = await aiohttp_server(auth_app(settings))
+    rogue = await aiohttp_server(_fragment_app(_thing_fragment("/v2/user/me", "/v2/rogue")))
+    wired = dataclasses.replace(
+        settings,
+        auth_url=server_url(auth),
+        resource_url=f"http://127.0.0.1:{_closed_port()}",
+        webhook_url=server_url(rogue),
+    )
+    gateway = await aiohttp_server(gateway_app(wired))
+    with caplog.at_level(logging.ERROR, logger="herald.gateway.openapi"):
+        async with aiohttp.ClientSession() as session:
+            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+                assert resp.status == 200
+                doc = await resp.json()
+    assert "/v2/rogue" not in doc["paths"]
+    assert doc["paths"]["/v2/user/me"]["get"]["operationId"] == "getMe"
+    assert any(
+        "webhook_delivery" in r.getMessage() and "/v2/user/me" in r.getMessage() for r in caplog.records
+    )
+    assert gateway.app[API_DOCUMENT].included == ["auth"]
+
+
+def test_problem_refs_helper_sorts_and_dedupes() -> None:
+    assert list(problems(422, 401, 401)) == ["401", "422"]
+
+
+async def test_one_fetch_for_many_callers_and_a_304_when_unchanged(
+    aiohttp_server: Any, settings: Settings
+) -> None:
+    """Concurrent requests share one refresh; revalidation sends If-None-Match and an
+    unchanged fragment costs the service a 304, leaving the document (and its ETag) as it was."""
+    answered: list[int] = []
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        answered.append(response.status)
+        return response
+
+    upstream_app = web.Application(middlewares=[count])
+    add_fragment_route(upstream_app, _thing_fragment("/v2/thing/list"))
+    upstream = await aiohttp_server(upstream_app)
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    wired = dataclasses.replace(
+        settings, auth_url=closed, resource_url=server_url(upstream), webhook_url=closed
+    )
+    gateway = await aiohttp_server(gateway_app(wired))
+    document = gateway.app[API_DOCUMENT]
+    now = [1000.0]
+    document.clock = lambda: now[0]
+    async with aiohttp.ClientSession() as session:
+
+        async def get() -> tuple[str, set[str]]:
+            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+                assert resp.status == 200
+                return resp.headers["ETag"], set((await resp.json())["paths"])
+
+        results = await asyncio.gather(*(get() for _ in range(20)))
+        assert answered == [200]
+        assert {etag for etag, _ in results} == {results[0][0]}
+        assert all("/v2/thing/list" in paths for _, paths in results)
+        now[0] += document.max_age
+        etag, paths = await get()
+        assert answered == [200, 304]
+        assert etag == results[0][0] and "/v2/thing/list" in paths
