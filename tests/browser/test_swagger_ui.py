@@ -15,7 +15,7 @@ from tests.conftest import ADMIN_EMAIL, Suite
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 # (method, path) of operations that need a token and answer 200 to a GET with no parameters.
-OPERATIONS = [("GET", "/v2/user/me")]
+OPERATIONS = [("GET", "/v2/event/list"), ("GET", "/v2/user/me")]
 
 
 def operation_block(page: Any, method: str, path: str) -> Any:
