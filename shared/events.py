@@ -30,7 +30,13 @@ WEBHOOK_PING = "webhook.ping"
 
 def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, milliseconds: the one time format of the API and the events."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    t = moment.astimezone(UTC)
+    # Not strftime: its %Y drops the leading zeros of years before 1000, and text order must
+    # stay time order.
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}."
+        f"{t.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_now() -> datetime:

@@ -119,9 +119,23 @@ async def read_json(request: web.Request, content_types: Iterable[str] = (JSON_C
     if not raw.strip():
         raise Problem(400, "the request body is empty; send a JSON document")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
+    if b"\\u0000" in raw and _has_nul(body):
+        # PostgreSQL text cannot hold U+0000: refuse it here, for every service, as bad input.
+        raise Problem(400, "strings in the body must not contain the NUL character (\\u0000)")
+    return body
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def client_address(

@@ -41,10 +41,15 @@ def writable_doc(rtype: ResourceType, body: Any) -> dict[str, Any]:
     type's own rules applied. Every error is a 422 naming its field."""
     validate(rtype.input_schema, body)
     doc = {name: value for name, value in body.items() if value is not None}
+    for name, spec in rtype.writable.items():
+        if name not in doc and "default" in spec:
+            doc[name] = spec["default"]
     errors: list[dict[str, str]] = []
     for name, value in doc.items():
         kind = rtype.kind(name)
-        if kind == "time":
+        if kind == "integer" and isinstance(value, float):
+            doc[name] = int(value)  # 12.0 is an integer to JSON Schema; show it as 12
+        elif kind == "time":
             moment = parse_time(value)
             if moment is None:
                 errors.append({"field": name, "message": "must be an RFC 3339 time with an offset"})

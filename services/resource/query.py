@@ -162,6 +162,8 @@ def parse_list_query(
 ) -> ListQuery:
     sql = Sql(where=[f"type = '{rtype.name}'"])  # a literal, so the partial indexes apply
     for key, raw in query.items():
+        if "\x00" in key or "\x00" in raw:
+            raise Problem(400, "query parameters must not contain the NUL character")
         if key in RESERVED:
             continue
         match = _PARAM.match(key)
@@ -239,7 +241,7 @@ def _keyset(listing: ListQuery, values: list[Any]) -> str:
     sql = listing.sql
     params: list[str] = []
     for (name, _), raw in zip(order, values, strict=True):
-        if not isinstance(raw, str):
+        if not isinstance(raw, str) or "\x00" in raw:
             raise Problem(400, "cursor is not one this API made")
         if name == "id":
             if parse_uuid(raw) is None:

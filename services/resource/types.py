@@ -116,6 +116,11 @@ class ResourceType:
         for name in self.sorts:
             if name not in required:
                 raise ValueError(f"{self.name}: sort field {name} may be null")
+        for name, spec in self.writable.items():
+            kinds = spec.get("type")
+            kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+            if name not in required and "default" not in spec and not {"null", "array"} & set(kinds):
+                raise ValueError(f"{self.name}: optional field {name} needs a default or to allow null")
         if self.default_sort.lstrip("-") not in self.sorts:
             raise ValueError(f"{self.name}: default sort {self.default_sort} is not a sort field")
 
