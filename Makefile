@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install services-up browser-deps test test-unit run lint typecheck bench up down clean
+.PHONY: install services-up browser-deps test test-unit test-fuzz run lint typecheck bench up down clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
@@ -36,6 +36,11 @@ test: services-up browser-deps
 
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+# schemathesis over /v2/openapi.json against the running suite: no 5xx, every answer as documented.
+FUZZ_EXAMPLES ?= 30
+test-fuzz: services-up
+	$(PY) tests/fuzz/run_fuzz.py $(FUZZ_EXAMPLES)
 
 run: services-up
 	$(PY) -m services

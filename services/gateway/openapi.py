@@ -314,8 +314,28 @@ class ApiDocument:
                 continue
             included.append(upstream.name)
         self.included = included
+        add_gateway_responses(merged)
         self._body = orjson.dumps(merged)
         self._etag = etag_of(self._body)
+
+
+# What the gateway itself may answer to any operation, whichever service serves it: a malformed
+# path (400), a rate limit (429), a body too large (413), an upstream that fails (502, 503, 504).
+GATEWAY_STATUSES = ("400", "429", "502", "503", "504")
+METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def add_gateway_responses(document: dict[str, Any]) -> None:
+    problem = {"$ref": "#/components/responses/Problem"}
+    for item in document["paths"].values():
+        for method in METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = GATEWAY_STATUSES + (("413",) if "requestBody" in operation else ())
+            for status in statuses:
+                responses.setdefault(status, problem)
 
 
 API_DOCUMENT = web.AppKey("api_document", ApiDocument)

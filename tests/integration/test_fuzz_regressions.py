@@ -61,3 +61,15 @@ async def test_whole_floats_are_integers_and_defaults_are_filled(suite: Suite) -
         "PATCH", f"/v2/location/{place['id']}", token=token, json={"timezone": None}
     )
     assert resp.status == 200 and place["timezone"] == "UTC"
+
+
+async def test_what_the_gateway_answers_itself_is_documented_on_every_operation(suite: Suite) -> None:
+    """The gateway refuses a malformed path with a 400 whichever operation it was meant for."""
+    token = await suite.admin_token()
+    resp, problem = await suite.request("GET", "/v2/subscription/D%5C%C2%92/secret", token=token)
+    assert resp.status == 400, problem
+    resp, document = await suite.request("GET", "/v2/openapi.json")
+    for path, item in document["paths"].items():
+        for method in ("get", "put", "post", "patch", "delete"):
+            if method in item:
+                assert {"400", "429", "502", "503", "504"} <= set(item[method]["responses"]), (method, path)
