@@ -272,3 +272,11 @@ def test_kustomize_builds_the_base() -> None:
         if doc["kind"] in ("Deployment", "Job"):
             (container,) = _containers(doc)
             assert container["image"] == "registry.example.com/herald:0.1.0"
+
+
+def test_pods_run_as_the_user_the_image_declares() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    uid, gid = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)[-1]
+    for workload in [*_of_kind("Deployment").values(), *_of_kind("Job").values()]:
+        context = _pod_spec(workload)["securityContext"]
+        assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
