@@ -79,7 +79,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
-        self._last_observed = float("-inf")
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events, oldest first; return how many."""
@@ -122,16 +121,14 @@ class OutboxRelay:
         BACKLOG.labels(self.db.schema).set(backlog)
         LAG.labels(self.db.schema).set(lag)
 
-    async def _observe_now_and_then(self) -> None:
-        if time.monotonic() - self._last_observed < METRICS_INTERVAL:
-            return
-        self._last_observed = time.monotonic()
-        try:
-            await asyncio.wait_for(self.observe(), 2)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # metrics never stop the relay
-            log.debug("could not measure the outbox: %s", exc)
+    async def _observe_forever(self) -> None:
+        # A task of its own: waiting for a pooled connection to measure never delays publishing.
+        while True:
+            try:
+                await asyncio.wait_for(self.observe(), 5)
+            except Exception as exc:  # the next round tries again
+                log.debug("could not measure the outbox: %r", exc)
+            await asyncio.sleep(METRICS_INTERVAL)
 
     async def drain(self, seconds: float = DRAIN_SECONDS) -> int:
         """Publish what is still unsent, for up to `seconds`: at shutdown, the events of writes
@@ -160,9 +157,16 @@ class OutboxRelay:
         await self._listener.add_listener(notify_channel(self.db.schema), lambda *_: self._wake.set())
 
     async def run(self) -> None:
+        observer = asyncio.create_task(self._observe_forever())
+        try:
+            await self._relay_forever()
+        finally:
+            observer.cancel()
+            await asyncio.gather(observer, return_exceptions=True)
+
+    async def _relay_forever(self) -> None:
         backoff = 0.5
         while True:
-            await self._observe_now_and_then()
             try:
                 await self._listen()
                 self._wake.clear()

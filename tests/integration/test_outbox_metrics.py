@@ -132,3 +132,23 @@ async def test_drain_gives_up_in_time_when_the_broker_is_gone(outbox: Outbox) ->
     assert asyncio.get_running_loop().time() - started < 3
     async with db.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 3
+
+
+async def test_a_running_relay_reports_the_backlog_while_it_cannot_publish(outbox: Outbox) -> None:
+    """What an operator's alert sees when RabbitMQ is gone: the backlog and the lag grow."""
+    db, broker, exchange, _queue = outbox
+    gone = Broker(AMQP_URL, prefix=broker.prefix)
+    await gone.connect()
+    await gone.close()
+    relay = OutboxRelay(db, gone, exchange, poll_seconds=0.2)
+    await _enqueue(db, "location.created", 4)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(10):
+            # A gauge has no event to wait on: poll it.
+            while _sample("herald_outbox_lag_seconds", schema=SCHEMA) < 1.0:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        assert _sample("herald_outbox_backlog", schema=SCHEMA) == 4
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
