@@ -4,6 +4,7 @@ schemas that kubernetes-validate ships (no network), and the structure operators
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -280,3 +281,33 @@ def test_pods_run_as_the_user_the_image_declares() -> None:
     for workload in [*_of_kind("Deployment").values(), *_of_kind("Job").values()]:
         context = _pod_spec(workload)["securityContext"]
         assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
+
+
+def test_the_readme_overlay_builds_and_patches_the_settings(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("An overlay, `my-overlay/kustomization.yaml`:", 1)[1]
+    overlay_text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
+    overlay = yaml.safe_load(overlay_text)
+    assert overlay["resources"] == ["../deploy/k8s"]
+    overlay_dir = tmp_path / "my-overlay"
+    overlay_dir.mkdir()
+    overlay["resources"] = [os.path.relpath(K8S, overlay_dir)]  # kustomize wants it relative
+    (overlay_dir / "kustomization.yaml").write_text(yaml.safe_dump(overlay), encoding="utf-8")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(overlay_dir)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    docs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    assert {doc["metadata"]["namespace"] for doc in docs} == {"herald"}
+    (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+    assert config["data"]["HERALD_CORS_ORIGINS"] == "https://app.example.com"
+    Settings.from_env(
+        {
+            **config["data"],
+            "HERALD_DATABASE_URL": "postgresql://herald:Zq8-real-db@db.internal:5432/herald",
+            "HERALD_AMQP_URL": "amqps://herald:Zq8-real-mq@mq.internal:5671/",
+        }
+    )
