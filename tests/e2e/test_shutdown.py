@@ -1,13 +1,13 @@
 """SIGTERM under load loses nothing: the suite runs as real processes (`python -m services`), a
-bounded load of writes goes through the gateway, and the launcher gets SIGTERM while requests
-are in flight. Then:
+bounded load of writes goes through the gateway (users at auth and, where the resource service
+has them, locations), and the launcher gets SIGTERM while requests are in flight. Then:
 
 - every request either got a complete HTTP answer, or was refused before any server saw it
   (connection refused; or a connection the kernel had queued when the port closed, which no
-  service logged and whose user does not exist);
+  service logged and whose write does not exist);
 - every write answered 201 is in the database, and nothing else was written;
-- the outbox event of every such write was published (consumed from a queue of the test's own,
-  bound to the auth exchange) and no outbox row is left unsent;
+- the outbox event of every such write was published (consumed from queues of the test's own,
+  bound to the exchanges) and no outbox row is left unsent;
 - every process exits 0, within the timeout, without an error logged.
 """
 
@@ -17,8 +17,10 @@ import asyncio
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiohttp
@@ -42,14 +44,48 @@ WARM_UP = 100  # writes answered before SIGTERM
 SHUTDOWN_TIMEOUT = 10  # HERALD_SHUTDOWN_TIMEOUT for this test: far more than a request needs
 
 
+@dataclass(frozen=True)
+class Write:
+    """One kind of write: how to make it, where it is stored, which event it publishes."""
+
+    kind: str
+    path: str
+    body: Callable[[str], dict[str, Any]]  # from a unique tag
+    stored: str  # SQL: (id, tag) of the rows the test wrote
+    unsent: str  # SQL: outbox rows not yet published
+    exchange_setting: str
+    topic: str
+
+
+USERS = Write(
+    "user",
+    "/v2/user/list",
+    lambda tag: {"email": f"{tag}@load.test", "password": "load-password-1", "name": "Load"},
+    "SELECT id::text, split_part(email, '@', 1) FROM auth.users WHERE email LIKE 'shutdown-%'",
+    "SELECT count(*) FROM auth.outbox WHERE sent_at IS NULL",
+    "HERALD_AUTH_EXCHANGE",
+    "user.created",
+)
+LOCATIONS = Write(
+    "location",
+    "/v2/location/list",
+    lambda tag: {"name": tag, "address": "1 Load Street", "capacity": 10, "timezone": "UTC"},
+    "SELECT id::text, doc->>'name' FROM resource.resources"
+    " WHERE type = 'location' AND doc->>'name' LIKE 'shutdown-%'",
+    "SELECT count(*) FROM resource.outbox WHERE sent_at IS NULL",
+    "HERALD_DOMAIN_EXCHANGE",
+    "location.created",
+)
+
+
 @dataclass
 class Outcome:
-    request_id: str
-    email: str
+    write: Write
+    tag: str  # also the request id
     started: float
-    ended: float
+    ended: float = 0.0
     status: int | None = None  # None: no HTTP answer
-    user_id: str | None = None
+    created_id: str | None = None
     error: str | None = None
 
 
@@ -61,44 +97,45 @@ class Load:
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # SIGTERM was sent
 
 
-async def _create_users(gateway: str, token: str, load: Load) -> None:
-    """One worker: creates users one after the other, each on a new connection (so that a lost
-    answer cannot hide behind a kept-alive connection closing), until the gateway refuses
-    connections after `stop` is set."""
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        outcomes, stop = load.outcomes, load.stop
-        while len(outcomes) < MAX_REQUESTS:
-            rid = f"shutdown-{uuid.uuid4().hex}"
-            email = f"{rid}@load.test"
-            outcome = Outcome(rid, email, time.monotonic(), 0.0)
-            outcomes.append(outcome)
-            try:
-                async with session.post(
-                    gateway + "/v2/user/list",
-                    json={"email": email, "password": "load-password-1", "name": "Load"},
-                    headers={"Authorization": f"Bearer {token}", "X-Request-ID": rid},
-                    timeout=aiohttp.ClientTimeout(total=SHUTDOWN_TIMEOUT * 2),
-                ) as resp:
-                    body = await resp.read()
-                    outcome.status = resp.status
-                    if resp.status == 201:
-                        outcome.user_id = orjson.loads(body)["id"]
-                        load.created += 1
-                        if load.created >= WARM_UP:
-                            load.warmed_up.set()
-            except aiohttp.ClientConnectorError as exc:
-                outcome.error = f"refused: {exc}"
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                outcome.error = f"{type(exc).__name__}: {exc}"
-            outcome.ended = time.monotonic()
-            if outcome.error and stop.is_set() and outcome.error.startswith("refused"):
+async def _write(session: aiohttp.ClientSession, gateway: str, token: str, outcome: Outcome) -> None:
+    try:
+        async with session.post(
+            gateway + outcome.write.path,
+            json=outcome.write.body(outcome.tag),
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": outcome.tag},
+            timeout=aiohttp.ClientTimeout(total=SHUTDOWN_TIMEOUT * 2),
+        ) as resp:
+            body = await resp.read()
+            outcome.status = resp.status
+            if resp.status == 201:
+                outcome.created_id = orjson.loads(body)["id"]
+    except aiohttp.ClientConnectorError as exc:
+        outcome.error = f"refused: {exc}"
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.ended = time.monotonic()
+
+
+async def _writer(gateway: str, token: str, write: Write, load: Load) -> None:
+    """One worker: writes one after the other, each on a new connection (so that a lost answer
+    cannot hide behind a kept-alive connection closing), until the gateway refuses connections
+    after `load.stop` is set."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        while len(load.outcomes) < MAX_REQUESTS:
+            outcome = Outcome(write, f"shutdown-{uuid.uuid4().hex}", time.monotonic())
+            load.outcomes.append(outcome)
+            await _write(session, gateway, token, outcome)
+            if outcome.status == 201:
+                load.created += 1
+                if load.created >= WARM_UP:
+                    load.warmed_up.set()
+            if outcome.error and load.stop.is_set() and outcome.error.startswith("refused"):
                 return
             if outcome.error:
                 await asyncio.sleep(0.05)
 
 
-async def _published_user_ids(queue: aio_pika.abc.AbstractQueue, wanted: set[str]) -> set[str]:
+async def _published_ids(queue: aio_pika.abc.AbstractQueue, wanted: set[str]) -> set[str]:
     seen: set[str] = set()
     async with asyncio.timeout(20):
         while not wanted <= seen:
@@ -108,6 +145,19 @@ async def _published_user_ids(queue: aio_pika.abc.AbstractQueue, wanted: set[str
             await message.ack()
             seen.add(orjson.loads(message.body)["data"]["id"])
     return seen
+
+
+async def _writes_the_suite_has(gateway: str, token: str) -> list[Write]:
+    """Users always; locations once the resource service serves them (a 404 before)."""
+    writes = [USERS]
+    async with aiohttp.ClientSession() as session:
+        probe = Outcome(LOCATIONS, f"shutdown-probe-{uuid.uuid4().hex}", time.monotonic())
+        await _write(session, gateway, token, probe)
+        if probe.status == 201:
+            writes.append(LOCATIONS)
+        else:
+            assert probe.status == 404, f"POST /v2/location/list answered {probe.status}"
+    return writes
 
 
 async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_path: Path) -> None:
@@ -124,22 +174,27 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
     children = _children(proc.pid)
     amqp = await aio_pika.connect(AMQP_URL)
     try:
-        channel = await amqp.channel()
-        exchange = await channel.declare_exchange(
-            env["HERALD_AUTH_EXCHANGE"], aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        events = await channel.declare_queue("", exclusive=True)
-        await events.bind(exchange, "user.created")
-
         async with aiohttp.ClientSession() as session:
             async with session.post(
                 gateway + "/v2/requesttoken", json={"email": "root@e2e.local", "password": ADMIN_PASSWORD}
             ) as resp:
                 assert resp.status == 200
                 token = await resp.json()
+        writes = await _writes_the_suite_has(gateway, token)
+        channel = await amqp.channel()
+        event_queues = {}
+        for write in writes:
+            exchange = await channel.declare_exchange(
+                env[write.exchange_setting], aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            event_queues[write.kind] = await channel.declare_queue("", exclusive=True)
+            await event_queues[write.kind].bind(exchange, write.topic)
 
         load = Load()
-        workers = [asyncio.create_task(_create_users(gateway, token, load)) for _ in range(WORKERS)]
+        workers = [
+            asyncio.create_task(_writer(gateway, token, writes[i % len(writes)], load))
+            for i in range(WORKERS)
+        ]
         # Let the load settle in, then SIGTERM with requests in flight.
         await asyncio.wait_for(load.warmed_up.wait(), 30)
         signalled = time.monotonic()
@@ -147,13 +202,19 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
         load.stop.set()
         async with asyncio.timeout(LOAD_SECONDS):
             await asyncio.gather(*workers)
-        outcomes = load.outcomes
         code = await asyncio.to_thread(proc.wait, SHUTDOWN_TIMEOUT * 2 + 20)
         stopped = time.monotonic() - signalled
 
+        outcomes = load.outcomes
         answered = [o for o in outcomes if o.status is not None]
-        created = {o.user_id: o for o in answered if o.status == 201 and o.user_id}
-        published = await _published_user_ids(events, set(created))
+        created = {
+            write.kind: {o.created_id for o in answered if o.write is write and o.created_id}
+            for write in writes
+        }
+        published = {
+            write.kind: await _published_ids(event_queues[write.kind], created[write.kind])
+            for write in writes
+        }
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -175,21 +236,23 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
 
     conn = await asyncpg.connect(env["HERALD_DATABASE_URL"])
     try:
-        stored = {
-            str(r["id"]): r["email"]
-            for r in await conn.fetch("SELECT id, email FROM auth.users WHERE email LIKE '%@load.test'")
-        }
-        unsent = await conn.fetchval("SELECT count(*) FROM auth.outbox WHERE sent_at IS NULL")
+        stored = {write.kind: dict(await conn.fetch(write.stored)) for write in writes}
+        unsent = {write.kind: await conn.fetchval(write.unsent) for write in writes}
     finally:
         await conn.close()
-    assert set(stored) == set(created), "a 201 write is missing, or a write got no 201"
-    assert unsent == 0
+    for write in writes:
+        kind = write.kind
+        stored[kind] = {k: v for k, v in stored[kind].items() if not v.startswith("shutdown-probe-")}
+        assert set(stored[kind]) == created[kind], f"{kind}: a 201 write is missing, or one got no 201"
+        assert unsent[kind] == 0, f"{kind}: outbox rows left unsent"
+        missing = created[kind] - published[kind]
+        assert not missing, f"{kind}: {len(missing)} of {len(created[kind])} writes have no published event"
+    tags = {tag for rows in stored.values() for tag in rows.values()}
     for o in lost:  # no answer: then no service may have seen it
-        assert o.request_id not in logs, f"{o.request_id} was accepted but got no answer: {o.error}"
-        assert o.email not in stored.values()
-    missing = set(created) - published
-    assert not missing, f"{len(missing)} of {len(created)} writes have no published event"
+        assert o.tag not in logs, f"{o.tag} was accepted but got no answer: {o.error}"
+        assert o.tag not in tags
     print(  # the numbers, for the report (pytest -s)
-        f"created {len(created)}, in flight at SIGTERM {len(in_flight)}, refused {len(refused)}, "
-        f"unanswered but unseen {len(lost)}, all stopped in {stopped:.1f} s"
+        f"writes {[w.kind for w in writes]}: created {sum(len(c) for c in created.values())}, in flight "
+        f"at SIGTERM {len(in_flight)}, refused {len(refused)}, unanswered but unseen {len(lost)}, "
+        f"all stopped in {stopped:.1f} s"
     )
