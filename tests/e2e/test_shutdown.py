@@ -253,6 +253,7 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
         assert o.tag not in tags
     print(  # the numbers, for the report (pytest -s)
         f"writes {[w.kind for w in writes]}: created {sum(len(c) for c in created.values())}, in flight "
-        f"at SIGTERM {len(in_flight)}, refused {len(refused)}, unanswered but unseen {len(lost)}, "
+        f"at SIGTERM {len(in_flight)}, refused {len(refused)}, unanswered but unseen {len(lost)} "
+        f"{sorted({(o.error or '').split(':')[0] for o in lost})}, "
         f"all stopped in {stopped:.1f} s"
     )
