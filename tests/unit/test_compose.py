@@ -292,3 +292,12 @@ def test_the_build_context_keeps_secrets_out_and_the_code_in() -> None:
     sources = {part for line in copied for part in line.split()}
     assert sources == {"pyproject.toml", "README.md", "shared", "services"}
     assert not sources & ignored
+
+
+def test_migrate_is_one_shot_and_the_gateway_waits_for_healthy_services(services: dict[str, Any]) -> None:
+    migrate = services[MIGRATE]
+    assert str(migrate.get("restart", "no")) == "no", "migrate runs once; a restart loop would hide failures"
+    assert "ports" not in migrate
+    depends = services["gateway"]["depends_on"]
+    for name in ("auth", "resource", "webhook_delivery"):
+        assert depends[name]["condition"] == "service_healthy", name

@@ -242,6 +242,8 @@ def test_the_configmap_parses_and_the_example_secrets_are_refused_in_production(
     }
     settings = Settings.from_env(_production_environment(real))
     assert settings.production and settings.host == "0.0.0.0"
+    with pytest.raises(SettingsError, match="HERALD_ADMIN_PASSWORD"):
+        Settings.from_env(_production_environment({**real, **examples["herald-admin"]["stringData"]}))
     # The internal URLs name Services of the base, on their ports.
     services = _of_kind("Service")
     for url in (settings.auth_url, settings.resource_url, settings.webhook_url):
