@@ -9,12 +9,17 @@ has them, locations), and the launcher gets SIGTERM while requests are in flight
 - the outbox event of every such write was published (consumed from queues of the test's own,
   bound to the exchanges) and no outbox row is left unsent;
 - every process exits 0, within the timeout, without an error logged.
+
+And a service stopped on its own (a Kubernetes pod) ends the connections kept alive to it after
+an answer, never under a request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,7 +33,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, ROOT
 from tests.e2e import test_processes
 from tests.e2e.test_processes import _children, _start_suite
 
@@ -257,3 +262,104 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
         f"{sorted({(o.error or '').split(':')[0] for o in lost})}, "
         f"all stopped in {stopped:.1f} s"
     )
+
+
+def _connection_kinds() -> aiohttp.TraceConfig:
+    """Tells each request (its trace_request_ctx, a dict) whether it went on a kept-alive
+    connection or a new one."""
+    trace = aiohttp.TraceConfig()
+
+    async def reused(_session: Any, ctx: Any, _params: Any) -> None:
+        if ctx.trace_request_ctx is not None:
+            ctx.trace_request_ctx["connection"] = "reused"
+
+    async def created(_session: Any, ctx: Any, _params: Any) -> None:
+        if ctx.trace_request_ctx is not None:
+            ctx.trace_request_ctx["connection"] = "new"
+
+    trace.on_connection_reuseconn.append(reused)
+    trace.on_connection_create_end.append(created)
+    return trace
+
+
+async def test_a_service_stopped_alone_ends_kept_alive_connections_cleanly(
+    suite_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What Kubernetes does to a service's pod while the gateway still holds kept-alive
+    connections to it: SIGTERM that process alone. A connection must end after an answer that
+    says `Connection: close`, never under a request the client just sent (which the gateway
+    could not safely retry: a 502 for a POST). Measured before the fix: every one of the 16
+    connections failed that way."""
+    port = test_processes._free_ports(1)[0]
+    env = {
+        **suite_env,
+        "HERALD_AUTH_PORT": str(port),
+        "HERALD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "HERALD_SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
+    }
+    auth_url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "auth.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.auth"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    results: list[dict[str, Any]] = []
+    try:
+        await test_processes._wait_ready(auth_url + "/readyz")
+        connector = aiohttp.TCPConnector(limit=16)
+        async with aiohttp.ClientSession(connector=connector, trace_configs=[_connection_kinds()]) as session:
+            async with session.post(
+                auth_url + "/v2/requesttoken", json={"email": "root@e2e.local", "password": ADMIN_PASSWORD}
+            ) as resp:
+                token = await resp.json()
+            load = Load()
+
+            async def writer() -> None:
+                while len(results) < MAX_REQUESTS:
+                    tag = f"shutdown-{uuid.uuid4().hex}"
+                    result: dict[str, Any] = {"tag": tag, "connection": "?"}
+                    results.append(result)
+                    try:
+                        async with session.post(
+                            auth_url + USERS.path,
+                            json=USERS.body(tag),
+                            headers={"Authorization": f"Bearer {token}", "X-Request-ID": tag},
+                            trace_request_ctx=result,
+                        ) as resp:
+                            body = await resp.read()
+                            result["status"] = resp.status
+                            if resp.status == 201:
+                                result["id"] = orjson.loads(body)["id"]
+                                load.created += 1
+                                if load.created >= WARM_UP:
+                                    load.warmed_up.set()
+                    except aiohttp.ClientConnectorError:
+                        result["error"] = "refused"
+                        if load.stop.is_set():
+                            return
+                    except (aiohttp.ClientError, OSError) as exc:
+                        result["error"] = type(exc).__name__
+
+            workers = [asyncio.create_task(writer()) for _ in range(16)]
+            await asyncio.wait_for(load.warmed_up.wait(), 30)
+            proc.send_signal(signal.SIGTERM)
+            load.stop.set()
+            async with asyncio.timeout(LOAD_SECONDS):
+                await asyncio.gather(*workers)
+        code = await asyncio.to_thread(proc.wait, SHUTDOWN_TIMEOUT * 2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0
+    cut = [r for r in results if r["connection"] == "reused" and r.get("error")]
+    assert not cut, f"{len(cut)} requests were cut on kept-alive connections: {cut[:3]}"
+    assert all(r.get("status") in (None, 201) for r in results), {r.get("status") for r in results}
+    conn = await asyncpg.connect(env["HERALD_DATABASE_URL"])
+    try:
+        stored = dict(await conn.fetch(USERS.stored))
+    finally:
+        await conn.close()
+    assert set(stored) == {r["id"] for r in results if r.get("status") == 201}
+    logs = (tmp_path / "auth.log").read_text()
+    for r in results:
+        if r.get("error") and r["error"] != "refused":  # a new connection the closing port reset
+            assert r["tag"] not in logs and r["tag"] not in stored.values()
