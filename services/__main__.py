@@ -1,7 +1,10 @@
 """`python -m services`: the whole suite as plain processes (what `make run` starts).
 
 Migrations run first, one service at a time; then auth, resource, webhook_delivery and the
-gateway start. SIGINT or SIGTERM stops them all gracefully; if one dies, the rest are stopped."""
+gateway start. SIGINT or SIGTERM stops them all gracefully, the gateway first: it stops taking
+requests and finishes those in flight while the services behind it still answer; then the
+services drain in turn. If one dies, the rest are stopped. The exit status is 0 only when every
+service exited 0."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from shared.config import Settings
 from shared.logging import setup_logging
 
 SERVICES = ("auth", "resource", "webhook_delivery", "gateway")
+GATEWAY = "gateway"
+BACKENDS = tuple(name for name in SERVICES if name != GATEWAY)
 PR_SET_PDEATHSIG = 1
 log = logging.getLogger("herald.suite")
 
@@ -44,15 +49,22 @@ def main() -> int:
         for name in SERVICES
     }
     deadline: float | None = None
+    backends_at = float("inf")  # when the services get SIGTERM, even if the gateway hangs
+    backends_stopping = False
+
+    def signal_all(names: tuple[str, ...]) -> None:
+        for name in names:
+            if children[name].poll() is None:
+                children[name].send_signal(signal.SIGTERM)
 
     def stop(signum: int, _frame: object) -> None:
-        nonlocal deadline
+        nonlocal deadline, backends_at
         if deadline is None:
-            # Requests in flight get shutdown_timeout, then pools and channels close (up to 10 s).
-            deadline = time.monotonic() + settings.shutdown_timeout + 15
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            # The gateway, then the services: each gets shutdown_timeout for requests in flight,
+            # then closes its pools and channels (up to 10 s).
+            backends_at = time.monotonic() + settings.shutdown_timeout + 15
+            deadline = backends_at + settings.shutdown_timeout + 15
+        signal_all((GATEWAY,))
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, stop)
@@ -66,12 +78,23 @@ def main() -> int:
                     code = 1
                     stop(signal.SIGTERM, None)
                     break
+        elif not backends_stopping and (
+            children[GATEWAY].poll() is not None or time.monotonic() > backends_at
+        ):
+            backends_stopping = True
+            signal_all(BACKENDS)
         elif time.monotonic() > deadline:
             for name, proc in children.items():
                 if proc.poll() is None:
                     log.error("%s did not stop in time; killing it", name)
                     proc.kill()
-        time.sleep(0.2)
+                    code = 1
+        time.sleep(0.1)
+    if code == 0:
+        for name, proc in children.items():
+            if proc.returncode != 0:
+                log.error("%s exited with %s while stopping", name, proc.returncode)
+                code = 1
     return code
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,3 +21,5 @@ BROKER = web.AppKey("broker", Broker)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 READY_CHECKS = web.AppKey("ready_checks", list[ReadyCheck])
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset[str])
+# Set once SIGTERM closed the listener: every answer then closes its connection (shared/service.py).
+DRAINING = web.AppKey("draining", asyncio.Event)

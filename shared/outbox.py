@@ -5,6 +5,11 @@ the two publishes it again with the same id (at least once, never lost).
 The owning service's first migration creates the `outbox` table (see
 services/auth/migrations/0001_init.sql): seq, id (the event id), topic, body (the exact bytes
 published), headers, created_at, sent_at.
+
+Metrics (on /metrics of the owning service): `herald_outbox_backlog` (unsent rows) and
+`herald_outbox_lag_seconds` (age of the oldest unsent row), refreshed by the relay about once a
+second, and `herald_outbox_published_total` by topic. Every replica's relay reports the same
+table: aggregate the gauges with max(), not sum().
 """
 
 from __future__ import annotations
@@ -17,12 +22,21 @@ from typing import Any
 
 import asyncpg
 import orjson
+from prometheus_client import Counter, Gauge
 
 from shared.amqp import Broker
 from shared.db import Database
 from shared.logging import request_id_var
 
 log = logging.getLogger("herald.outbox")
+
+BACKLOG = Gauge("herald_outbox_backlog", "Outbox rows not yet published", ["schema"])
+LAG = Gauge("herald_outbox_lag_seconds", "Age of the oldest unpublished outbox row", ["schema"])
+PUBLISHED = Counter(
+    "herald_outbox_published_total", "Outbox events the broker confirmed", ["schema", "topic"]
+)
+METRICS_INTERVAL = 1.0  # seconds between backlog/lag queries, however busy the relay is
+DRAIN_SECONDS = 5.0  # how long close() keeps publishing what is left
 
 
 def notify_channel(schema: str) -> str:
@@ -94,11 +108,44 @@ class OutboxRelay:
                 )
             )
             await self.mark_sent(conn, [row["seq"] for row in rows])
-            return len(rows)
+        for row in rows:  # counted once committed: a rolled-back batch is published again
+            PUBLISHED.labels(self.db.schema, row["topic"]).inc()
+        return len(rows)
 
     async def mark_sent(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
         """Only after the broker confirmed: dying before this republishes, never loses."""
         await conn.execute("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", seqs)
+
+    async def observe(self) -> None:
+        """Refresh the backlog and lag gauges (the database's clock measures the lag)."""
+        async with self.db.connection() as conn:
+            backlog, lag = await conn.fetchrow(
+                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8"
+                " FROM outbox WHERE sent_at IS NULL"
+            )
+        BACKLOG.labels(self.db.schema).set(backlog)
+        LAG.labels(self.db.schema).set(lag)
+
+    async def _observe_forever(self) -> None:
+        # A task of its own: waiting for a pooled connection to measure never delays publishing.
+        while True:
+            try:
+                await asyncio.wait_for(self.observe(), 5)
+            except Exception as exc:  # the next round tries again
+                log.debug("could not measure the outbox: %r", exc)
+            await asyncio.sleep(METRICS_INTERVAL)
+
+    async def drain(self, seconds: float = DRAIN_SECONDS) -> int:
+        """Publish what is still unsent, for up to `seconds`: at shutdown, the events of writes
+        committed just before SIGTERM go out now rather than at the next start."""
+        sent = 0
+        try:
+            async with asyncio.timeout(seconds):
+                while batch := await self.relay_once():
+                    sent += batch
+        except Exception as exc:  # the next start publishes the rest
+            log.warning("outbox not drained at shutdown (%d published): %r", sent, exc)
+        return sent
 
     async def prune(self) -> int:
         async with self.db.connection() as conn:
@@ -115,6 +162,14 @@ class OutboxRelay:
         await self._listener.add_listener(notify_channel(self.db.schema), lambda *_: self._wake.set())
 
     async def run(self) -> None:
+        observer = asyncio.create_task(self._observe_forever())
+        try:
+            await self._relay_forever()
+        finally:
+            observer.cancel()
+            await asyncio.gather(observer, return_exceptions=True)
+
+    async def _relay_forever(self) -> None:
         backoff = 0.5
         while True:
             try:
@@ -140,6 +195,10 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 10.0)
 
     async def close(self) -> None:
+        """After the `run` task is cancelled: drain (bounded), then drop the LISTEN connection."""
+        await self.drain()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.observe(), 2)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener.close(), 5)

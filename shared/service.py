@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from shared.amqp import Broker, consume
 from shared.appkeys import (
     BROKER,
     DATABASE,
+    DRAINING,
     PUBLIC_PATHS,
     READY_CHECKS,
     SERVICE_NAME,
@@ -37,6 +39,11 @@ log = logging.getLogger("herald.service")
 
 CleanupCtx = Callable[[web.Application], Any]
 JWKS_REFRESH_SECONDS = 300  # auth serves the JWKS with max-age=300
+# After SIGTERM closed the listener, kept-alive connections may carry one more request, answered
+# with `Connection: close`, for up to this long before idle ones are closed. A client (the
+# gateway) that reuses a connection just as the server closes it gets a reset it cannot safely
+# retry for a POST; letting each connection end after an answer closes that window.
+LINGER_SECONDS = 2.0
 
 
 def base_app(
@@ -66,8 +73,16 @@ def base_app(
     app[SERVICE_NAME] = name
     app[READY_CHECKS] = []
     app[PUBLIC_PATHS] = frozenset(public_paths) | OPERATIONS_PATHS
+    app[DRAINING] = asyncio.Event()
+    app.on_response_prepare.append(_close_when_draining)
     add_operations_routes(app)
     return app
+
+
+async def _close_when_draining(request: web.Request, response: web.StreamResponse) -> None:
+    if request.app[DRAINING].is_set():
+        response.force_close()  # the server closes after this answer...
+        response.headers["Connection"] = "close"  # ...and the client knows (headers are not yet sent)
 
 
 async def prepare_database(settings: Settings, schema: str, migrations: Path) -> list[str]:
@@ -200,20 +215,37 @@ def main(
         applied = asyncio.run(prepare_database(settings, schema, migrations))
         log.info("migrated schema %s", schema, extra={"applied": applied})
         return
-    loop = None
+    loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop  # faster asyncpg, aio-pika and aiohttp client
 
-        loop = uvloop.new_event_loop()
+        loop_factory = uvloop.new_event_loop
     app = create_app(settings)
     log.info("starting %s on %s:%d", name, settings.host, port_of(settings))
-    web.run_app(
-        app,
-        host=settings.host,
-        port=port_of(settings),
-        access_log=None,
-        print=None,
-        shutdown_timeout=settings.shutdown_timeout,
-        handle_signals=True,
-        loop=loop,
-    )
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(app, settings.host, port_of(settings), settings.shutdown_timeout))
+
+
+async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    """Serve until SIGTERM or SIGINT, then drain: close the listener, let kept-alive connections
+    end after their next answer (LINGER_SECONDS), let requests in flight finish (up to
+    `shutdown_timeout`), and run the cleanup contexts in reverse order."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping: no new connections; draining those open")
+        await site.stop()
+        app[DRAINING].set()
+        deadline = loop.time() + min(LINGER_SECONDS, shutdown_timeout)
+        # aiohttp has no event for "a connection closed": poll its list.
+        while runner.server is not None and runner.server.connections and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()

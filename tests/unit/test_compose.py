@@ -180,19 +180,124 @@ def test_dockerfile_is_multi_stage_non_root_and_healthchecked(
     assert commands and "services.gateway" in commands[-1]
 
 
-def test_docker_compose_accepts_the_file() -> None:
+def _compose_cli() -> list[str] | None:
+    """`docker compose` (v2), else the standalone `docker-compose`, else None."""
     docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("docker is not installed")
-    version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
-    if version.returncode != 0:
-        first_line = ((version.stderr or version.stdout).strip().splitlines() or [""])[0]
-        pytest.skip(f"docker compose is not available: {first_line[:200]}")
+    if docker is not None:
+        version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
+        if version.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+@pytest.mark.parametrize("env_file", (None, ".env.example"))
+def test_docker_compose_accepts_the_file(env_file: str | None) -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no docker compose CLI is installed (docker compose or docker-compose)")
+    options = ["--env-file", str(ROOT / env_file)] if env_file else []
     result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "-q"],
+        [*cli, *options, "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERIGNORE = ROOT / ".dockerignore"
+SERVICE_PORTS = {"auth": "auth_port", "resource": "resource_port", "webhook_delivery": "webhook_port"}
+
+
+def _env_example_keys() -> set[str]:
+    keys = set()
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            keys.add(line.split("=", 1)[0])
+    return keys
+
+
+@pytest.mark.parametrize("name", HERALD_SERVICES)
+def test_each_healthcheck_probes_the_port_its_service_listens_on(services: dict[str, Any], name: str) -> None:
+    env = _environment(services[name])
+    defaults = {field: default for _, field, default, _ in Settings.variables()}
+    port_field = SERVICE_PORTS.get(name, "gateway_port")
+    listens = env.get(next(v for v, f, *_ in Settings.variables() if f == port_field), defaults[port_field])
+    assert env["PORT"] == str(listens), f"{name}'s healthcheck would probe another port"
+    test = " ".join(services[name]["healthcheck"]["test"])
+    assert "os.environ['PORT']" in test and "/readyz" in test
+
+
+def _interpolated(env: dict[str, str]) -> dict[str, str]:
+    """Values as docker compose makes them without a .env file: `${VAR:-default}` -> default."""
+    return {k: re.sub(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", v) for k, v in env.items()}
+
+
+@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES))
+def test_the_settings_each_service_gets_parse(services: dict[str, Any], name: str) -> None:
+    settings = Settings.from_env(_interpolated(_environment(services[name])))
+    assert settings.host == "0.0.0.0"
+
+
+def test_webhook_delivery_runs_its_api_and_its_worker(services: dict[str, Any]) -> None:
+    settings = Settings.from_env(_interpolated(_environment(services["webhook_delivery"])))
+    assert settings.webhook_api and settings.webhook_worker
+
+
+def test_the_environment_file_documents_every_variable_the_compose_file_reads() -> None:
+    read = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE.read_text(encoding="utf-8")))
+    documented = _env_example_keys()
+    assert read - documented == set(), (
+        f"read by docker-compose.yml, missing in .env.example: {read - documented}"
+    )
+    assert documented - read == set(), f"in .env.example, never read: {documented - read}"
+    known = {variable for variable, *_ in Settings.variables()}
+    assert {k for k in documented if k.startswith("HERALD_")} <= known
+
+
+def test_the_environment_file_holds_no_real_secret() -> None:
+    values = dict(
+        line.split("=", 1)
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    )
+    for key in ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD"):
+        assert values[key].startswith("change-this"), key
+    assert values["HERALD_SIGNING_KEY"] == "" and values["HERALD_ADMIN_PASSWORD"] == ""
+
+
+def test_services_get_longer_to_stop_than_they_take_to_drain(services: dict[str, Any]) -> None:
+    shutdown = float(
+        _environment(services["gateway"]).get("HERALD_SHUTDOWN_TIMEOUT") or Settings().shutdown_timeout
+    )
+    for name in HERALD_SERVICES:
+        grace = services[name]["stop_grace_period"]
+        assert grace.endswith("s") and float(grace[:-1]) > shutdown, name
+
+
+def test_make_up_and_down_wrap_docker_compose() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for target, command in (("up", "docker compose up"), ("down", "docker compose down")):
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+        assert recipe and command in recipe.group(1), f"make {target} should run {command}"
+
+
+def test_the_build_context_keeps_secrets_out_and_the_code_in() -> None:
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()}
+    assert {".env", ".git", "*.pem", "tests"} <= ignored
+    copied = re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
+    sources = {part for line in copied for part in line.split()}
+    assert sources == {"pyproject.toml", "README.md", "shared", "services"}
+    assert not sources & ignored
+
+
+def test_migrate_is_one_shot_and_the_gateway_waits_for_healthy_services(services: dict[str, Any]) -> None:
+    migrate = services[MIGRATE]
+    assert str(migrate.get("restart", "no")) == "no", "migrate runs once; a restart loop would hide failures"
+    assert "ports" not in migrate
+    depends = services["gateway"]["depends_on"]
+    for name in ("auth", "resource", "webhook_delivery"):
+        assert depends[name]["condition"] == "service_healthy", name
