@@ -14,15 +14,19 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from services.webhook_delivery.app import MIGRATIONS
 from services.webhook_delivery.engine import INDEX
 from shared.config import Settings
 from shared.events import make_event
+from shared.service import prepare_database
 from shared.webhooks import new_secret
 
 SCHEMA = "webhook_delivery"
 
 
 async def connect(settings: Settings) -> asyncpg.Connection:
+    """To the test database, migrated (whichever test of the session comes first)."""
+    await prepare_database(settings, SCHEMA, MIGRATIONS)
     return await asyncpg.connect(settings.database_url, server_settings={"search_path": SCHEMA})
 
 

@@ -38,6 +38,8 @@ class Receiver:
         self.requests: list[Received] = []
         self._changed = asyncio.Condition()
         self.runner: web.AppRunner | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it held at once
         self.url = ""
 
     async def start(self, path: str = "/hook") -> Receiver:
@@ -58,8 +60,13 @@ class Receiver:
             self.requests.append(received)
             self._changed.notify_all()
         answer = self.script.pop(0) if self.script else self.default
-        if answer.delay:
-            await asyncio.sleep(answer.delay)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+        finally:
+            self.in_flight -= 1
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:

@@ -4,6 +4,7 @@ that checks each answer, so DNS cannot be rebound between the check and the conn
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ class Sender:
         retry_after = None
         try:
             url = yarl.URL(claimed.url)
-            # aiohttp never asks a resolver about an address literal: check it here.
-            await resolve_checked(url.raw_host or "", url.port or 0, allow_private=self.allow_private)
+            if _is_literal(url.raw_host or ""):
+                # aiohttp never asks a resolver about an address literal: check it here.
+                await resolve_checked(url.raw_host or "", url.port or 0, allow_private=self.allow_private)
             async with self.session.post(
                 url,
                 data=claimed.body,
@@ -125,6 +127,14 @@ class Sender:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 async def _read_prefix(resp: aiohttp.ClientResponse, limit: int) -> bytes:
