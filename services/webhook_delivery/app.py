@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from services.webhook_delivery.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.engine import engine_ctx
 from shared.config import Settings
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
@@ -22,4 +23,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(verifier_ctx())
     if settings.webhook_worker:
         app.cleanup_ctx.append(engine_ctx)
+    if settings.webhook_api:
+        add_delivery_routes(app)
     return app

@@ -17,6 +17,10 @@ from shared.problems import Conflict, NotFound
 PENDING, SUCCEEDED, FAILED, SKIPPED = "pending", "succeeded", "failed", "skipped"
 FIRST, RETRY = "first", "retry"
 RESPONSE_KEEP = 1024  # bytes of each response kept in the attempt log
+_DELIVERY_COLUMNS = (
+    "id, subscription_id, event_id, topic, status, lane, attempts, next_attempt_at,"
+    " last_status_code, last_error, created_at, updated_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +256,7 @@ class DeliveryRepo:
     ) -> list[dict[str, Any]]:
         """Newest first, keyset-paged on (created_at, id), each with its attempts."""
         rows = await self.conn.fetch(
-            "SELECT id, subscription_id, event_id, topic, status, lane, attempts, next_attempt_at,"
-            " last_status_code, last_error, created_at, updated_at FROM deliveries"
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
             " WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)"
             "  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))"
             " ORDER BY created_at DESC, id DESC LIMIT $5",
@@ -263,18 +266,32 @@ class DeliveryRepo:
             after[1] if after else None,
             limit,
         )
+        return await self._with_attempts(rows)
+
+    async def one(self, sub_id: uuid.UUID, delivery_id: uuid.UUID) -> dict[str, Any]:
+        rows = await self.conn.fetch(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = $1 AND subscription_id = $2",
+            delivery_id,
+            sub_id,
+        )
+        if not rows:
+            raise NotFound("no such delivery")
+        return (await self._with_attempts(rows))[0]
+
+    async def _with_attempts(self, rows: list[Any]) -> list[dict[str, Any]]:
         deliveries = [dict(r) for r in rows]
-        if deliveries:
-            attempts = await self.conn.fetch(
-                "SELECT delivery_id, attempted_at, status_code, duration_ms, error, response_body"
-                " FROM delivery_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY id",
-                [d["id"] for d in deliveries],
-            )
-            by_delivery: dict[uuid.UUID, list[dict[str, Any]]] = {}
-            for a in attempts:
-                by_delivery.setdefault(a["delivery_id"], []).append(dict(a))
-            for d in deliveries:
-                d["attempt_log"] = by_delivery.get(d["id"], [])
+        if not deliveries:
+            return deliveries
+        attempts = await self.conn.fetch(
+            "SELECT delivery_id, attempted_at, status_code, duration_ms, error, response_body"
+            " FROM delivery_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY id",
+            [d["id"] for d in deliveries],
+        )
+        by_delivery: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for a in attempts:
+            by_delivery.setdefault(a["delivery_id"], []).append(dict(a))
+        for d in deliveries:
+            d["attempt_log"] = by_delivery.get(d["id"], [])
         return deliveries
 
     async def redeliver(self, sub_id: uuid.UUID, delivery_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str]:
@@ -316,13 +333,7 @@ class DeliveryRepo:
         await self.insert_event(event_id, topic, body)
         delivery_id = uuid.uuid4()
         await self.insert_deliveries(event_id, topic, [(delivery_id, sub_id, PENDING)])
-        row = await self.conn.fetchrow(
-            "SELECT id, subscription_id, event_id, topic, status, lane, attempts, next_attempt_at,"
-            " last_status_code, last_error, created_at, updated_at FROM deliveries WHERE id = $1",
-            delivery_id,
-        )
-        assert row is not None
-        return {**dict(row), "attempt_log": []}
+        return await self.one(sub_id, delivery_id)
 
 
 def _json_object(raw: Any) -> dict[str, str]:
