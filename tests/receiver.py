@@ -63,8 +63,12 @@ class Receiver:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if answer.delay:
-                await asyncio.sleep(answer.delay)
+            # Hang until the delay is over or the client gave up (closed the connection).
+            deadline = time.monotonic() + answer.delay
+            while time.monotonic() < deadline and request.transport is not None:
+                if request.transport.is_closing():
+                    break
+                await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
         finally:
             self.in_flight -= 1
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
