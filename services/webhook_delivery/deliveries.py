@@ -78,6 +78,8 @@ class DeliveryRepo:
             " SELECT d, s, $1, $2, st, CASE WHEN st = 'pending' THEN now() END,"
             "  CASE WHEN st = 'pending' THEN now() END"
             " FROM unnest($3::uuid[], $4::uuid[], $5::text[]) AS t (d, s, st)"
+            # A subscription deleted since the index matched it is simply left out.
+            " WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = t.s)"
             " ON CONFLICT (subscription_id, event_id) DO NOTHING",
             event_id,
             topic,

@@ -19,6 +19,7 @@ from shared.db import Database
 log = logging.getLogger("herald.webhook.index")
 
 CHANNEL = "webhook_delivery_subscriptions"
+LISTENER_NAME = "herald-webhook-index"
 _COLUMNS = "id, owner_id, owner_roles, topics, active"
 PRIVILEGED_ROLES = frozenset({"admin", "approver"})
 
@@ -122,7 +123,9 @@ class IndexRefresher:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        listener = await asyncpg.connect(self.db.dsn, server_settings={"search_path": self.db.schema})
+        listener = await asyncpg.connect(
+            self.db.dsn, server_settings={"search_path": self.db.schema, "application_name": LISTENER_NAME}
+        )
         listener.add_termination_listener(lambda _conn: self._lost.set())
         await listener.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self._changed.put_nowait(payload))
         self._listener = listener

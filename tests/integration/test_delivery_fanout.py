@@ -13,6 +13,7 @@ from aiohttp import web
 
 from services.webhook_delivery.app import create_app
 from services.webhook_delivery.engine import INDEX
+from services.webhook_delivery.index import LISTENER_NAME
 from shared.config import Settings
 from tests.conftest import make_settings
 from tests.delivery_support import (
@@ -206,5 +207,33 @@ async def test_poison_and_foreign_messages_are_not_fanned_out(
             await receiver.wait_for(1)
         await asyncio.sleep(0.3)
         assert receiver.ids() == [good["id"]]
+    finally:
+        await conn.close()
+
+
+async def test_index_reloads_after_its_listening_connection_is_cut(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    conn = await connect(settings)
+    try:
+        before = await insert_subscription(conn, receiver.url, ["location.created"])
+        await wait_indexed(engine, before)
+        # Cut the LISTEN connection and change things at once: whether a change lands before
+        # the reconnect (seen by the full reload) or after (seen by NOTIFY), the index has it.
+        cut = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_NAME,
+        )
+        assert cut >= 1
+        missed = await insert_subscription(conn, receiver.url, ["location.created"])
+        await conn.execute("DELETE FROM subscriptions WHERE id = $1", before["id"])
+        await wait_indexed(engine, missed)
+        await wait_until(lambda: before["id"] not in engine[INDEX], what="the deleted one to go")
+        async with Publisher(settings) as pub:
+            event = await pub.event("location.created", name="After the cut")
+            await receiver.wait_for(1)
+        await wait_status(conn, missed["id"], "succeeded")
+        assert receiver.ids() == [event["id"]]
     finally:
         await conn.close()
