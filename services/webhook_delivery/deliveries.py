@@ -55,38 +55,34 @@ class DeliveryRepo:
 
     # -- fan-out ----------------------------------------------------------------------------
 
-    async def insert_event(self, event_id: uuid.UUID, topic: str, body: bytes) -> bool:
-        """Store the event once; False when it was already stored (a redelivered message)."""
-        inserted = await self.conn.fetchval(
-            "INSERT INTO webhook_events (id, topic, body) VALUES ($1, $2, $3)"
-            " ON CONFLICT (id) DO NOTHING RETURNING true",
+    async def fan_out(
+        self, event_id: uuid.UUID, topic: str, body: bytes, rows: list[tuple[uuid.UUID, uuid.UUID, str]]
+    ) -> bool:
+        """Store the event and its deliveries in one statement (so atomically): (delivery id,
+        subscription id, status) rows, the pending ones due now and on a lane. False, and
+        nothing written, when the event was stored before (a redelivered message)."""
+        stored = await self.conn.fetchval(
+            "WITH e AS ("
+            " INSERT INTO webhook_events (id, topic, body) VALUES ($1, $2, $3)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id),"
+            " d AS ("
+            " INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
+            "  enqueued_at)"
+            " SELECT t.d, t.s, e.id, $2, t.st, CASE WHEN t.st = 'pending' THEN now() END,"
+            "  CASE WHEN t.st = 'pending' THEN now() END"
+            " FROM e, unnest($4::uuid[], $5::uuid[], $6::text[]) AS t (d, s, st)"
+            # A subscription deleted since the index matched it is simply left out.
+            " WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = t.s)"
+            " ON CONFLICT (subscription_id, event_id) DO NOTHING)"
+            " SELECT count(*) FROM e",
             event_id,
             topic,
             body,
-        )
-        return bool(inserted)
-
-    async def insert_deliveries(
-        self, event_id: uuid.UUID, topic: str, rows: list[tuple[uuid.UUID, uuid.UUID, str]]
-    ) -> None:
-        """(delivery id, subscription id, status) rows; pending ones are due now and on a lane."""
-        if not rows:
-            return
-        await self.conn.execute(
-            "INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
-            " enqueued_at)"
-            " SELECT d, s, $1, $2, st, CASE WHEN st = 'pending' THEN now() END,"
-            "  CASE WHEN st = 'pending' THEN now() END"
-            " FROM unnest($3::uuid[], $4::uuid[], $5::text[]) AS t (d, s, st)"
-            # A subscription deleted since the index matched it is simply left out.
-            " WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = t.s)"
-            " ON CONFLICT (subscription_id, event_id) DO NOTHING",
-            event_id,
-            topic,
             [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
         )
+        return bool(stored)
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -144,21 +140,19 @@ class DeliveryRepo:
     async def record(
         self, claimed: Claimed, outcome: Outcome, status: str, retry_in: float | None, lane: str
     ) -> None:
-        """Log the attempt and move the delivery on: `status`, and when still pending, due again
-        in `retry_in` seconds on `lane`."""
+        """Log the attempt and move the delivery on, in one statement: `status`, and when still
+        pending, due again in `retry_in` seconds on `lane`. A success also ends the
+        subscription's run of failures (touching the row only when there was one: every
+        UPDATE of a subscription notifies each worker's index)."""
         await self.conn.execute(
-            "INSERT INTO delivery_attempts"
+            "WITH a AS ("
+            " INSERT INTO delivery_attempts"
             " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            claimed.id,
-            outcome.attempted_at,
-            outcome.status_code,
-            outcome.duration_ms,
-            outcome.error,
-            outcome.response_body,
-        )
-        await self.conn.execute(
-            "UPDATE deliveries SET status = $2, attempts = attempts + 1, lane = $3,"
+            " VALUES ($1, $7, $5, $8, $6, $9)),"
+            " s AS ("
+            " UPDATE subscriptions SET failing_since = NULL"
+            " WHERE $2 = 'succeeded' AND id = $10 AND failing_since IS NOT NULL)"
+            " UPDATE deliveries SET status = $2, attempts = attempts + 1, lane = $3,"
             " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
             " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
             " updated_at = now() WHERE id = $1",
@@ -168,13 +162,10 @@ class DeliveryRepo:
             retry_in or 0.0,
             outcome.status_code,
             outcome.error,
-        )
-
-    async def subscription_succeeded(self, sub_id: uuid.UUID) -> None:
-        # Only when a failure run is open: every UPDATE here notifies each worker's index.
-        await self.conn.execute(
-            "UPDATE subscriptions SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-            sub_id,
+            outcome.attempted_at,
+            outcome.duration_ms,
+            outcome.response_body,
+            claimed.subscription_id,
         )
 
     async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> bool:
@@ -332,9 +323,8 @@ class DeliveryRepo:
         self, sub_id: uuid.UUID, event_id: uuid.UUID, topic: str, body: bytes
     ) -> dict[str, Any]:
         """An event for one subscription only (a ping), pending now on the first lane."""
-        await self.insert_event(event_id, topic, body)
         delivery_id = uuid.uuid4()
-        await self.insert_deliveries(event_id, topic, [(delivery_id, sub_id, PENDING)])
+        await self.fan_out(event_id, topic, body, [(delivery_id, sub_id, PENDING)])
         return await self.one(sub_id, delivery_id)
 
 

@@ -45,11 +45,9 @@ class Fanout:
         ]
         if not rows:
             return  # nobody to tell: nothing to store
-        async with self.db.transaction() as conn:
-            repo = DeliveryRepo(conn)
-            if not await repo.insert_event(event_id, topic, bytes(message.body)):
+        async with self.db.connection() as conn:
+            if not await DeliveryRepo(conn).fan_out(event_id, topic, bytes(message.body), rows):
                 return  # redelivered: this event was fanned out already
-            await repo.insert_deliveries(event_id, topic, rows)
         pending = [(d, s, FIRST) for d, s, status in rows if status == PENDING]
         FANOUT.labels(PENDING).inc(len(pending))
         FANOUT.labels(SKIPPED).inc(len(rows) - len(pending))

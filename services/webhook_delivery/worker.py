@@ -166,10 +166,8 @@ class Worker:
         if outcome.error is None and code is not None:
             ATTEMPTS.labels("succeeded").inc()
             self.breakers.success(sub_id)
-            async with self.db.transaction() as conn:
-                repo = DeliveryRepo(conn)
-                await repo.record(claimed, outcome, SUCCEEDED, None, RETRY)
-                await repo.subscription_succeeded(sub_id)
+            async with self.db.connection() as conn:
+                await DeliveryRepo(conn).record(claimed, outcome, SUCCEEDED, None, RETRY)
             return
         self.breakers.failure(sub_id)
         delay = None if code == 410 else self._delay(claimed, code, sent.retry_after)
