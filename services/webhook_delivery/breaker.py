@@ -25,18 +25,22 @@ class Breakers:
         self.clock = clock
         self._states: dict[uuid.UUID, _State] = {}
 
-    def hold(self, sub_id: uuid.UUID) -> float:
-        """0 when an attempt may go now; otherwise seconds to hold the delivery."""
+    def admit(self, sub_id: uuid.UUID) -> tuple[float, bool]:
+        """(0, is_probe) when an attempt may go now; otherwise (seconds to hold it, False).
+        A probe that does not happen after all must be `released`."""
         state = self._states.get(sub_id)
         if state is None or not state.open_until:
-            return 0.0
+            return 0.0, False
         remaining = state.open_until - self.clock()
         if remaining > 0:
-            return remaining
+            return remaining, False
         if state.probing:
-            return min(PROBE_WAIT, self.seconds)
+            return min(PROBE_WAIT, self.seconds), False
         state.probing = True  # half-open: this attempt is the probe
-        return 0.0
+        return 0.0, True
+
+    def hold(self, sub_id: uuid.UUID) -> float:
+        return self.admit(sub_id)[0]
 
     def success(self, sub_id: uuid.UUID) -> None:
         self._states.pop(sub_id, None)
@@ -49,7 +53,7 @@ class Breakers:
             state.probing = False
 
     def released(self, sub_id: uuid.UUID) -> None:
-        """A probe that never reached the receiver (the worker is stopping): let another go."""
+        """A probe that never reached the receiver: let another go."""
         state = self._states.get(sub_id)
         if state is not None:
             state.probing = False

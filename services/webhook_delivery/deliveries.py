@@ -129,6 +129,13 @@ class DeliveryRepo:
             seconds,
         )
 
+    async def release(self, delivery_ids: list[uuid.UUID]) -> None:
+        """No message carries these any more (a stopping worker held them in memory)."""
+        await self.conn.execute(
+            "UPDATE deliveries SET enqueued_at = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+            delivery_ids,
+        )
+
     async def skip(self, delivery_id: uuid.UUID) -> None:
         """Its subscription was disabled before it went out: keep it for `recover`."""
         await self.conn.execute(

@@ -111,14 +111,14 @@ class Worker:
                 async with self.db.connection() as conn:
                     await DeliveryRepo(conn).defer(delivery_id, self.settings.webhook_sweep_seconds)
             return
-        held = self.breakers.hold(sub_id)
+        held, probe = self.breakers.admit(sub_id)
         if held > 0:
             async with self.db.connection() as conn:
                 await DeliveryRepo(conn).defer(delivery_id, held)
             return
         self.in_flight[sub_id] += 1
         try:
-            await self.attempt(delivery_id, sub_id)
+            await self.attempt(delivery_id, sub_id, probe=probe)
         finally:
             self.in_flight[sub_id] -= 1
             if self.in_flight[sub_id] <= 0:
@@ -144,7 +144,7 @@ class Worker:
 
     # -- one attempt ------------------------------------------------------------------------
 
-    async def attempt(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
+    async def attempt(self, delivery_id: uuid.UUID, sub_id: uuid.UUID, *, probe: bool = False) -> None:
         async with self.db.connection() as conn:
             repo = DeliveryRepo(conn)
             claimed = await repo.claim(delivery_id, self.lease_seconds)
@@ -152,13 +152,15 @@ class Worker:
                 await repo.skip(delivery_id)  # disabled since fan-out: kept for `recover`
                 claimed = None
         if claimed is None:
-            self.breakers.released(sub_id)
+            if probe:
+                self.breakers.released(sub_id)
             return
         try:
             sent = await self.sender.send(claimed)
         except asyncio.CancelledError:
             await self._hand_back(claimed)
-            self.breakers.released(sub_id)
+            if probe:
+                self.breakers.released(sub_id)
             raise
         outcome = sent.outcome
         code = outcome.status_code
@@ -243,6 +245,10 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.parked_ids:  # waiting here only: let the sweepers hand them to other workers now
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2), self.db.connection() as conn:
+                    await DeliveryRepo(conn).release(list(self.parked_ids))
         for channel in self._channels:
             with contextlib.suppress(Exception):
                 await channel.close()

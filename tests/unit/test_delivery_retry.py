@@ -53,8 +53,10 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     breakers.failure(sub)
     assert breakers.hold(sub) == 10 and breakers.open_count == 1
     clock[0] += 10
-    assert breakers.hold(sub) == 0  # the probe
-    assert breakers.hold(sub) > 0  # everyone else waits for it
+    assert breakers.admit(sub) == (0, True)  # the probe
+    assert breakers.admit(sub)[0] > 0  # everyone else waits for it
+    breakers.released(sub)  # the probe did not go out after all: the next one is the probe
+    assert breakers.admit(sub) == (0, True)
     breakers.failure(sub)  # the probe failed: open again at once
     assert breakers.hold(sub) == 10
     clock[0] += 10
