@@ -182,7 +182,7 @@ class DeliveryRepo:
             "UPDATE subscriptions SET failing_since = now() WHERE id = $1 AND failing_since IS NULL", sub_id
         )
         disabled = await self.conn.fetchval(
-            "UPDATE subscriptions SET active = false, updated_at = now(),"
+            "UPDATE subscriptions SET active = false, version = version + 1, updated_at = now(),"
             " disabled_reason = 'every delivery failed for ' || $2::text || ' seconds'"
             " WHERE id = $1 AND active AND failing_since <= now() - make_interval(secs => $2)"
             " RETURNING true",
@@ -193,7 +193,7 @@ class DeliveryRepo:
 
     async def disable(self, sub_id: uuid.UUID, reason: str) -> None:
         await self.conn.execute(
-            "UPDATE subscriptions SET active = false, disabled_reason = $2, updated_at = now()"
+            "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = $2, updated_at = now()"
             " WHERE id = $1 AND active",
             sub_id,
             reason,
@@ -221,7 +221,7 @@ class DeliveryRepo:
 
     async def owner_deleted(self, owner_id: uuid.UUID) -> int:
         status = await self.conn.execute(
-            "UPDATE subscriptions SET active = false, disabled_reason = 'the owner was deleted',"
+            "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was deleted',"
             " updated_at = now() WHERE owner_id = $1 AND active",
             owner_id,
         )
@@ -236,7 +236,7 @@ class DeliveryRepo:
             )
         if not active:
             await self.conn.execute(
-                "UPDATE subscriptions SET active = false, disabled_reason = 'the owner was disabled',"
+                "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was disabled',"
                 " updated_at = now() WHERE owner_id = $1 AND active",
                 owner_id,
             )

@@ -212,9 +212,10 @@ async def test_gone_disables_the_subscription_and_later_events_are_skipped(
         [delivery] = await wait_status(conn, sub["id"], "failed")
         assert delivery["attempts"] == 1
         row = await conn.fetchrow(
-            "SELECT active, disabled_reason FROM subscriptions WHERE id = $1", sub["id"]
+            "SELECT active, disabled_reason, version FROM subscriptions WHERE id = $1", sub["id"]
         )
         assert row["active"] is False and "410" in row["disabled_reason"]
+        assert row["version"] == sub["version"] + 1  # a new ETag: the API shows the change
         await wait_indexed(app, sub, active=False)
         await pub.event("location.updated", name="B")
         await wait_status(conn, sub["id"], "skipped")
