@@ -15,7 +15,7 @@ TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
 ATTEMPT: dict[str, Any] = {
-    "title": "DeliveryAttempt",
+    "title": "SubscriptionDeliveryAttempt",
     "type": "object",
     "properties": {
         "at": TIME,
@@ -28,7 +28,7 @@ ATTEMPT: dict[str, Any] = {
 }
 
 DELIVERY: dict[str, Any] = {
-    "title": "Delivery",
+    "title": "SubscriptionDelivery",
     "type": "object",
     "properties": {
         "id": UUID,
@@ -43,13 +43,13 @@ DELIVERY: dict[str, Any] = {
         "lastError": {"type": ["string", "null"]},
         "createdAt": TIME,
         "updatedAt": TIME,
-        "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/DeliveryAttempt"}},
+        "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/SubscriptionDeliveryAttempt"}},
     },
     "required": ["id", "subscriptionId", "eventId", "topic", "status", "attemptCount", "attempts"],
 }
 
 RECOVERED: dict[str, Any] = {
-    "title": "RecoverResult",
+    "title": "SubscriptionRecoverResult",
     "type": "object",
     "properties": {
         "redelivering": {"type": "integer", "minimum": 0},
@@ -100,7 +100,7 @@ def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any)
 
 def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the delivery routes."""
-    delivery = _ref("Delivery")
+    delivery = _ref("SubscriptionDelivery")
     paths = {
         "/v2/subscription/{id}/deliveries": {
             "get": _operation(
@@ -147,12 +147,12 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 "recoverDeliveries",
                 "Send again every failed or skipped delivery created in a time window",
                 {
-                    "202": _json(_ref("RecoverResult"), "What is being sent again"),
+                    "202": _json(_ref("SubscriptionRecoverResult"), "What is being sent again"),
                     **_errors(400, 409, 413, 415, 422),
                 },
                 requestBody={
                     "required": True,
-                    "content": {JSON_CONTENT_TYPE: {"schema": _ref("RecoverRequest")}},
+                    "content": {JSON_CONTENT_TYPE: {"schema": _ref("SubscriptionRecoverRequest")}},
                 },
             )
         },
@@ -164,10 +164,11 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             )
         },
     }
+    # Prefixed like the subscription routes' models (the gateway merges every service's).
     schemas = {
-        "Delivery": DELIVERY,
-        "DeliveryAttempt": ATTEMPT,
-        "RecoverRequest": {"title": "RecoverRequest", **RECOVER},
-        "RecoverResult": RECOVERED,
+        "SubscriptionDelivery": DELIVERY,
+        "SubscriptionDeliveryAttempt": ATTEMPT,
+        "SubscriptionRecoverRequest": {"title": "SubscriptionRecoverRequest", **RECOVER},
+        "SubscriptionRecoverResult": RECOVERED,
     }
     return paths, schemas

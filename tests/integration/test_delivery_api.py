@@ -261,5 +261,13 @@ def test_openapi_fragment_of_the_delivery_routes() -> None:
             errors = {k: v for k, v in op["responses"].items() if int(k) >= 400}
             assert errors and all(v == {"$ref": "#/components/responses/Problem"} for v in errors.values())
             assert any(200 <= int(k) < 300 for k in op["responses"])
-    refs = {"Delivery", "DeliveryAttempt", "RecoverRequest", "RecoverResult"}
-    assert refs == set(schemas)
+    names = {
+        "SubscriptionDelivery",
+        "SubscriptionDeliveryAttempt",
+        "SubscriptionRecoverRequest",
+        "SubscriptionRecoverResult",
+    }
+    assert names == set(schemas)
+    text = str(paths) + str(schemas)
+    for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert ref in schemas, ref
