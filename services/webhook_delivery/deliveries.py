@@ -159,7 +159,8 @@ class DeliveryRepo:
             " s AS ("
             " UPDATE subscriptions SET failing_since = NULL"
             " WHERE $2 = 'succeeded' AND id = $10 AND failing_since IS NOT NULL)"
-            " UPDATE deliveries SET status = $2, attempts = attempts + 1, lane = $3,"
+            " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
+            " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
             " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
             " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
             " updated_at = now() WHERE id = $1",

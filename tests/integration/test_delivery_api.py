@@ -105,6 +105,7 @@ async def test_log_lists_attempts_to_owner_and_admin_only(env: Env, receiver: Re
     assert [d["eventId"] for d in page] == [second["id"], first["id"]]  # newest first
     oldest = page[1]
     assert oldest["status"] == "succeeded" and oldest["attemptCount"] == 2
+    assert oldest["lane"] == "retry" and page[0]["lane"] == "first"
     assert [a["statusCode"] for a in oldest["attempts"]] == [500, 200]
     assert oldest["attempts"][0]["responseBody"] == "not yet" and oldest["attempts"][0]["error"]
     assert {"at", "durationMs"} <= oldest["attempts"][0].keys()
