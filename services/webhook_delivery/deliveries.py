@@ -129,6 +129,14 @@ class DeliveryRepo:
             seconds,
         )
 
+    async def hand_back(self, delivery_id: uuid.UUID) -> None:
+        """Give up our lease without an attempt (the worker is stopping): due again now."""
+        await self.conn.execute(
+            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, next_attempt_at = now(),"
+            " updated_at = now() WHERE id = $1 AND status = 'pending'",
+            delivery_id,
+        )
+
     async def release(self, delivery_ids: list[uuid.UUID]) -> None:
         """No message carries these any more (a stopping worker held them in memory)."""
         await self.conn.execute(

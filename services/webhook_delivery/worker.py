@@ -197,7 +197,7 @@ class Worker:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 async with self.db.connection() as conn:
-                    await DeliveryRepo(conn).defer(claimed.id, 0.0)
+                    await DeliveryRepo(conn).hand_back(claimed.id)
 
     # -- the sweeper ------------------------------------------------------------------------
 

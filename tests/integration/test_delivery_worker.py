@@ -349,3 +349,26 @@ async def test_private_addresses_are_refused_at_connect_time(
         [log] = await attempts_of(conn, delivery["id"])
         assert log["status_code"] is None and log["error"].startswith("refused to connect"), log
     assert receiver.requests == []
+
+
+async def test_stopping_hands_back_an_attempt_in_flight(
+    aiohttp_server: Any, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    hanging = await receivers(default=Answer(200, delay=20))
+    changed = dataclasses.replace(settings, webhook_timeout=10.0, shutdown_timeout=0.5)
+    server = await aiohttp_server(create_app(changed))
+    sub = await insert_subscription(conn, hanging.url, ["location.created"])
+    await wait_indexed(server.app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Interrupted")
+    await hanging.wait_for(1)
+    [leased] = await deliveries_of(conn, sub["id"])
+    assert leased["lease_until"] is not None
+    started = asyncio.get_running_loop().time()
+    await server.close()  # SIGTERM's path: the cleanup contexts run
+    assert asyncio.get_running_loop().time() - started < 5
+    [handed_back] = await deliveries_of(conn, sub["id"])
+    # No attempt was recorded, and no lease blocks another worker from sending it right away.
+    assert handed_back["status"] == "pending" and handed_back["attempts"] == 0
+    assert handed_back["lease_until"] is None
+    assert await conn.fetchval("SELECT next_attempt_at <= now() FROM deliveries WHERE id = $1", leased["id"])
