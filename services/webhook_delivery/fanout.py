@@ -14,6 +14,7 @@ from services.webhook_delivery import lanes
 from services.webhook_delivery.deliveries import FIRST, PENDING, SKIPPED, DeliveryRepo
 from services.webhook_delivery.index import SubscriptionIndex
 from services.webhook_delivery.metrics import FANOUT
+from services.webhook_delivery.outage import until_available
 from shared.amqp import Broker, PoisonMessage
 from shared.catalog import TOPICS
 from shared.db import Database
@@ -45,9 +46,14 @@ class Fanout:
         ]
         if not rows:
             return  # nobody to tell: nothing to store
-        async with self.db.connection() as conn:
-            if not await DeliveryRepo(conn).fan_out(event_id, topic, bytes(message.body), rows):
-                return  # redelivered: this event was fanned out already
+        body = bytes(message.body)
+
+        async def store() -> bool:
+            async with self.db.connection() as conn:
+                return await DeliveryRepo(conn).fan_out(event_id, topic, body, rows)
+
+        if not await until_available(store, f"fan-out of {event_id}"):
+            return  # redelivered: this event was fanned out already
         pending = [(d, s, FIRST) for d, s, status in rows if status == PENDING]
         FANOUT.labels(PENDING).inc(len(pending))
         FANOUT.labels(SKIPPED).inc(len(rows) - len(pending))

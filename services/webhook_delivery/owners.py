@@ -9,6 +9,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.webhook_delivery.deliveries import DeliveryRepo
+from services.webhook_delivery.outage import until_available
 from shared.db import Database
 from shared.events import USER_CREDENTIALS_CHANGED, USER_DELETED
 
@@ -27,15 +28,20 @@ class OwnerEvents:
             owner_id = uuid.UUID(str(data.get("id")))
         except ValueError:
             return
-        async with self.db.transaction() as conn:
-            repo = DeliveryRepo(conn)
-            if event.get("type") == USER_DELETED:
-                await repo.owner_deleted(owner_id)
-            elif event.get("type") == USER_CREDENTIALS_CHANGED:
-                roles = data.get("roles")
-                valid_roles = (
-                    [str(r) for r in roles]
-                    if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
-                    else None
-                )
-                await repo.owner_changed(owner_id, valid_roles, data.get("active", True) is not False)
+        roles = data.get("roles")
+        valid_roles = (
+            [str(r) for r in roles]
+            if isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+            else None
+        )
+        active = data.get("active", True) is not False
+
+        async def apply() -> None:
+            async with self.db.transaction() as conn:
+                repo = DeliveryRepo(conn)
+                if event.get("type") == USER_DELETED:
+                    await repo.owner_deleted(owner_id)
+                elif event.get("type") == USER_CREDENTIALS_CHANGED:
+                    await repo.owner_changed(owner_id, valid_roles, active)
+
+        await until_available(apply, f"owner event {event.get('id')}")

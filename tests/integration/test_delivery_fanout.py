@@ -8,14 +8,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 
 from services.webhook_delivery.app import create_app
 from services.webhook_delivery.engine import INDEX
+from services.webhook_delivery.fanout import Fanout
 from services.webhook_delivery.index import LISTENER_NAME
 from shared.config import Settings
-from tests.conftest import make_settings
+from tests.conftest import BASE_DSN, make_settings
 from tests.delivery_support import (
     Publisher,
     connect,
@@ -237,3 +239,57 @@ async def test_index_reloads_after_its_listening_connection_is_cut(
         assert receiver.ids() == [event["id"]]
     finally:
         await conn.close()
+
+
+async def test_events_during_a_database_outage_are_fanned_out_afterwards(
+    aiohttp_server: Any,
+    fresh_database_url: str,
+    amqp_prefix: str,
+    signing_pem: str,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL refuses connections for a while (its own test database only): the fan-out
+    holds the messages instead of burning their delivery limit, and sends them afterwards."""
+    settings = make_settings(
+        fresh_database_url,
+        amqp_prefix,
+        signing_pem,
+        webhook_allow_private=True,
+        webhook_sweep_seconds=0.2,
+        webhook_timeout=2.0,
+    )
+    # How often the broker handed each message over (a requeue counts against its limit).
+    deliveries: list[int] = []
+    handle = Fanout.handle
+
+    async def counting(self: Fanout, event: dict[str, Any], message: Any) -> None:
+        deliveries.append(int((message.headers or {}).get("x-delivery-count") or 0))
+        await handle(self, event, message)
+
+    monkeypatch.setattr(Fanout, "handle", counting)
+    server = await aiohttp_server(create_app(settings))
+    name = fresh_database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(BASE_DSN)
+    conn = await connect(settings)
+    try:
+        sub = await insert_subscription(conn, receiver.url, ["location.created"])
+        await wait_indexed(server.app, sub)
+        await conn.close()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        async with Publisher(settings) as pub:
+            events = [(await pub.event("location.created", name=f"Outage {i}"))["id"] for i in range(3)]
+            await asyncio.sleep(3)
+            assert receiver.requests == []
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await receiver.wait_for(3, timeout=20)
+            after = await pub.event("location.created", name="After")
+            await receiver.wait_for(4, timeout=10)
+        assert sorted(receiver.ids()) == sorted([*events, after["id"]])
+        assert deliveries == [0, 0, 0, 0], deliveries  # held through the outage, never requeued
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        if not conn.is_closed():
+            await conn.close()
