@@ -21,7 +21,7 @@ from services.webhook_delivery.app import create_app
 from services.webhook_delivery.sender import USER_AGENT
 from shared.config import Settings
 from shared.webhooks import WebhookVerificationError, new_secret, verify
-from tests.conftest import make_settings
+from tests.conftest import close_broker_connections, make_settings
 from tests.delivery_support import (
     Publisher,
     attempts_of,
@@ -372,3 +372,20 @@ async def test_stopping_hands_back_an_attempt_in_flight(
     assert handed_back["status"] == "pending" and handed_back["attempts"] == 0
     assert handed_back["lease_until"] is None
     assert await conn.fetchval("SELECT next_attempt_at <= now() FROM deliveries WHERE id = $1", leased["id"])
+
+
+async def test_broker_connection_cut_mid_stream_loses_nothing(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers(default=Answer(200, delay=0.05))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        ids = [(await pub.event("location.created", name=f"Before {i}"))["id"] for i in range(10)]
+        # Cut from the broker's side while lane messages are out: acks of attempts in flight
+        # fail, publishes may fail; the robust connection comes back with its consumers.
+        assert close_broker_connections(f"{settings.queue_prefix}.webhook_delivery") >= 1
+        ids += [(await pub.event("location.created", name=f"After {i}"))["id"] for i in range(10)]
+        await wait_status(conn, sub["id"], "succeeded", 20, timeout=60)
+    assert set(receiver.ids()) == set(ids)
