@@ -389,3 +389,44 @@ async def test_broker_connection_cut_mid_stream_loses_nothing(
         ids += [(await pub.event("location.created", name=f"After {i}"))["id"] for i in range(10)]
         await wait_status(conn, sub["id"], "succeeded", 20, timeout=60)
     assert set(receiver.ids()) == set(ids)
+
+
+async def test_sweeper_sends_what_no_message_carries_and_respects_live_leases(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers()
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+
+    async def stranded(lease: float | None) -> str:
+        """A due delivery with no lane message (lost), optionally leased by a dead worker."""
+        event_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO webhook_events (id, topic, body) VALUES ($1, 'location.created', $2)",
+            event_id,
+            b'{"id": "%s"}' % str(event_id).encode(),
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
+            " lease_until) VALUES ($1, $2, $3, 'location.created', 'pending', now(),"
+            " now() + make_interval(secs => $4))",
+            uuid.uuid4(),
+            sub["id"],
+            event_id,
+            lease,
+        )
+        return str(event_id)
+
+    lost = await stranded(None)
+    expired = await stranded(-1.0)
+    held = await stranded(3600.0)
+    await receiver.wait_for(2)
+    await asyncio.sleep(0.5)
+    assert sorted(receiver.ids()) == sorted([lost, expired])  # the live lease is respected
+    await conn.execute(
+        "UPDATE deliveries SET lease_until = now() - interval '1 second' WHERE event_id = $1", uuid.UUID(held)
+    )
+    await receiver.wait_for(3)
+    assert receiver.ids()[2] == held
+    await wait_status(conn, sub["id"], "succeeded", 3)
