@@ -57,6 +57,7 @@ class Worker:
         self._channels: list[AbstractChannel] = []
         self._queues: dict[str, tuple[AbstractChannel, AbstractQueue]] = {}
         self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._observer: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lanes ------------------------------------------------------------------------------
@@ -221,16 +222,18 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("sweep failed: %s", exc)
+                log.warning("sweep or lane observation failed: %s", exc)
             await asyncio.sleep(self.settings.webhook_sweep_seconds)
 
     async def _observe(self) -> None:
         OPEN_BREAKERS.set(self.breakers.open_count)
-        for lane, (channel, queue) in self._queues.items():
-            with contextlib.suppress(Exception):
-                ok = await channel.declare_queue(queue.name, passive=True)
-                if ok.declaration_result.message_count is not None:
-                    LANE_DEPTH.labels(lane).set(ok.declaration_result.message_count)
+        # A channel of its own: a failed passive declare closes the channel it ran on.
+        if self._observer is None or self._observer.is_closed:
+            self._observer = await self.broker.channel(prefetch=1)
+        for lane, (_channel, queue) in self._queues.items():
+            ok = await self._observer.declare_queue(queue.name, passive=True)
+            if ok.declaration_result.message_count is not None:
+                LANE_DEPTH.labels(lane).set(ok.declaration_result.message_count)
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -249,7 +252,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2), self.db.connection() as conn:
                     await DeliveryRepo(conn).release(list(self.parked_ids))
-        for channel in self._channels:
+        for channel in [*self._channels, *([self._observer] if self._observer else [])]:
             with contextlib.suppress(Exception):
                 await channel.close()
         await self.sender.close()

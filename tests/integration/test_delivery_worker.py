@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import standardwebhooks
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from services.webhook_delivery.app import create_app
 from services.webhook_delivery.sender import USER_AGENT
@@ -37,6 +38,11 @@ from tests.receiver import Answer, Receiver, start_receiver
 pytestmark = pytest.mark.timeout(60)
 
 Start = Callable[..., Awaitable[web.Application]]
+METRICS = (
+    ("herald_webhook_fanout_deliveries_total", {"outcome": "pending"}),
+    ("herald_webhook_attempts_total", {"outcome": "succeeded"}),
+    ("herald_webhook_attempt_duration_seconds_count", {}),
+)
 
 
 @pytest.fixture
@@ -96,6 +102,7 @@ async def test_delivery_is_signed_and_verifies(
         conn, receiver.url, ["location.created"], secret=secret, headers={"X-Team": "blue"}
     )
     await wait_indexed(app, sub)
+    before = {name: REGISTRY.get_sample_value(name, labels) or 0 for name, labels in METRICS}
     async with Publisher(settings) as pub:
         event = await pub.event("location.created", name="Hall")
     [got] = await receiver.wait_for(1)
@@ -113,6 +120,8 @@ async def test_delivery_is_signed_and_verifies(
     with pytest.raises(WebhookVerificationError):
         verify(secret, got.headers, got.body + b" ")
     await wait_status(conn, sub["id"], "succeeded")
+    for name, labels in METRICS:  # fan-out, the attempt and its latency are all counted
+        assert (REGISTRY.get_sample_value(name, labels) or 0) >= before[name] + 1, name
 
 
 async def test_both_secrets_sign_during_a_rotation(
