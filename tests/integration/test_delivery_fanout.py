@@ -145,10 +145,11 @@ async def test_disabled_subscription_gets_skipped_and_index_follows_changes(
 async def test_owner_events_disable_and_narrow_subscriptions(
     engine: web.Application, settings: Settings, receiver: Receiver
 ) -> None:
-    deleted_owner, demoted_owner = str(uuid.uuid4()), str(uuid.uuid4())
+    deleted_owner, demoted_owner, locked_owner = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     conn = await connect(settings)
     try:
         doomed = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=deleted_owner)
+        locked = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=locked_owner)
         demoted = await insert_subscription(
             conn, receiver.url, ["event.*"], owner_id=demoted_owner, owner_roles=["approver"]
         )
@@ -165,6 +166,14 @@ async def test_owner_events_disable_and_narrow_subscriptions(
                 },
                 exchange=settings.auth_exchange,
             )
+            await pub.publish(
+                {
+                    "id": str(uuid.uuid4()),
+                    "type": "user.credentials_changed",
+                    "data": {"id": locked_owner, "cv": 3, "active": False, "roles": ["member"]},
+                },
+                exchange=settings.auth_exchange,
+            )
 
             async def applied() -> bool:
                 rows = {
@@ -172,10 +181,14 @@ async def test_owner_events_disable_and_narrow_subscriptions(
                     for r in await conn.fetch(
                         "SELECT id, active, disabled_reason, owner_roles FROM subscriptions"
                         " WHERE id = ANY($1::uuid[])",
-                        [doomed["id"], demoted["id"]],
+                        [doomed["id"], demoted["id"], locked["id"]],
                     )
                 }
-                return (not rows[doomed["id"]]["active"]) and rows[demoted["id"]]["owner_roles"] == ["member"]
+                return (
+                    not rows[doomed["id"]]["active"]
+                    and not rows[locked["id"]]["active"]
+                    and rows[demoted["id"]]["owner_roles"] == ["member"]
+                )
 
             await wait_until(applied, what="the owner events")
             assert "deleted" in await conn.fetchval(
