@@ -26,6 +26,7 @@ from services.webhook_delivery.deliveries import (
     DeliveryRepo,
 )
 from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
+from services.webhook_delivery.outage import until_available
 from services.webhook_delivery.retry import RETRY_AFTER_STATUSES, next_delay, parse_schedule, retry_after
 from services.webhook_delivery.sender import Sender
 from shared.amqp import Broker
@@ -59,6 +60,7 @@ class Worker:
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._observer: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -128,6 +130,8 @@ class Worker:
 
     def _unpark(self, sub_id: uuid.UUID) -> None:
         queue = self.parked.get(sub_id)
+        if self._stopping:
+            return  # stop() releases what is still parked
         if not queue:
             self.parked.pop(sub_id, None)
             return
@@ -169,20 +173,29 @@ class Worker:
         if outcome.error is None and code is not None:
             ATTEMPTS.labels("succeeded").inc()
             self.breakers.success(sub_id)
-            async with self.db.connection() as conn:
-                await DeliveryRepo(conn).record(claimed, outcome, SUCCEEDED, None, RETRY)
+
+            async def record_success() -> None:
+                async with self.db.connection() as conn:
+                    await DeliveryRepo(conn).record(claimed, outcome, SUCCEEDED, None, RETRY)
+
+            # Sent already: wait out a database outage rather than send it again later.
+            await until_available(record_success, f"recording delivery {delivery_id}")
             return
         self.breakers.failure(sub_id)
         delay = None if code == 410 else self._delay(claimed, code, sent.retry_after)
         status = PENDING if delay is not None else FAILED
         ATTEMPTS.labels("gone" if code == 410 else "retrying" if delay is not None else "failed").inc()
-        async with self.db.transaction() as conn:
-            repo = DeliveryRepo(conn)
-            await repo.record(claimed, outcome, status, delay, RETRY)
-            if code == 410:
-                await repo.disable(sub_id, GONE)
-            elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
-                log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+
+        async def record_failure() -> None:
+            async with self.db.transaction() as conn:
+                repo = DeliveryRepo(conn)
+                await repo.record(claimed, outcome, status, delay, RETRY)
+                if code == 410:
+                    await repo.disable(sub_id, GONE)
+                elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
+                    log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+
+        await until_available(record_failure, f"recording delivery {delivery_id}")
 
     def _delay(self, claimed: Claimed, code: int | None, retry_after_header: str | None) -> float | None:
         s = self.settings
@@ -240,6 +253,7 @@ class Worker:
     async def stop(self, grace: float) -> None:
         """Stop taking messages, let attempts in flight finish for up to `grace` seconds, then
         hand the rest back (their messages return to the lanes when the channels close)."""
+        self._stopping = True
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
