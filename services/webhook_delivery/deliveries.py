@@ -192,11 +192,12 @@ class DeliveryRepo:
         )
         disabled = await self.conn.fetchval(
             "UPDATE subscriptions SET active = false, version = version + 1, updated_at = now(),"
-            " disabled_reason = 'every delivery failed for ' || $2::text || ' seconds'"
+            " disabled_reason = $3"
             " WHERE id = $1 AND active AND failing_since <= now() - make_interval(secs => $2)"
             " RETURNING true",
             sub_id,
             float(disable_after),
+            f"every delivery failed for {_span(disable_after)}",
         )
         return bool(disabled)
 
@@ -342,6 +343,13 @@ class DeliveryRepo:
         delivery_id = uuid.uuid4()
         await self.fan_out(event_id, topic, body, [(delivery_id, sub_id, PENDING)])
         return await self.one(sub_id, delivery_id)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} seconds"
 
 
 def _json_object(raw: Any) -> dict[str, str]:
