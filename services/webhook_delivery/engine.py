@@ -49,9 +49,6 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         (domain, await consume(domain, fanout.handle)),
         (owners, await consume(owners, OwnerEvents(db).handle)),
     ]
-    # Messages missed while the broker was away are still in their durable queues; a missed
-    # NOTIFY is not, so a reconnect reloads the index too.
-    broker.on_reconnect(refresher.reload_soon)
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(refresher.run()),
         asyncio.create_task(worker.run_sweeper()),

@@ -135,10 +135,6 @@ class IndexRefresher:
         self.index.loaded.set()
         log.info("subscription index loaded: %d subscriptions", len(rows))
 
-    def reload_soon(self) -> None:
-        """Reload the whole index (after anything that may have dropped notifications)."""
-        self._lost.set()
-
     async def refresh(self, sub_id: uuid.UUID) -> None:
         async with self.db.connection() as conn:
             row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM subscriptions WHERE id = $1", sub_id)
