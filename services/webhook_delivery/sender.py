@@ -67,7 +67,7 @@ class Sender:
             connector=aiohttp.TCPConnector(
                 resolver=CheckedResolver(settings.webhook_allow_private),
                 use_dns_cache=False,  # every new connection is checked again
-                limit=max(1, settings.webhook_concurrency),
+                limit=0,  # the worker caps attempts; waiting here would eat into the timeout
             ),
             timeout=aiohttp.ClientTimeout(
                 total=settings.webhook_timeout, sock_connect=settings.webhook_connect_timeout

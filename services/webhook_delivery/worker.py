@@ -50,6 +50,9 @@ class Worker:
         self.breakers = Breakers(settings.webhook_breaker_failures, settings.webhook_breaker_seconds)
         self.sender = Sender(settings)
         total = max(2, settings.webhook_concurrency)
+        # The process-wide cap, taken before the lease: a delivery waiting for a slot (one
+        # unparked while the lanes are full) neither holds a lease nor runs its timeout.
+        self.slots = asyncio.Semaphore(total)
         # Separate budgets: retries may never take the slots first attempts need.
         self.lane_limits = {"first": total - max(1, total // 4), "retry": max(1, total // 4)}
         self.in_flight: collections.Counter[uuid.UUID] = collections.Counter()
@@ -121,7 +124,8 @@ class Worker:
             return
         self.in_flight[sub_id] += 1
         try:
-            await self.attempt(delivery_id, sub_id, probe=probe)
+            async with self.slots:
+                await self.attempt(delivery_id, sub_id, probe=probe)
         finally:
             self.in_flight[sub_id] -= 1
             if self.in_flight[sub_id] <= 0:
