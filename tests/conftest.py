@@ -72,7 +72,13 @@ async def delete_amqp_names(prefix: str) -> None:
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()
-        for suffix in ("auth", "domain", "dead-letter"):
+        for suffix in (
+            "auth",
+            "domain",
+            "dead-letter",
+            "webhook_delivery.lanes",
+            "webhook_delivery.dead-letter",
+        ):
             await channel.exchange_delete(f"{prefix}.{suffix}")
         for queue in (
             "dead-letter",
@@ -80,6 +86,10 @@ async def delete_amqp_names(prefix: str) -> None:
             "resource.dead-letter",
             "webhook_delivery.dead-letter",
             "gateway.dead-letter",
+            "webhook_delivery.fanout",
+            "webhook_delivery.owners",
+            "webhook_delivery.lane.first",
+            "webhook_delivery.lane.retry",
         ):
             await channel.queue_delete(f"{prefix}.{queue}")
     finally:

@@ -8,6 +8,9 @@ from pathlib import Path
 from aiohttp import web
 
 from services.webhook_delivery import handlers
+from services.webhook_delivery.delivery_handlers import add_delivery_routes
+from services.webhook_delivery.delivery_openapi import delivery_paths
+from services.webhook_delivery.engine import engine_ctx
 from services.webhook_delivery.openapi import openapi_handler, subscription_paths
 from shared.config import Settings
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
@@ -21,7 +24,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
+    if settings.webhook_worker:
+        app.cleanup_ctx.append(engine_ctx)
     if settings.webhook_api:
         handlers.add_routes(app)
-        app.router.add_get("/openapi.json", openapi_handler(subscription_paths()))
+        add_delivery_routes(app)
+        app.router.add_get("/openapi.json", openapi_handler(subscription_paths(), delivery_paths()))
     return app

@@ -1,0 +1,385 @@
+"""SQL of webhook delivery: stored events, deliveries, their attempts, and the few subscription
+columns the worker changes (failure run, disabling, the owner's roles)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from shared.events import format_time
+from shared.problems import Conflict, NotFound
+
+PENDING, SUCCEEDED, FAILED, SKIPPED = "pending", "succeeded", "failed", "skipped"
+FIRST, RETRY = "first", "retry"
+RESPONSE_KEEP = 1024  # bytes of each response kept in the attempt log
+_DELIVERY_COLUMNS = (
+    "id, subscription_id, event_id, topic, status, lane, attempts, next_attempt_at,"
+    " last_status_code, last_error, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery a worker holds the lease on, with what it needs to send it."""
+
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    attempts: int
+    body: bytes
+    url: str
+    headers: dict[str, str]
+    secrets: tuple[str, ...]
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to."""
+
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    response_body: str
+    attempted_at: datetime
+
+
+class DeliveryRepo:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # -- fan-out ----------------------------------------------------------------------------
+
+    async def fan_out(
+        self, event_id: uuid.UUID, topic: str, body: bytes, rows: list[tuple[uuid.UUID, uuid.UUID, str]]
+    ) -> bool:
+        """Store the event and its deliveries in one statement (so atomically): (delivery id,
+        subscription id, status) rows, the pending ones due now and on a lane. False, and
+        nothing written, when the event was stored before (a redelivered message)."""
+        stored = await self.conn.fetchval(
+            "WITH e AS ("
+            " INSERT INTO webhook_events (id, topic, body) VALUES ($1, $2, $3)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id),"
+            " d AS ("
+            " INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
+            "  enqueued_at)"
+            " SELECT t.d, t.s, e.id, $2, t.st, CASE WHEN t.st = 'pending' THEN now() END,"
+            "  CASE WHEN t.st = 'pending' THEN now() END"
+            " FROM e, unnest($4::uuid[], $5::uuid[], $6::text[]) AS t (d, s, st)"
+            # A subscription deleted since the index matched it is simply left out.
+            " WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = t.s)"
+            " ON CONFLICT (subscription_id, event_id) DO NOTHING)"
+            " SELECT count(*) FROM e",
+            event_id,
+            topic,
+            body,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
+        return bool(stored)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    async def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Claimed | None:
+        """Take the lease on a due, pending delivery nobody holds; None when it is not ours to
+        send (done, not due yet, or another worker's attempt is under way)."""
+        row = await self.conn.fetchrow(
+            "WITH c AS ("
+            " UPDATE deliveries SET lease_until = now() + make_interval(secs => $2), enqueued_at = NULL"
+            " WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()"
+            "  AND (lease_until IS NULL OR lease_until < now())"
+            " RETURNING id, subscription_id, event_id, attempts)"
+            " SELECT c.*, e.body, s.url, s.headers, s.active, s.secret, s.previous_secret,"
+            "  s.previous_secret_until > now() AS previous_signs"
+            " FROM c JOIN webhook_events e ON e.id = c.event_id"
+            " JOIN subscriptions s ON s.id = c.subscription_id",
+            delivery_id,
+            lease_seconds,
+        )
+        if row is None:
+            return None
+        secrets = [row["secret"]]
+        if row["previous_secret"] and row["previous_signs"]:
+            secrets.append(row["previous_secret"])
+        return Claimed(
+            id=row["id"],
+            subscription_id=row["subscription_id"],
+            event_id=row["event_id"],
+            attempts=row["attempts"],
+            body=bytes(row["body"]),
+            url=row["url"],
+            headers=_json_object(row["headers"]),
+            secrets=tuple(secrets),
+            active=row["active"],
+        )
+
+    async def defer(self, delivery_id: uuid.UUID, seconds: float) -> None:
+        """Hold a pending delivery without an attempt (breaker open, subscription at its cap)."""
+        await self.conn.execute(
+            "UPDATE deliveries SET next_attempt_at = now() + make_interval(secs => $2),"
+            " lease_until = NULL, enqueued_at = NULL, updated_at = now()"
+            " WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < now())",
+            delivery_id,
+            seconds,
+        )
+
+    async def hand_back(self, delivery_id: uuid.UUID) -> None:
+        """Give up our lease without an attempt (the worker is stopping): due again now."""
+        await self.conn.execute(
+            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, next_attempt_at = now(),"
+            " updated_at = now() WHERE id = $1 AND status = 'pending'",
+            delivery_id,
+        )
+
+    async def release(self, delivery_ids: list[uuid.UUID]) -> None:
+        """No message carries these any more (a stopping worker held them in memory)."""
+        await self.conn.execute(
+            "UPDATE deliveries SET enqueued_at = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+            delivery_ids,
+        )
+
+    async def skip(self, delivery_id: uuid.UUID) -> None:
+        """Its subscription was disabled before it went out: keep it for `recover`."""
+        await self.conn.execute(
+            "UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, lease_until = NULL,"
+            " enqueued_at = NULL, updated_at = now() WHERE id = $1 AND status = 'pending'",
+            delivery_id,
+        )
+
+    async def record(
+        self, claimed: Claimed, outcome: Outcome, status: str, retry_in: float | None, lane: str
+    ) -> None:
+        """Log the attempt and move the delivery on, in one statement: `status`, and when still
+        pending, due again in `retry_in` seconds on `lane`. A success also ends the
+        subscription's run of failures (touching the row only when there was one: every
+        UPDATE of a subscription notifies each worker's index)."""
+        await self.conn.execute(
+            "WITH a AS ("
+            " INSERT INTO delivery_attempts"
+            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
+            " VALUES ($1, $7, $5, $8, $6, $9)),"
+            " s AS ("
+            " UPDATE subscriptions SET failing_since = NULL"
+            " WHERE $2 = 'succeeded' AND id = $10 AND failing_since IS NOT NULL)"
+            " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
+            " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
+            " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
+            " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
+            " updated_at = now() WHERE id = $1",
+            claimed.id,
+            status,
+            lane,
+            retry_in or 0.0,
+            outcome.status_code,
+            outcome.error,
+            outcome.attempted_at,
+            outcome.duration_ms,
+            outcome.response_body,
+            claimed.subscription_id,
+        )
+
+    async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> bool:
+        """Open (or extend) the failure run; disable when it has lasted `disable_after` seconds.
+        True when this disabled the subscription."""
+        await self.conn.execute(
+            "UPDATE subscriptions SET failing_since = now() WHERE id = $1 AND failing_since IS NULL", sub_id
+        )
+        disabled = await self.conn.fetchval(
+            "UPDATE subscriptions SET active = false, version = version + 1, updated_at = now(),"
+            " disabled_reason = $3"
+            " WHERE id = $1 AND active AND failing_since <= now() - make_interval(secs => $2)"
+            " RETURNING true",
+            sub_id,
+            float(disable_after),
+            f"every delivery failed for {_span(disable_after)}",
+        )
+        return bool(disabled)
+
+    async def disable(self, sub_id: uuid.UUID, reason: str) -> None:
+        await self.conn.execute(
+            "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = $2, updated_at = now()"
+            " WHERE id = $1 AND active",
+            sub_id,
+            reason,
+        )
+
+    # -- the sweeper ------------------------------------------------------------------------
+
+    async def take_due(self, limit: int, requeue_after: float) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Due deliveries that no worker holds and no recent message carries: mark them
+        enqueued and return (delivery id, subscription id, lane)."""
+        rows = await self.conn.fetch(
+            "WITH due AS ("
+            " SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+            "  AND (lease_until IS NULL OR lease_until < now())"
+            "  AND (enqueued_at IS NULL OR enqueued_at < now() - make_interval(secs => $2))"
+            " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            " UPDATE deliveries d SET enqueued_at = now() FROM due WHERE d.id = due.id"
+            " RETURNING d.id, d.subscription_id, d.lane",
+            limit,
+            requeue_after,
+        )
+        return [(r["id"], r["subscription_id"], r["lane"]) for r in rows]
+
+    # -- auth events ------------------------------------------------------------------------
+
+    async def owner_deleted(self, owner_id: uuid.UUID) -> int:
+        status = await self.conn.execute(
+            "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was deleted',"
+            " updated_at = now() WHERE owner_id = $1 AND active",
+            owner_id,
+        )
+        return int(status.split()[-1])
+
+    async def owner_changed(self, owner_id: uuid.UUID, roles: list[str] | None, active: bool) -> None:
+        if roles is not None:
+            await self.conn.execute(
+                "UPDATE subscriptions SET owner_roles = $2 WHERE owner_id = $1 AND owner_roles <> $2",
+                owner_id,
+                roles,
+            )
+        if not active:
+            await self.conn.execute(
+                "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was disabled',"
+                " updated_at = now() WHERE owner_id = $1 AND active",
+                owner_id,
+            )
+
+    # -- the delivery log and its commands ------------------------------------------------
+
+    async def subscription_owner(self, sub_id: uuid.UUID) -> tuple[str, bool] | None:
+        row = await self.conn.fetchrow("SELECT owner_id, active FROM subscriptions WHERE id = $1", sub_id)
+        return (str(row["owner_id"]), row["active"]) if row else None
+
+    async def page(
+        self,
+        sub_id: uuid.UUID,
+        status: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """Newest first, keyset-paged on (created_at, id), each with its attempts."""
+        rows = await self.conn.fetch(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+            " WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)"
+            "  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT $5",
+            sub_id,
+            status,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return await self._with_attempts(rows)
+
+    async def one(self, sub_id: uuid.UUID, delivery_id: uuid.UUID) -> dict[str, Any]:
+        rows = await self.conn.fetch(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = $1 AND subscription_id = $2",
+            delivery_id,
+            sub_id,
+        )
+        if not rows:
+            raise NotFound("no such delivery")
+        return (await self._with_attempts(rows))[0]
+
+    async def _with_attempts(self, rows: list[Any]) -> list[dict[str, Any]]:
+        deliveries = [dict(r) for r in rows]
+        if not deliveries:
+            return deliveries
+        attempts = await self.conn.fetch(
+            "SELECT delivery_id, attempted_at, status_code, duration_ms, error, response_body"
+            " FROM delivery_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY id",
+            [d["id"] for d in deliveries],
+        )
+        by_delivery: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for a in attempts:
+            by_delivery.setdefault(a["delivery_id"], []).append(dict(a))
+        for d in deliveries:
+            d["attempt_log"] = by_delivery.get(d["id"], [])
+        return deliveries
+
+    async def redeliver(self, sub_id: uuid.UUID, delivery_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, str]:
+        """Make one delivery due now on the retry lane (409 while it is still pending)."""
+        row = await self.conn.fetchrow(
+            "UPDATE deliveries SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
+            " lease_until = NULL, enqueued_at = now(), updated_at = now()"
+            " WHERE id = $1 AND subscription_id = $2 AND status <> 'pending' RETURNING id",
+            delivery_id,
+            sub_id,
+        )
+        if row is None:
+            exists = await self.conn.fetchval(
+                "SELECT true FROM deliveries WHERE id = $1 AND subscription_id = $2", delivery_id, sub_id
+            )
+            if exists:
+                raise Conflict("this delivery is still pending; it will be attempted")
+            raise NotFound("no such delivery")
+        return (delivery_id, sub_id, RETRY)
+
+    async def recover(
+        self, sub_id: uuid.UUID, since: datetime, until: datetime | None
+    ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        rows = await self.conn.fetch(
+            "UPDATE deliveries SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
+            " lease_until = NULL, enqueued_at = now(), updated_at = now()"
+            " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
+            "  AND ($3::timestamptz IS NULL OR created_at < $3) RETURNING id",
+            sub_id,
+            since,
+            until,
+        )
+        return [(r["id"], sub_id, RETRY) for r in rows]
+
+    async def create_single(
+        self, sub_id: uuid.UUID, event_id: uuid.UUID, topic: str, body: bytes
+    ) -> dict[str, Any]:
+        """An event for one subscription only (a ping), pending now on the first lane."""
+        delivery_id = uuid.uuid4()
+        await self.fan_out(event_id, topic, body, [(delivery_id, sub_id, PENDING)])
+        return await self.one(sub_id, delivery_id)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} seconds"
+
+
+def _json_object(raw: Any) -> dict[str, str]:
+    value = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+def public_delivery(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivery as the API shows it, with its attempt log."""
+    return {
+        "id": str(row["id"]),
+        "subscriptionId": str(row["subscription_id"]),
+        "eventId": str(row["event_id"]),
+        "topic": row["topic"],
+        "status": row["status"],
+        "lane": row["lane"],
+        "attemptCount": row["attempts"],
+        "nextAttemptAt": format_time(row["next_attempt_at"]) if row["next_attempt_at"] else None,
+        "lastStatusCode": row["last_status_code"],
+        "lastError": row["last_error"],
+        "createdAt": format_time(row["created_at"]),
+        "updatedAt": format_time(row["updated_at"]),
+        "attempts": [
+            {
+                "at": format_time(a["attempted_at"]),
+                "statusCode": a["status_code"],
+                "durationMs": round(a["duration_ms"], 1),
+                "error": a["error"],
+                "responseBody": a["response_body"],
+            }
+            for a in row.get("attempt_log", [])
+        ],
+    }

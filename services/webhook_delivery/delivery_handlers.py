@@ -1,0 +1,163 @@
+"""HTTP handlers of the delivery log and its commands: list a subscription's deliveries with
+their attempts, retry one, recover a window of failed or skipped ones, and ping. Only the
+subscription's owner or an admin gets an answer; anyone else gets the same 404 as a missing one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from services.webhook_delivery import lanes
+from services.webhook_delivery.deliveries import (
+    FAILED,
+    FIRST,
+    PENDING,
+    SKIPPED,
+    SUCCEEDED,
+    DeliveryRepo,
+    public_delivery,
+)
+from shared.appkeys import BROKER, DATABASE
+from shared.authn import principal
+from shared.events import WEBHOOK_PING, make_event
+from shared.http import (
+    decode_cursor,
+    encode_cursor,
+    json_response,
+    next_link,
+    parse_limit,
+    read_json,
+    reject_unknown_params,
+)
+from shared.problems import Conflict, NotFound, Problem, ValidationFailed
+from shared.validation import validate
+
+STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
+TIME = {"type": "string", "format": "date-time"}
+RECOVER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "since": {**TIME, "description": "Redeliver what was created at or after this time."},
+        "until": {**TIME, "description": "... and before this time (default: now)."},
+    },
+    "required": ["since"],
+    "additionalProperties": False,
+}
+PING_MESSAGE = "Herald says hello: this subscription's URL receives and verifies webhooks."
+
+
+def _uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+async def _own_subscription(request: web.Request) -> tuple[uuid.UUID, bool]:
+    """The subscription id and whether it is active, when the caller owns it or is an admin."""
+    sub_id = _uuid(request, "id", "subscription")
+    caller = principal(request)
+    async with request.app[DATABASE].connection() as conn:
+        found = await DeliveryRepo(conn).subscription_owner(sub_id)
+    if found is None or not (caller.is_admin or found[0] == caller.user_id):
+        raise NotFound("no such subscription")
+    return sub_id, found[1]
+
+
+def _require_active(active: bool) -> None:
+    if not active:
+        raise Conflict("the subscription is disabled; enable it (PATCH active: true) first")
+
+
+def _parse_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
+    values = decode_cursor(raw)
+    try:
+        return datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1]))
+    except (ValueError, IndexError):
+        raise Problem(400, "cursor is not one this API made") from None
+
+
+def _time(body: dict[str, Any], name: str) -> datetime | None:
+    raw = body.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValidationFailed([{"field": name, "message": "must be an RFC 3339 time with a time zone"}])
+    return moment
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    sub_id, _active = await _own_subscription(request)
+    reject_unknown_params(request, ("status", "limit", "cursor"))
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise Problem(400, f"status must be one of {', '.join(STATUSES)}")
+    limit = parse_limit(request)
+    after = _parse_cursor(request.query["cursor"]) if "cursor" in request.query else None
+    async with request.app[DATABASE].connection() as conn:
+        rows = await DeliveryRepo(conn).page(sub_id, status, after, limit + 1)
+    headers = {}
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    return json_response([public_delivery(r) for r in rows], headers=headers)
+
+
+async def retry_delivery(request: web.Request) -> web.Response:
+    sub_id, active = await _own_subscription(request)
+    delivery_id = _uuid(request, "deliveryId", "delivery")
+    _require_active(active)
+    async with request.app[DATABASE].transaction() as conn:
+        repo = DeliveryRepo(conn)
+        item = await repo.redeliver(sub_id, delivery_id)
+        row = await repo.one(sub_id, delivery_id)
+    await lanes.publish(request.app[BROKER], [item])
+    return json_response(public_delivery(row), status=202)
+
+
+async def recover(request: web.Request) -> web.Response:
+    sub_id, active = await _own_subscription(request)
+    body = await read_json(request)
+    validate(RECOVER, body)
+    since, until = _time(body, "since"), _time(body, "until")
+    assert since is not None
+    if until is not None and until <= since:
+        raise ValidationFailed([{"field": "until", "message": "must be after since"}])
+    _require_active(active)
+    async with request.app[DATABASE].transaction() as conn:
+        items = await DeliveryRepo(conn).recover(sub_id, since, until)
+    await lanes.publish(request.app[BROKER], items)
+    return json_response(
+        {"redelivering": len(items), "deliveryIds": [str(d) for d, _, _ in items]}, status=202
+    )
+
+
+async def ping(request: web.Request) -> web.Response:
+    sub_id, active = await _own_subscription(request)
+    _require_active(active)
+    event = make_event(
+        WEBHOOK_PING, {"subscriptionId": str(sub_id), "message": PING_MESSAGE}, principal(request).user_id
+    )
+    async with request.app[DATABASE].transaction() as conn:
+        row = await DeliveryRepo(conn).create_single(
+            sub_id, uuid.UUID(event["id"]), WEBHOOK_PING, orjson.dumps(event)
+        )
+    await lanes.publish(request.app[BROKER], [(row["id"], sub_id, FIRST)])
+    return json_response(public_delivery(row), status=202)
+
+
+def add_delivery_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v2/subscription/{id}/deliveries", list_deliveries)
+    r.add_post("/v2/subscription/{id}/deliveries/{deliveryId}/retry", retry_delivery)
+    r.add_post("/v2/subscription/{id}/recover", recover)
+    r.add_post("/v2/subscription/{id}/ping", ping)

@@ -1,0 +1,174 @@
+"""The OpenAPI 3.1 paths and models of the delivery log routes (`delivery_handlers.py`), for the
+service's fragment at /openapi.json to merge with the subscription routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.webhook_delivery.delivery_handlers import RECOVER, STATUSES
+from shared.http import JSON_CONTENT_TYPE
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+TAGS = ["Webhook deliveries"]
+UUID = {"type": "string", "format": "uuid"}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+ATTEMPT: dict[str, Any] = {
+    "title": "SubscriptionDeliveryAttempt",
+    "type": "object",
+    "properties": {
+        "at": TIME,
+        "statusCode": {"type": ["integer", "null"], "description": "null when no answer came"},
+        "durationMs": {"type": "number"},
+        "error": {"type": ["string", "null"], "description": "Why the attempt failed; null on success."},
+        "responseBody": {"type": "string", "description": "The first 1 KiB of the receiver's answer."},
+    },
+    "required": ["at", "statusCode", "durationMs", "error", "responseBody"],
+}
+
+DELIVERY: dict[str, Any] = {
+    "title": "SubscriptionDelivery",
+    "type": "object",
+    "properties": {
+        "id": UUID,
+        "subscriptionId": UUID,
+        "eventId": {**UUID, "description": "The webhook-id header of every attempt."},
+        "topic": {"type": "string"},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "lane": {"type": "string", "enum": ["first", "retry"]},
+        "attemptCount": {"type": "integer", "minimum": 0},
+        "nextAttemptAt": {**NULLABLE_TIME, "description": "When a pending delivery is due."},
+        "lastStatusCode": {"type": ["integer", "null"]},
+        "lastError": {"type": ["string", "null"]},
+        "createdAt": TIME,
+        "updatedAt": TIME,
+        "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/SubscriptionDeliveryAttempt"}},
+    },
+    "required": ["id", "subscriptionId", "eventId", "topic", "status", "attemptCount", "attempts"],
+}
+
+RECOVERED: dict[str, Any] = {
+    "title": "SubscriptionRecoverResult",
+    "type": "object",
+    "properties": {
+        "redelivering": {"type": "integer", "minimum": 0},
+        "deliveryIds": {"type": "array", "items": UUID},
+    },
+    "required": ["redelivering", "deliveryIds"],
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(status): PROBLEM for status in sorted({401, 404, *statuses})}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON_CONTENT_TYPE: {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _param(
+    name: str, where: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+
+
+SUB_ID = _param("id", "path", UUID, "The subscription id.", required=True)
+DELIVERY_ID = _param("deliveryId", "path", UUID, "The delivery id.", required=True)
+
+
+def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": TAGS,
+        "parameters": more.pop("parameters", [SUB_ID]),
+        **more,
+        "responses": responses,
+    }
+
+
+def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(paths, component schemas) of the delivery routes."""
+    delivery = _ref("SubscriptionDelivery")
+    paths = {
+        "/v2/subscription/{id}/deliveries": {
+            "get": _operation(
+                "listDeliveries",
+                "A subscription's deliveries, newest first, each with its attempts",
+                {
+                    "200": _json(
+                        {"type": "array", "items": delivery},
+                        "A page of deliveries",
+                        {
+                            "Link": {
+                                "description": '`<...>; rel="next"` when there is a next page.',
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    ),
+                    **_errors(400),
+                },
+                parameters=[
+                    SUB_ID,
+                    _param("status", "query", {"type": "string", "enum": list(STATUSES)}, "Only these."),
+                    _param(
+                        "limit",
+                        "query",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                        "Page size.",
+                    ),
+                    _param(
+                        "cursor", "query", {"type": "string"}, "Opaque: from the previous page's Link header."
+                    ),
+                ],
+            )
+        },
+        "/v2/subscription/{id}/deliveries/{deliveryId}/retry": {
+            "post": _operation(
+                "retryDelivery",
+                "Send one delivery again now (on the retry lane)",
+                {"202": _json(delivery, "Due now; its attempts will show in the log"), **_errors(409)},
+                parameters=[SUB_ID, DELIVERY_ID],
+            )
+        },
+        "/v2/subscription/{id}/recover": {
+            "post": _operation(
+                "recoverDeliveries",
+                "Send again every failed or skipped delivery created in a time window",
+                {
+                    "202": _json(_ref("SubscriptionRecoverResult"), "What is being sent again"),
+                    **_errors(400, 409, 413, 415, 422),
+                },
+                requestBody={
+                    "required": True,
+                    "content": {JSON_CONTENT_TYPE: {"schema": _ref("SubscriptionRecoverRequest")}},
+                },
+            )
+        },
+        "/v2/subscription/{id}/ping": {
+            "post": _operation(
+                "pingSubscription",
+                "Send a signed webhook.ping event to the subscription's URL now",
+                {"202": _json(delivery, "The ping's delivery, pending"), **_errors(409)},
+            )
+        },
+    }
+    # Prefixed like the subscription routes' models (the gateway merges every service's).
+    schemas = {
+        "SubscriptionDelivery": DELIVERY,
+        "SubscriptionDeliveryAttempt": ATTEMPT,
+        "SubscriptionRecoverRequest": {"title": "SubscriptionRecoverRequest", **RECOVER},
+        "SubscriptionRecoverResult": RECOVERED,
+    }
+    return paths, schemas

@@ -1,0 +1,66 @@
+"""The moving half of webhook delivery, as one cleanup context: the subscription index, the
+fan-out and owner consumers, the delivery worker with its two lanes, and the sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from services.webhook_delivery.fanout import Fanout
+from services.webhook_delivery.index import IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.owners import OWNER_TOPICS, OwnerEvents
+from services.webhook_delivery.worker import Worker
+from shared.amqp import consume
+from shared.appkeys import BROKER, DATABASE, SETTINGS
+
+INDEX = web.AppKey("subscription_index", SubscriptionIndex)
+WORKER = web.AppKey("delivery_worker", Worker)
+
+
+def fanout_queue(prefix: str) -> str:
+    return f"{prefix}.fanout"
+
+
+def owners_queue(prefix: str) -> str:
+    return f"{prefix}.owners"
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, db, broker = app[SETTINGS], app[DATABASE], app[BROKER]
+    index = SubscriptionIndex()
+    refresher = IndexRefresher(db, index)
+    await refresher.start()  # loaded before the first event is matched
+    app[INDEX] = index
+    worker = Worker(settings, db, broker)
+    app[WORKER] = worker
+    await worker.start()
+
+    channel = await broker.channel(prefetch=100)
+    fanout = Fanout(db, broker, index)
+    domain = await broker.work_queue(channel, fanout_queue(broker.prefix), settings.domain_exchange, ("#",))
+    owners = await broker.work_queue(
+        channel, owners_queue(broker.prefix), settings.auth_exchange, OWNER_TOPICS
+    )
+    consumers = [
+        (domain, await consume(domain, fanout.handle)),
+        (owners, await consume(owners, OwnerEvents(db).handle)),
+    ]
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(refresher.run()),
+        asyncio.create_task(worker.run_sweeper()),
+    ]
+    yield
+    for queue, tag in consumers:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+    await worker.stop(grace=min(settings.shutdown_timeout, settings.webhook_timeout))
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await channel.close()
+    await refresher.close()

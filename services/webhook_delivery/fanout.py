@@ -1,0 +1,60 @@
+"""Fan-out: each domain event becomes one delivery per matching subscription whose owner may
+read it, written in one transaction with the event's bytes (once: a redelivered message finds
+the event stored and does nothing), and then put on the first-attempt lane."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.webhook_delivery import lanes
+from services.webhook_delivery.deliveries import FIRST, PENDING, SKIPPED, DeliveryRepo
+from services.webhook_delivery.index import SubscriptionIndex
+from services.webhook_delivery.metrics import FANOUT
+from services.webhook_delivery.outage import until_available
+from shared.amqp import Broker, PoisonMessage
+from shared.catalog import TOPICS
+from shared.db import Database
+from shared.events import WEBHOOK_PING
+
+log = logging.getLogger("herald.webhook.fanout")
+
+
+class Fanout:
+    def __init__(self, db: Database, broker: Broker, index: SubscriptionIndex) -> None:
+        self.db = db
+        self.broker = broker
+        self.index = index
+
+    async def handle(self, event: dict[str, Any], message: AbstractIncomingMessage) -> None:
+        try:
+            event_id = uuid.UUID(str(event.get("id")))
+        except ValueError:
+            raise PoisonMessage("the event has no valid id") from None
+        topic = event.get("type")
+        if not isinstance(topic, str) or topic not in TOPICS or topic == WEBHOOK_PING:
+            return  # not a topic anyone can subscribe to (pings are made per subscription)
+        data = event.get("data")
+        data = data if isinstance(data, dict) else {}
+        rows = [
+            (uuid.uuid4(), sub.id, PENDING if sub.active else SKIPPED)
+            for sub in self.index.match(topic)
+            if sub.may_read(topic, data)
+        ]
+        if not rows:
+            return  # nobody to tell: nothing to store
+        body = bytes(message.body)
+
+        async def store() -> bool:
+            async with self.db.connection() as conn:
+                return await DeliveryRepo(conn).fan_out(event_id, topic, body, rows)
+
+        if not await until_available(store, f"fan-out of {event_id}"):
+            return  # redelivered: this event was fanned out already
+        pending = [(d, s, FIRST) for d, s, status in rows if status == PENDING]
+        FANOUT.labels(PENDING).inc(len(pending))
+        FANOUT.labels(SKIPPED).inc(len(rows) - len(pending))
+        await lanes.publish(self.broker, pending)

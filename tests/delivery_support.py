@@ -1,0 +1,156 @@
+"""Helpers of the webhook delivery tests: subscriptions written straight into the table, domain
+events published to the test's exchange, and waits on what the engine does."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import asyncpg
+import orjson
+from aiohttp import web
+
+from services.webhook_delivery.app import MIGRATIONS
+from services.webhook_delivery.engine import INDEX
+from shared.config import Settings
+from shared.events import make_event
+from shared.service import prepare_database
+from shared.webhooks import new_secret
+
+SCHEMA = "webhook_delivery"
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """To the test database, migrated (whichever test of the session comes first)."""
+    await prepare_database(settings, SCHEMA, MIGRATIONS)
+    return await asyncpg.connect(settings.database_url, server_settings={"search_path": SCHEMA})
+
+
+async def insert_subscription(
+    conn: asyncpg.Connection,
+    url: str,
+    topics: Iterable[str] = ("*",),
+    *,
+    owner_id: str | None = None,
+    owner_roles: Iterable[str] = ("member",),
+    active: bool = True,
+    headers: dict[str, str] | None = None,
+    secret: str | None = None,
+    previous_secret: str | None = None,
+    previous_secret_until: datetime | None = None,
+) -> dict[str, Any]:
+    """A subscription row as the API would write it (the API is another branch's work)."""
+    sub_id = uuid.uuid4()
+    row = await conn.fetchrow(
+        "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, headers, active,"
+        " secret, previous_secret, previous_secret_until, disabled_reason)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12) RETURNING *",
+        sub_id,
+        uuid.UUID(owner_id) if owner_id else uuid.uuid4(),
+        list(owner_roles),
+        url,
+        f"{url}#{sub_id}",
+        list(topics),
+        orjson.dumps(headers or {}).decode(),
+        active,
+        secret or new_secret(),
+        previous_secret,
+        previous_secret_until,
+        None if active else "disabled by the test",
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll an async or plain `check` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_indexed(app: web.Application, *subs: dict[str, Any], active: bool | None = None) -> None:
+    """The engine's in-memory index has caught up with these rows."""
+
+    def seen() -> bool:
+        index = app[INDEX]
+        for sub in subs:
+            found = index.get(sub["id"])
+            if found is None or (active is not None and found.active is not active):
+                return False
+        return True
+
+    await wait_until(seen, what="the subscription index")
+
+
+class Publisher:
+    """Publishes domain events the way the resource service's relay does."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def __aenter__(self) -> Publisher:
+        self.connection = await aio_pika.connect(self.settings.amqp_url)
+        channel = await self.connection.channel()
+        self.exchange = await channel.declare_exchange(
+            self.settings.domain_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    async def publish(self, event: dict[str, Any], exchange: str | None = None) -> bytes:
+        assert self.connection is not None and self.exchange is not None
+        body = orjson.dumps(event)
+        target = self.exchange
+        if exchange is not None:
+            channel = await self.connection.channel()
+            target = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        await target.publish(
+            aio_pika.Message(body, message_id=event["id"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=event["type"],
+        )
+        return body
+
+    async def event(self, topic: str, **data: Any) -> dict[str, Any]:
+        event = make_event(topic, {"id": str(uuid.uuid4()), **data}, str(uuid.uuid4()))
+        await self.publish(event)
+        return event
+
+
+async def deliveries_of(conn: asyncpg.Connection, sub_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM deliveries WHERE subscription_id = $1 ORDER BY created_at, id", sub_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def attempts_of(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id", delivery_id)
+    return [dict(r) for r in rows]
+
+
+async def wait_status(
+    conn: asyncpg.Connection, sub_id: uuid.UUID, status: str, count: int = 1, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    async def check() -> list[dict[str, Any]] | None:
+        rows = await deliveries_of(conn, sub_id)
+        done = [r for r in rows if r["status"] == status]
+        return done if len(done) >= count else None
+
+    return await wait_until(check, timeout, f"{count} {status} deliveries of {sub_id}")

@@ -1,0 +1,274 @@
+"""The delivery log and its commands through the gateway: list with attempts, retry, recover,
+ping, and who may use them (the owner or an admin; anyone else gets 404)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import standardwebhooks
+from aiohttp import web
+
+from services.auth.app import create_app as auth_app
+from services.gateway.app import create_app as gateway_app
+from services.resource.app import create_app as resource_app
+from services.webhook_delivery.app import create_app as webhook_app
+from services.webhook_delivery.delivery_openapi import delivery_paths
+from shared.config import Settings
+from tests.conftest import Suite, make_settings, server_url
+from tests.delivery_support import (
+    Publisher,
+    connect,
+    deliveries_of,
+    insert_subscription,
+    wait_indexed,
+    wait_status,
+)
+from tests.receiver import Answer, Receiver, start_receiver
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return make_settings(
+        database_url,
+        amqp_prefix,
+        signing_pem,
+        webhook_allow_private=True,
+        webhook_retry_schedule=("0.2",),
+        webhook_retry_jitter=0.0,
+        webhook_sweep_seconds=0.2,
+        webhook_timeout=2.0,
+        webhook_breaker_failures=1000,
+    )
+
+
+@dataclasses.dataclass
+class Env:
+    suite: Suite
+    webhook: web.Application
+    conn: asyncpg.Connection
+
+
+@pytest.fixture
+async def env(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Env]:
+    """The suite of conftest, keeping hold of the webhook app (to wait on its index)."""
+    auth = await aiohttp_server(auth_app(settings))
+    with_auth = dataclasses.replace(settings, auth_url=server_url(auth))
+    resource = await aiohttp_server(resource_app(with_auth))
+    webhook = await aiohttp_server(webhook_app(with_auth))
+    wired = dataclasses.replace(with_auth, resource_url=server_url(resource), webhook_url=server_url(webhook))
+    gateway = await aiohttp_server(gateway_app(wired))
+    session = aiohttp.ClientSession()
+    conn = await connect(settings)
+    yield Env(Suite(wired, server_url(gateway), server_url(auth), session, auth), webhook.app, conn)
+    await conn.close()
+    await session.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    started = await start_receiver()
+    yield started
+    await started.stop()
+
+
+async def _subscribe(env: Env, owner: dict[str, Any], url: str, **kw: Any) -> dict[str, Any]:
+    sub = await insert_subscription(env.conn, url, owner_id=owner["id"], owner_roles=owner["roles"], **kw)
+    await wait_indexed(env.webhook, sub, active=kw.get("active", True))
+    return sub
+
+
+async def test_log_lists_attempts_to_owner_and_admin_only(env: Env, receiver: Receiver) -> None:
+    suite = env.suite
+    owner, _, token = await suite.new_user()
+    _, _, stranger = await suite.new_user()
+    admin = await suite.admin_token()
+    receiver.script = [Answer(500, body=b"not yet")]
+    sub = await _subscribe(env, owner, receiver.url, topics=["location.*"])
+    async with Publisher(suite.settings) as pub:
+        first = await pub.event("location.created", name="A")
+        await wait_status(env.conn, sub["id"], "succeeded")
+        second = await pub.event("location.updated", name="B")
+        await wait_status(env.conn, sub["id"], "succeeded", 2)
+    path = f"/v2/subscription/{sub['id']}/deliveries"
+    resp, page = await suite.request("GET", path, token=token)
+    assert resp.status == 200, page
+    assert [d["eventId"] for d in page] == [second["id"], first["id"]]  # newest first
+    oldest = page[1]
+    assert oldest["status"] == "succeeded" and oldest["attemptCount"] == 2
+    assert oldest["lane"] == "retry" and page[0]["lane"] == "first"
+    assert [a["statusCode"] for a in oldest["attempts"]] == [500, 200]
+    assert oldest["attempts"][0]["responseBody"] == "not yet" and oldest["attempts"][0]["error"]
+    assert {"at", "durationMs"} <= oldest["attempts"][0].keys()
+    # Paged with a Link header; the second page holds the rest.
+    resp, one = await suite.request("GET", path + "?limit=1", token=token)
+    assert [d["eventId"] for d in one] == [second["id"]]
+    link = resp.headers["Link"]
+    next_path = link[link.index("<") + 1 : link.index(">")]
+    resp, rest = await suite.request("GET", next_path, token=token)
+    assert [d["eventId"] for d in rest] == [first["id"]] and "Link" not in resp.headers
+    # Filtered by status.
+    resp, failed = await suite.request("GET", path + "?status=failed", token=token)
+    assert resp.status == 200 and failed == []
+    # An admin sees it; another member gets the same 404 as a missing subscription.
+    resp, _ = await suite.request("GET", path, token=admin)
+    assert resp.status == 200
+    for who, where in ((stranger, path), (token, f"/v2/subscription/{uuid.uuid4()}/deliveries")):
+        resp, problem = await suite.request("GET", where, token=who)
+        assert resp.status == 404 and problem["status"] == 404
+    for bad in ("?status=bogus", "?colour=red", "?cursor=%%%", "?limit=0"):
+        resp, problem = await suite.request("GET", path + bad, token=token)
+        assert resp.status == 400, (bad, problem)
+        assert resp.content_type == "application/problem+json"
+    resp, _ = await suite.request("GET", "/v2/subscription/not-a-uuid/deliveries", token=token)
+    assert resp.status == 404
+    resp, _ = await suite.request("GET", path)
+    assert resp.status == 401
+
+
+async def test_retry_and_recover_deliver_once_the_receiver_is_fixed(env: Env, receiver: Receiver) -> None:
+    suite = env.suite
+    owner, _, token = await suite.new_user()
+    _, _, stranger = await suite.new_user()
+    receiver.default = Answer(503)
+    sub = await _subscribe(env, owner, receiver.url, topics=["location.created"])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    async with Publisher(suite.settings) as pub:
+        one = await pub.event("location.created", name="One")
+        two = await pub.event("location.created", name="Two")
+        failed = await wait_status(env.conn, sub["id"], "failed", 2)
+    assert len(receiver.requests) == 4  # two attempts each: the schedule has one retry
+    by_event = {str(d["event_id"]): d for d in failed}
+    receiver.default = Answer(200)
+    base = f"/v2/subscription/{sub['id']}"
+
+    retry_path = f"{base}/deliveries/{by_event[one['id']]['id']}/retry"
+    resp, _ = await suite.request("POST", retry_path, token=stranger)
+    assert resp.status == 404
+    resp, shown = await suite.request("POST", retry_path, token=token)
+    assert resp.status == 202, shown
+    assert shown["status"] == "pending" and shown["lane"] == "retry"
+    await receiver.wait_for(5)
+    assert receiver.requests[4].webhook_id == one["id"]
+    await wait_status(env.conn, sub["id"], "succeeded", 1)
+    resp, problem = await suite.request("POST", f"{base}/deliveries/{uuid.uuid4()}/retry", token=token)
+    assert resp.status == 404, problem
+
+    # Recover: a window that misses them sends nothing; one that holds them sends the rest.
+    resp, result = await suite.request(
+        "POST",
+        f"{base}/recover",
+        token=token,
+        json={"since": "2000-01-01T00:00:00Z", "until": "2000-01-02T00:00:00Z"},
+    )
+    assert resp.status == 202 and result["redelivering"] == 0
+    resp, result = await suite.request(
+        "POST", f"{base}/recover", token=token, json={"since": since.isoformat()}
+    )
+    assert resp.status == 202, result
+    assert result["deliveryIds"] == [str(by_event[two["id"]]["id"])]
+    await receiver.wait_for(6)
+    await wait_status(env.conn, sub["id"], "succeeded", 2)
+    await asyncio.sleep(0.5)
+    assert receiver.ids()[4:] == [one["id"], two["id"]]  # each exactly once more
+
+    for body, status in (
+        ({}, 422),
+        ({"since": "yesterday"}, 422),
+        ({"since": "2026-01-01T00:00:00"}, 422),  # no time zone
+        ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, 422),
+        ({"since": "2026-01-01T00:00:00Z", "extra": 1}, 422),
+        ([], 400),
+    ):
+        resp, problem = await suite.request("POST", f"{base}/recover", token=token, json=body)
+        assert resp.status == status, (body, problem)
+        assert resp.content_type == "application/problem+json"
+
+
+async def test_skipped_while_disabled_then_recovered(env: Env, receiver: Receiver) -> None:
+    suite = env.suite
+    owner, _, token = await suite.new_user()
+    sub = await _subscribe(env, owner, receiver.url, topics=["location.deleted"], active=False)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    async with Publisher(suite.settings) as pub:
+        gone = await pub.event("location.deleted", name="Old")
+        await wait_status(env.conn, sub["id"], "skipped")
+    base = f"/v2/subscription/{sub['id']}"
+    resp, problem = await suite.request(
+        "POST", f"{base}/recover", token=token, json={"since": since.isoformat()}
+    )
+    assert resp.status == 409, problem  # enable it first
+    resp, problem = await suite.request("POST", f"{base}/ping", token=token)
+    assert resp.status == 409, problem
+    await env.conn.execute(
+        "UPDATE subscriptions SET active = true, disabled_reason = NULL WHERE id = $1", sub["id"]
+    )
+    await wait_indexed(env.webhook, sub, active=True)
+    resp, result = await suite.request(
+        "POST", f"{base}/recover", token=token, json={"since": since.isoformat()}
+    )
+    assert resp.status == 202 and result["redelivering"] == 1
+    [got] = await receiver.wait_for(1)
+    assert got.webhook_id == gone["id"]
+    [delivery] = await wait_status(env.conn, sub["id"], "succeeded")
+    assert delivery["attempts"] == 1
+
+
+async def test_ping_sends_a_signed_ping_to_that_subscription_only(env: Env, receiver: Receiver) -> None:
+    suite = env.suite
+    owner, _, token = await suite.new_user()
+    _, _, stranger = await suite.new_user()
+    other = await start_receiver()
+    try:
+        sub = await _subscribe(env, owner, receiver.url, topics=["*"])
+        bystander = await _subscribe(env, owner, other.url + "/b", topics=["*"])
+        path = f"/v2/subscription/{sub['id']}/ping"
+        resp, _ = await suite.request("POST", path, token=stranger)
+        assert resp.status == 404
+        resp, shown = await suite.request("POST", path, token=token)
+        assert resp.status == 202, shown
+        assert shown["topic"] == "webhook.ping" and shown["status"] == "pending"
+        [got] = await receiver.wait_for(1)
+        body = standardwebhooks.Webhook(sub["secret"]).verify(got.body, got.headers)
+        assert body["type"] == "webhook.ping" and body["data"]["subscriptionId"] == str(sub["id"])
+        assert got.webhook_id == shown["eventId"] == body["id"]
+        await wait_status(env.conn, sub["id"], "succeeded")
+        await asyncio.sleep(0.3)
+        assert other.requests == [] and await deliveries_of(env.conn, bystander["id"]) == []
+    finally:
+        await other.stop()
+
+
+def test_openapi_fragment_of_the_delivery_routes() -> None:
+    paths, schemas = delivery_paths()
+    assert set(paths) == {
+        "/v2/subscription/{id}/deliveries",
+        "/v2/subscription/{id}/deliveries/{deliveryId}/retry",
+        "/v2/subscription/{id}/recover",
+        "/v2/subscription/{id}/ping",
+    }
+    for methods in paths.values():
+        for op in methods.values():
+            assert {"operationId", "summary", "tags", "parameters", "responses"} <= op.keys()
+            errors = {k: v for k, v in op["responses"].items() if int(k) >= 400}
+            assert errors and all(v == {"$ref": "#/components/responses/Problem"} for v in errors.values())
+            assert any(200 <= int(k) < 300 for k in op["responses"])
+    names = {
+        "SubscriptionDelivery",
+        "SubscriptionDeliveryAttempt",
+        "SubscriptionRecoverRequest",
+        "SubscriptionRecoverResult",
+    }
+    assert names == set(schemas)
+    text = str(paths) + str(schemas)
+    for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert ref in schemas, ref

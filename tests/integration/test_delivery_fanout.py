@@ -1,0 +1,308 @@
+"""Fan-out against real PostgreSQL and RabbitMQ: which subscriptions get a delivery of a domain
+event, once, and what the owner may read."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from services.webhook_delivery.app import create_app
+from services.webhook_delivery.engine import INDEX
+from services.webhook_delivery.fanout import Fanout
+from services.webhook_delivery.index import LISTENER_NAME
+from shared.config import Settings
+from tests.conftest import BASE_DSN, make_settings
+from tests.delivery_support import (
+    Publisher,
+    connect,
+    deliveries_of,
+    insert_subscription,
+    wait_indexed,
+    wait_status,
+    wait_until,
+)
+from tests.receiver import Receiver, start_receiver
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return make_settings(
+        database_url,
+        amqp_prefix,
+        signing_pem,
+        webhook_allow_private=True,
+        webhook_retry_schedule=("0.2", "0.4"),
+        webhook_retry_jitter=0.0,
+        webhook_sweep_seconds=0.2,
+        webhook_timeout=2.0,
+        webhook_breaker_failures=1000,
+    )
+
+
+@pytest.fixture
+async def engine(aiohttp_server: Any, settings: Settings) -> AsyncIterator[web.Application]:
+    server = await aiohttp_server(create_app(settings))
+    yield server.app
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    started = await start_receiver()
+    yield started
+    await started.stop()
+
+
+async def test_event_goes_to_matching_subscriptions_once(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    conn = await connect(settings)
+    try:
+        exact = await insert_subscription(conn, receiver.url, ["location.created"])
+        family = await insert_subscription(conn, receiver.url, ["location.*"])
+        everything = await insert_subscription(conn, receiver.url, ["*"])
+        other = await insert_subscription(conn, receiver.url, ["event.*", "location.deleted"])
+        await wait_indexed(engine, exact, family, everything, other)
+        async with Publisher(settings) as pub:
+            event = await pub.event("location.created", name="Hall")
+            await receiver.wait_for(3)
+            # The same message again (at-least-once redelivery): nothing new.
+            await pub.publish(event)
+            after = await pub.event("location.updated", name="Hall 2")
+            await receiver.wait_for(5)
+        for sub in (exact, family, everything):
+            await wait_status(conn, sub["id"], "succeeded", 1 if sub is exact else 2)
+        rows = [r for s in (exact, family, everything) for r in await deliveries_of(conn, s["id"])]
+        assert sorted(str(r["event_id"]) for r in rows).count(event["id"]) == 3
+        assert {str(r["event_id"]) for r in await deliveries_of(conn, family["id"])} == {
+            event["id"],
+            after["id"],
+        }
+        assert await deliveries_of(conn, other["id"]) == []
+        stored = await conn.fetchval("SELECT body FROM webhook_events WHERE id = $1", uuid.UUID(event["id"]))
+        assert receiver.requests[0].body == bytes(stored)
+        await asyncio.sleep(0.5)  # a duplicate would have arrived by now
+        assert sorted(receiver.ids()).count(event["id"]) == 3
+    finally:
+        await conn.close()
+
+
+async def test_subscription_sees_only_what_its_owner_may_read(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    conn = await connect(settings)
+    try:
+        alice_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=alice)
+        bob_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=bob)
+        approver = await insert_subscription(conn, receiver.url, ["event.*"], owner_roles=["approver"])
+        await wait_indexed(engine, alice_sub, bob_sub, approver)
+        async with Publisher(settings) as pub:
+            draft = await pub.event("event.created", title="Bob's draft", status="draft", ownerId=bob)
+            approved = await pub.event("event.approved", title="Public", status="approved", ownerId=bob)
+            await wait_status(conn, approver["id"], "succeeded", 2)
+            await wait_status(conn, bob_sub["id"], "succeeded", 2)
+            await wait_status(conn, alice_sub["id"], "succeeded", 1)
+        await asyncio.sleep(0.3)
+        alice_events = {str(r["event_id"]) for r in await deliveries_of(conn, alice_sub["id"])}
+        assert alice_events == {approved["id"]}, "a member received another member's draft"
+        assert draft["id"] in {str(r["event_id"]) for r in await deliveries_of(conn, bob_sub["id"])}
+    finally:
+        await conn.close()
+
+
+async def test_disabled_subscription_gets_skipped_and_index_follows_changes(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    conn = await connect(settings)
+    try:
+        sub = await insert_subscription(conn, receiver.url, ["location.*"], active=False)
+        await wait_indexed(engine, sub, active=False)
+        async with Publisher(settings) as pub:
+            skipped = await pub.event("location.created", name="Skipped")
+            await wait_status(conn, sub["id"], "skipped")
+            # Enabled (a NOTIFY reaches the index): the next event is sent.
+            await conn.execute("UPDATE subscriptions SET active = true WHERE id = $1", sub["id"])
+            await wait_indexed(engine, sub, active=True)
+            sent = await pub.event("location.created", name="Sent")
+            await receiver.wait_for(1)
+            # Deleted: gone from the index, and so from fan-out.
+            await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
+            await wait_until(lambda: sub["id"] not in engine[INDEX], what="removal from the index")
+        assert receiver.ids() == [sent["id"]]
+        assert skipped["id"] != sent["id"]
+    finally:
+        await conn.close()
+
+
+async def test_owner_events_disable_and_narrow_subscriptions(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    deleted_owner, demoted_owner, locked_owner = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    conn = await connect(settings)
+    try:
+        doomed = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=deleted_owner)
+        locked = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=locked_owner)
+        demoted = await insert_subscription(
+            conn, receiver.url, ["event.*"], owner_id=demoted_owner, owner_roles=["approver"]
+        )
+        async with Publisher(settings) as pub:
+            await pub.publish(
+                {"id": str(uuid.uuid4()), "type": "user.deleted", "data": {"id": deleted_owner}},
+                exchange=settings.auth_exchange,
+            )
+            await pub.publish(
+                {
+                    "id": str(uuid.uuid4()),
+                    "type": "user.credentials_changed",
+                    "data": {"id": demoted_owner, "cv": 2, "active": True, "roles": ["member"]},
+                },
+                exchange=settings.auth_exchange,
+            )
+            await pub.publish(
+                {
+                    "id": str(uuid.uuid4()),
+                    "type": "user.credentials_changed",
+                    "data": {"id": locked_owner, "cv": 3, "active": False, "roles": ["member"]},
+                },
+                exchange=settings.auth_exchange,
+            )
+
+            async def applied() -> bool:
+                rows = {
+                    r["id"]: r
+                    for r in await conn.fetch(
+                        "SELECT id, active, disabled_reason, owner_roles FROM subscriptions"
+                        " WHERE id = ANY($1::uuid[])",
+                        [doomed["id"], demoted["id"], locked["id"]],
+                    )
+                }
+                return (
+                    not rows[doomed["id"]]["active"]
+                    and not rows[locked["id"]]["active"]
+                    and rows[demoted["id"]]["owner_roles"] == ["member"]
+                )
+
+            await wait_until(applied, what="the owner events")
+            assert "deleted" in await conn.fetchval(
+                "SELECT disabled_reason FROM subscriptions WHERE id = $1", doomed["id"]
+            )
+            await wait_until(
+                lambda: engine[INDEX].get(demoted["id"]).owner_roles == frozenset({"member"}),
+                what="the new roles in the index",
+            )
+            await pub.event("event.created", title="Not mine", status="draft", ownerId=str(uuid.uuid4()))
+            mine = await pub.event("event.created", title="Mine", status="draft", ownerId=demoted_owner)
+            await wait_status(conn, demoted["id"], "succeeded")
+            await asyncio.sleep(0.3)
+        assert [str(r["event_id"]) for r in await deliveries_of(conn, demoted["id"])] == [mine["id"]]
+    finally:
+        await conn.close()
+
+
+async def test_poison_and_foreign_messages_are_not_fanned_out(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    conn = await connect(settings)
+    try:
+        sub = await insert_subscription(conn, receiver.url, ["*"])
+        await wait_indexed(engine, sub)
+        async with Publisher(settings) as pub:
+            await pub.publish({"id": "not-a-uuid", "type": "location.created", "data": {}})
+            await pub.publish({"id": str(uuid.uuid4()), "type": "something.else", "data": {}})
+            await pub.publish({"id": str(uuid.uuid4()), "type": "webhook.ping", "data": {}})
+            good = await pub.event("location.deleted", name="Gone")
+            await receiver.wait_for(1)
+        await asyncio.sleep(0.3)
+        assert receiver.ids() == [good["id"]]
+    finally:
+        await conn.close()
+
+
+async def test_index_reloads_after_its_listening_connection_is_cut(
+    engine: web.Application, settings: Settings, receiver: Receiver
+) -> None:
+    conn = await connect(settings)
+    try:
+        before = await insert_subscription(conn, receiver.url, ["location.created"])
+        await wait_indexed(engine, before)
+        # Cut the LISTEN connection and change things at once: whether a change lands before
+        # the reconnect (seen by the full reload) or after (seen by NOTIFY), the index has it.
+        cut = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
+            LISTENER_NAME,
+        )
+        assert cut >= 1
+        missed = await insert_subscription(conn, receiver.url, ["location.created"])
+        await conn.execute("DELETE FROM subscriptions WHERE id = $1", before["id"])
+        await wait_indexed(engine, missed)
+        await wait_until(lambda: before["id"] not in engine[INDEX], what="the deleted one to go")
+        async with Publisher(settings) as pub:
+            event = await pub.event("location.created", name="After the cut")
+            await receiver.wait_for(1)
+        await wait_status(conn, missed["id"], "succeeded")
+        assert receiver.ids() == [event["id"]]
+    finally:
+        await conn.close()
+
+
+async def test_events_during_a_database_outage_are_fanned_out_afterwards(
+    aiohttp_server: Any,
+    fresh_database_url: str,
+    amqp_prefix: str,
+    signing_pem: str,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL refuses connections for a while (its own test database only): the fan-out
+    holds the messages instead of burning their delivery limit, and sends them afterwards."""
+    settings = make_settings(
+        fresh_database_url,
+        amqp_prefix,
+        signing_pem,
+        webhook_allow_private=True,
+        webhook_sweep_seconds=0.2,
+        webhook_timeout=2.0,
+    )
+    # How often the broker handed each message over (a requeue counts against its limit).
+    deliveries: list[int] = []
+    handle = Fanout.handle
+
+    async def counting(self: Fanout, event: dict[str, Any], message: Any) -> None:
+        deliveries.append(int((message.headers or {}).get("x-delivery-count") or 0))
+        await handle(self, event, message)
+
+    monkeypatch.setattr(Fanout, "handle", counting)
+    server = await aiohttp_server(create_app(settings))
+    name = fresh_database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(BASE_DSN)
+    conn = await connect(settings)
+    try:
+        sub = await insert_subscription(conn, receiver.url, ["location.created"])
+        await wait_indexed(server.app, sub)
+        await conn.close()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        async with Publisher(settings) as pub:
+            events = [(await pub.event("location.created", name=f"Outage {i}"))["id"] for i in range(3)]
+            await asyncio.sleep(3)
+            assert receiver.requests == []
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await receiver.wait_for(3, timeout=20)
+            after = await pub.event("location.created", name="After")
+            await receiver.wait_for(4, timeout=10)
+        assert sorted(receiver.ids()) == sorted([*events, after["id"]])
+        assert deliveries == [0, 0, 0, 0], deliveries  # held through the outage, never requeued
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        if not conn.is_closed():
+            await conn.close()

@@ -1,0 +1,441 @@
+"""The delivery worker against real PostgreSQL, RabbitMQ and local receivers: signatures,
+retries, Retry-After, 410, redirects, timeouts, the circuit breaker, the per-subscription cap,
+auto-disable and the SSRF check at connect time."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+import standardwebhooks
+from aiohttp import web
+from prometheus_client import REGISTRY
+
+from services.webhook_delivery.app import create_app
+from services.webhook_delivery.sender import USER_AGENT
+from shared.config import Settings
+from shared.webhooks import WebhookVerificationError, new_secret, verify
+from tests.conftest import close_broker_connections, make_settings
+from tests.delivery_support import (
+    Publisher,
+    attempts_of,
+    connect,
+    deliveries_of,
+    insert_subscription,
+    wait_indexed,
+    wait_status,
+    wait_until,
+)
+from tests.receiver import Answer, Receiver, start_receiver
+
+pytestmark = pytest.mark.timeout(60)
+
+Start = Callable[..., Awaitable[web.Application]]
+METRICS = (
+    ("herald_webhook_fanout_deliveries_total", {"outcome": "pending"}),
+    ("herald_webhook_attempts_total", {"outcome": "succeeded"}),
+    ("herald_webhook_attempt_duration_seconds_count", {}),
+)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return make_settings(
+        database_url,
+        amqp_prefix,
+        signing_pem,
+        webhook_allow_private=True,
+        webhook_retry_schedule=("0.2", "0.4"),
+        webhook_retry_jitter=0.0,
+        webhook_sweep_seconds=0.1,
+        webhook_timeout=1.0,
+        webhook_connect_timeout=1.0,
+        webhook_breaker_failures=1000,
+    )
+
+
+@pytest.fixture
+async def start(aiohttp_server: Any, settings: Settings) -> Start:
+    """Start the webhook delivery service with these settings changed."""
+
+    async def go(**changes: Any) -> web.Application:
+        server = await aiohttp_server(create_app(dataclasses.replace(settings, **changes)))
+        return server.app
+
+    return go
+
+
+@pytest.fixture
+async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    connection = await connect(settings)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
+    started: list[Receiver] = []
+
+    async def make(*answers: Answer, default: Answer | None = None) -> Receiver:
+        started.append(await start_receiver(*answers, default=default))
+        return started[-1]
+
+    yield make
+    for receiver in started:
+        await receiver.stop()
+
+
+async def test_delivery_is_signed_and_verifies(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers()
+    secret = new_secret()
+    sub = await insert_subscription(
+        conn, receiver.url, ["location.created"], secret=secret, headers={"X-Team": "blue"}
+    )
+    await wait_indexed(app, sub)
+    before = {name: REGISTRY.get_sample_value(name, labels) or 0 for name, labels in METRICS}
+    async with Publisher(settings) as pub:
+        event = await pub.event("location.created", name="Hall")
+    [got] = await receiver.wait_for(1)
+    assert got.headers["webhook-id"] == event["id"]
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["user-agent"] == USER_AGENT and USER_AGENT.startswith("Herald-Webhooks/")
+    assert got.headers["x-team"] == "blue"
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    # The standard's own library and Herald's verifier both accept it ...
+    assert standardwebhooks.Webhook(secret).verify(got.body, got.headers)["id"] == event["id"]
+    verify(secret, got.headers, got.body)
+    # ... and neither accepts another secret or a changed body.
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(new_secret()).verify(got.body, got.headers)
+    with pytest.raises(WebhookVerificationError):
+        verify(secret, got.headers, got.body + b" ")
+    await wait_status(conn, sub["id"], "succeeded")
+    for name, labels in METRICS:  # fan-out, the attempt and its latency are all counted
+        assert (REGISTRY.get_sample_value(name, labels) or 0) >= before[name] + 1, name
+
+
+async def test_both_secrets_sign_during_a_rotation(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers()
+    new, old, expired = new_secret(), new_secret(), new_secret()
+    now = datetime.now(UTC)
+    rotating = await insert_subscription(
+        conn,
+        receiver.url,
+        ["location.updated"],
+        secret=new,
+        previous_secret=old,
+        previous_secret_until=now + timedelta(hours=24),
+    )
+    rotated = await insert_subscription(
+        conn,
+        receiver.url,
+        ["location.deleted"],
+        secret=new,
+        previous_secret=expired,
+        previous_secret_until=now - timedelta(seconds=1),
+    )
+    await wait_indexed(app, rotating, rotated)
+    async with Publisher(settings) as pub:
+        during = await pub.event("location.updated", name="A")
+        await receiver.wait_for(1)
+        after = await pub.event("location.deleted", name="B")
+        await receiver.wait_for(2)
+    by_id = {r.webhook_id: r for r in receiver.requests}
+    both = by_id[during["id"]]
+    assert len(both.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        standardwebhooks.Webhook(secret).verify(both.body, both.headers)
+        verify(secret, both.headers, both.body)
+    single = by_id[after["id"]]
+    assert len(single.headers["webhook-signature"].split(" ")) == 1
+    verify(new, single.headers, single.body)
+    with pytest.raises(WebhookVerificationError):
+        verify(expired, single.headers, single.body)
+
+
+async def test_failing_twice_then_ok_takes_three_attempts(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers(Answer(500, body=b"boom"), Answer(502))
+    sub = await insert_subscription(conn, receiver.url, ["event.approved"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        event = await pub.event("event.approved", title="T", status="approved", ownerId=str(uuid.uuid4()))
+    await receiver.wait_for(3)
+    assert receiver.ids() == [event["id"]] * 3
+    [delivery] = await wait_status(conn, sub["id"], "succeeded")
+    assert delivery["attempts"] == 3
+    log = await attempts_of(conn, delivery["id"])
+    assert [a["status_code"] for a in log] == [500, 502, 200]
+    assert log[0]["response_body"] == "boom" and log[2]["error"] is None
+    assert "500" in log[0]["error"]
+    # The schedule was kept: 0.2 s, then 0.4 s (no jitter), give or take the sweep.
+    gaps = [(b["attempted_at"] - a["attempted_at"]).total_seconds() for a, b in itertools.pairwise(log)]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
+    assert await conn.fetchval("SELECT failing_since FROM subscriptions WHERE id = $1", sub["id"]) is None
+
+
+async def test_always_failing_ends_failed_after_the_schedule(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers(default=Answer(500, body=b"x" * 5000))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Never")
+    [delivery] = await wait_status(conn, sub["id"], "failed")
+    assert delivery["attempts"] == 3 and delivery["next_attempt_at"] is None
+    log = await attempts_of(conn, delivery["id"])
+    assert len(log) == 3 and all(a["status_code"] == 500 for a in log)
+    assert len(log[0]["response_body"]) == 1024  # only the first KiB is kept
+    await asyncio.sleep(0.8)
+    assert len(receiver.requests) == 3
+    failing_since = await conn.fetchval("SELECT failing_since FROM subscriptions WHERE id = $1", sub["id"])
+    assert failing_since is not None
+
+
+async def test_gone_disables_the_subscription_and_later_events_are_skipped(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers(Answer(410))
+    sub = await insert_subscription(conn, receiver.url, ["location.*"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="A")
+        [delivery] = await wait_status(conn, sub["id"], "failed")
+        assert delivery["attempts"] == 1
+        row = await conn.fetchrow(
+            "SELECT active, disabled_reason, version FROM subscriptions WHERE id = $1", sub["id"]
+        )
+        assert row["active"] is False and "410" in row["disabled_reason"]
+        assert row["version"] == sub["version"] + 1  # a new ETag: the API shows the change
+        await wait_indexed(app, sub, active=False)
+        await pub.event("location.updated", name="B")
+        await wait_status(conn, sub["id"], "skipped")
+    assert len(receiver.requests) == 1
+
+
+async def test_retry_after_is_honoured_within_bounds(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_retry_after_max=1)
+    receiver = await receivers(
+        Answer(429, headers={"Retry-After": "1"}), Answer(503, headers={"Retry-After": "3600"})
+    )
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Busy")
+    await receiver.wait_for(3, timeout=10)
+    times = [r.at for r in receiver.requests]
+    # Asked for 1 s (instead of 0.2 s), then for an hour (capped at 1 s instead of 0.4 s).
+    assert times[1] - times[0] >= 0.95, times
+    assert 0.95 <= times[2] - times[1] < 3, times
+    await wait_status(conn, sub["id"], "succeeded")
+
+
+async def test_redirects_are_not_followed_and_timeouts_fail(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_retry_schedule=())
+    target = await receivers()
+    redirecting = await receivers(default=Answer(307, headers={"Location": target.url}))
+    hanging = await receivers(default=Answer(200, delay=3))
+    sub_redirect = await insert_subscription(conn, redirecting.url, ["location.created"])
+    sub_hang = await insert_subscription(conn, hanging.url, ["location.created"])
+    await wait_indexed(app, sub_redirect, sub_hang)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Moved")
+    [redirected] = await wait_status(conn, sub_redirect["id"], "failed")
+    [timed_out] = await wait_status(conn, sub_hang["id"], "failed")
+    assert redirected["last_status_code"] == 307
+    assert target.requests == []
+    [log] = await attempts_of(conn, timed_out["id"])
+    assert log["status_code"] is None and "within 1 s" in log["error"]
+    assert 900 <= log["duration_ms"] < 2500
+
+
+async def test_breaker_holds_a_failing_subscription_without_spending_attempts(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(
+        webhook_breaker_failures=2,
+        webhook_breaker_seconds=1.5,
+        webhook_retry_schedule=("0.1", "0.1", "0.1", "0.1"),
+    )
+    receiver = await receivers(Answer(500), Answer(500), Answer(500))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Flaky")
+    await receiver.wait_for(2)
+    [delivery] = await wait_status(conn, sub["id"], "succeeded")
+    log = await attempts_of(conn, delivery["id"])
+    # Two failures open the circuit; the third attempt (the probe) waits the open time out and
+    # fails, reopening it; the fourth succeeds. Held time spent no attempt.
+    assert [a["status_code"] for a in log] == [500, 500, 500, 200]
+    assert delivery["attempts"] == 4
+    gaps = [(b["attempted_at"] - a["attempted_at"]).total_seconds() for a, b in itertools.pairwise(log)]
+    assert gaps[0] < 1.0 and gaps[1] >= 1.4 and gaps[2] >= 1.4, gaps
+
+
+async def test_per_subscription_cap_on_attempts_in_flight(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_max_in_flight=2, webhook_timeout=5.0)
+    slow = await receivers(default=Answer(200, delay=0.3))
+    sub = await insert_subscription(conn, slow.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        for i in range(8):
+            await pub.event("location.created", name=f"L{i}")
+    await slow.wait_for(8, timeout=15)
+    await wait_status(conn, sub["id"], "succeeded", 8)
+    assert slow.max_in_flight == 2
+    assert all(d["attempts"] == 1 for d in await deliveries_of(conn, sub["id"]))
+
+
+async def test_failing_for_too_long_disables_the_subscription(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_disable_after=1, webhook_retry_schedule=("0.3",) * 10)
+    receiver = await receivers(default=Answer(500))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Doomed")
+
+        async def disabled() -> Any:
+            return await conn.fetchval(
+                "SELECT disabled_reason FROM subscriptions WHERE id = $1 AND NOT active", sub["id"]
+            )
+
+        reason = await wait_until(disabled, what="auto-disable")
+        assert "failed" in reason
+        await wait_indexed(app, sub, active=False)
+        await pub.event("location.created", name="After")
+        await wait_status(conn, sub["id"], "skipped", 1)
+    # The delivery that was still retrying is kept (skipped) for recover, not attempted again.
+    await wait_until(
+        lambda: _statuses(conn, sub["id"], {"skipped", "failed"}), what="the first delivery to stop"
+    )
+
+
+async def _statuses(conn: asyncpg.Connection, sub_id: uuid.UUID, allowed: set[str]) -> bool:
+    return all(d["status"] in allowed for d in await deliveries_of(conn, sub_id))
+
+
+async def test_private_addresses_are_refused_at_connect_time(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_allow_private=False, webhook_retry_schedule=())
+    receiver = await receivers()
+    port = receiver.url.split(":")[2].split("/")[0]
+    literal = await insert_subscription(conn, receiver.url, ["location.created"])
+    by_name = await insert_subscription(conn, f"http://localhost:{port}/hook", ["location.created"])
+    mapped = await insert_subscription(conn, f"http://[::ffff:127.0.0.1]:{port}/hook", ["location.created"])
+    await wait_indexed(app, literal, by_name, mapped)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Internal")
+    for sub in (literal, by_name, mapped):
+        [delivery] = await wait_status(conn, sub["id"], "failed")
+        [log] = await attempts_of(conn, delivery["id"])
+        assert log["status_code"] is None and log["error"].startswith("refused to connect"), log
+    assert receiver.requests == []
+
+
+async def test_stopping_hands_back_an_attempt_in_flight(
+    aiohttp_server: Any, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    hanging = await receivers(default=Answer(200, delay=20))
+    changed = dataclasses.replace(settings, webhook_timeout=10.0, shutdown_timeout=0.5)
+    server = await aiohttp_server(create_app(changed))
+    sub = await insert_subscription(conn, hanging.url, ["location.created"])
+    await wait_indexed(server.app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Interrupted")
+    await hanging.wait_for(1)
+    [leased] = await deliveries_of(conn, sub["id"])
+    assert leased["lease_until"] is not None
+    started = asyncio.get_running_loop().time()
+    await server.close()  # SIGTERM's path: the cleanup contexts run
+    assert asyncio.get_running_loop().time() - started < 5
+    [handed_back] = await deliveries_of(conn, sub["id"])
+    # No attempt was recorded, and no lease blocks another worker from sending it right away.
+    assert handed_back["status"] == "pending" and handed_back["attempts"] == 0
+    assert handed_back["lease_until"] is None
+    assert await conn.fetchval("SELECT next_attempt_at <= now() FROM deliveries WHERE id = $1", leased["id"])
+
+
+async def test_broker_connection_cut_mid_stream_loses_nothing(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers(default=Answer(200, delay=0.05))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        ids = [(await pub.event("location.created", name=f"Before {i}"))["id"] for i in range(10)]
+        # Cut from the broker's side while lane messages are out: acks of attempts in flight
+        # fail, publishes may fail; the robust connection comes back with its consumers.
+        assert close_broker_connections(f"{settings.queue_prefix}.webhook_delivery") >= 1
+        ids += [(await pub.event("location.created", name=f"After {i}"))["id"] for i in range(10)]
+        await wait_status(conn, sub["id"], "succeeded", 20, timeout=60)
+    assert set(receiver.ids()) == set(ids)
+
+
+async def test_sweeper_sends_what_no_message_carries_and_respects_live_leases(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start()
+    receiver = await receivers()
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+
+    async def stranded(lease: float | None) -> str:
+        """A due delivery with no lane message (lost), optionally leased by a dead worker."""
+        event_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO webhook_events (id, topic, body) VALUES ($1, 'location.created', $2)",
+            event_id,
+            b'{"id": "%s"}' % str(event_id).encode(),
+        )
+        await conn.execute(
+            "INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
+            " lease_until) VALUES ($1, $2, $3, 'location.created', 'pending', now(),"
+            " now() + make_interval(secs => $4))",
+            uuid.uuid4(),
+            sub["id"],
+            event_id,
+            lease,
+        )
+        return str(event_id)
+
+    lost = await stranded(None)
+    expired = await stranded(-1.0)
+    held = await stranded(3600.0)
+    await receiver.wait_for(2)
+    await asyncio.sleep(0.5)
+    assert sorted(receiver.ids()) == sorted([lost, expired])  # the live lease is respected
+    await conn.execute(
+        "UPDATE deliveries SET lease_until = now() - interval '1 second' WHERE event_id = $1", uuid.UUID(held)
+    )
+    await receiver.wait_for(3)
+    assert receiver.ids()[2] == held
+    await wait_status(conn, sub["id"], "succeeded", 3)
