@@ -87,14 +87,7 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
     base = f"http://127.0.0.1:{gw}"
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                try:
-                    async with session.get(base + "/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
+            await _until_ready(session, base, proc)
             async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
                 token = await resp.json()
         ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
@@ -116,6 +109,22 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
             check=False,
             capture_output=True,
         )
+
+
+async def _until_ready(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Up to two minutes (a busy machine starts slowly), then a clear failure."""
+    deadline = asyncio.get_running_loop().time() + 120
+    while asyncio.get_running_loop().time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the suite exited with code {proc.returncode} while starting")
+        try:
+            async with session.get(base + "/readyz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the suite was not ready within 120 s")
 
 
 async def delete_exchanges(prefix: str) -> None:

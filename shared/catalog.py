@@ -16,6 +16,9 @@ UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
 
 EVENT_STATUSES = ("draft", "pending", "approved", "rejected", "cancelled")
+# Events in these states are visible to every user (the API) and reach every subscriber whose
+# topics match (webhooks); the others only their owner, approvers and admins.
+PUBLIC_EVENT_STATUSES = ("approved", "cancelled")
 
 EVENT: dict[str, Any] = {
     "title": "Event",

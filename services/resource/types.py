@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from shared.catalog import EVENT, LOCATION
+from shared.catalog import EVENT, LOCATION, PUBLIC_EVENT_STATUSES
 
 Errors = list[dict[str, str]]
 Check = Callable[[dict[str, Any]], Errors]
@@ -153,7 +153,7 @@ EVENT_WORKFLOW = Workflow(
         Transition("reopen", ("rejected",), "draft", "owner", "event.updated"),
         Transition("cancel", ("approved",), "cancelled", "owner_or_admin", "event.cancelled"),
     ),
-    public_states=("approved", "cancelled"),
+    public_states=PUBLIC_EVENT_STATUSES,
     edit_moves={"approved": "pending"},
     frozen_states=("cancelled",),
 )

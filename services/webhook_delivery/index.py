@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.catalog import PUBLIC_EVENT_STATUSES
 from shared.db import Database
 
 log = logging.getLogger("herald.webhook.index")
@@ -43,11 +44,12 @@ class IndexedSubscription:
         )
 
     def may_read(self, topic: str, data: dict[str, Any]) -> bool:
-        """What the owner may read: approved events and every location to all; other events
-        only to their owner, approvers and admins."""
+        """What the owner may read, as the resource API decides it: approved and cancelled
+        events and every location to all; other events only to their owner, approvers and
+        admins."""
         if not topic.startswith("event."):
             return True
-        if data.get("status") == "approved":
+        if data.get("status") in PUBLIC_EVENT_STATUSES:
             return True
         return bool(self.owner_roles & PRIVILEGED_ROLES) or str(data.get("ownerId")) == self.owner_id
 

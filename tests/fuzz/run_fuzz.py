@@ -80,8 +80,21 @@ def summary(output: str) -> str:
     )
 
 
+async def whole_document(base: str) -> None:
+    """The gateway merges the services' fragments as they answer: wait until all have."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(120):
+            async with session.get(f"{base}/v2/openapi.json") as resp:
+                paths = (await resp.json())["paths"] if resp.status == 200 else {}
+            if {"/v2/user/me", "/v2/event/list", "/v2/subscription/list"} <= set(paths):
+                return
+            await asyncio.sleep(1)
+    raise RuntimeError("/v2/openapi.json never covered every service")
+
+
 async def main(examples: int) -> int:
     async with running_suite(HERALD_WEBHOOK_ALLOW_PRIVATE="true") as suite:
+        await whole_document(suite.base)
         other = await second_admin(suite.base, suite.token)
         runs = [
             ("every operation but user changes", suite.token, ["--exclude-operation-id-regex", USER_CHANGES]),
