@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -29,6 +30,7 @@ class RunningSuite:
     ports: dict[str, int]
     token: str
     launcher_pid: int
+    env: dict[str, str]  # what the services run with (another process can join the suite)
 
     def peak_rss_mib(self) -> dict[str, float]:
         """Each service process's peak resident memory (VmHWM), by service name."""
@@ -54,7 +56,8 @@ def free_ports(n: int) -> list[int]:
 
 
 @asynccontextmanager
-async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
+async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
+    """`output`: where the services' logs go (discarded by default)."""
     gw, auth, res, wh = free_ports(4)
     db = f"herald_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
@@ -81,8 +84,8 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
         [sys.executable, "-m", "services"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{gw}"
     try:
@@ -98,7 +101,7 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
             async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
                 token = await resp.json()
         ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
-        yield RunningSuite(base, ports, token, proc.pid)
+        yield RunningSuite(base, ports, token, proc.pid, env)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
