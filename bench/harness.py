@@ -122,6 +122,8 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
 
 
 async def delete_exchanges(prefix: str) -> None:
+    """The exchanges and durable queues the suite declared under `prefix` (the same names as
+    tests/conftest.py's delete_amqp_names): left behind, each run's quorum queues would pile up."""
     import aio_pika
 
     connection = await aio_pika.connect(
@@ -129,8 +131,26 @@ async def delete_exchanges(prefix: str) -> None:
     )
     async with connection:
         channel = await connection.channel()
-        for suffix in ("auth", "domain"):
+        for suffix in (
+            "auth",
+            "domain",
+            "dead-letter",
+            "webhook_delivery.lanes",
+            "webhook_delivery.dead-letter",
+        ):
             await channel.exchange_delete(f"{prefix}.{suffix}")
+        for queue in (
+            "dead-letter",
+            "auth.dead-letter",
+            "resource.dead-letter",
+            "webhook_delivery.dead-letter",
+            "gateway.dead-letter",
+            "webhook_delivery.fanout",
+            "webhook_delivery.owners",
+            "webhook_delivery.lane.first",
+            "webhook_delivery.lane.retry",
+        ):
+            await channel.queue_delete(f"{prefix}.{queue}")
 
 
 def wrk(

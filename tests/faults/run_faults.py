@@ -9,7 +9,7 @@ every request signed. Counts printed; exit status 1 on any loss or mismatch.
 
     python tests/faults/run_faults.py [events, default FAULT_EVENTS or 10000]
 
-FAULT_RATE (events created per second, default 250) paces the creates so that the faults land
+FAULT_RATE (events created per second, default 100) paces the creates so that the faults land
 while events still flow; FAULT_DEADLINE (seconds) bounds the whole run.
 """
 
@@ -318,7 +318,7 @@ class Run:
 
     async def create(self, session: aiohttp.ClientSession) -> None:
         """Location batches at `rate` events/s; the resource service's AMQP connection is cut
-        once, halfway."""
+        once, a third of the way in."""
         batches = (self.events + BATCH - 1) // BATCH
         begun = time.monotonic()
         for b in range(batches):
@@ -330,7 +330,7 @@ class Run:
                 if resp.status != 201:
                     raise RuntimeError(f"batch {b} answered {resp.status}: {(await resp.text())[:300]}")
                 self.locations.update(row["id"] for row in await resp.json())
-            if b == batches // 2:
+            if b == batches // 3:
                 self.side_tasks.add(asyncio.create_task(self.fault("resource AMQP cut", self.cut_resource)))
         self.creates_done = True
         self.say(f"all {len(self.locations)} locations created in {time.monotonic() - begun:.1f} s")
@@ -341,7 +341,7 @@ class Run:
         try:
             detail = await action()
             self.faults[name] += 1
-            self.say(f"{name}: {detail} (progress {self.progress():.0%})")
+            self.say(f"{name}: {detail} (progress {self.progress():.0%}, {len(self.locations)} created)")
         except Exception as exc:  # a fault that could not be done fails the run
             self.errors.append(f"{name} failed: {type(exc).__name__}: {exc}")
             self.say(self.errors[-1])
@@ -499,7 +499,10 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
     try:
         async with running_suite(log, **TIMINGS, HERALD_WEBHOOK_WORKER="false") as suite:
             run = Run(suite, receiver, log, events, rate, started + seconds, started)
-            run.say(f"suite up; {events} events at {rate:g}/s to {len(TOPICS)} subscriptions")
+            run.say(
+                f"suite up (AMQP prefix {suite.env['HERALD_QUEUE_PREFIX']}); {events} events at {rate:g}/s"
+                f" to {len(TOPICS)} subscriptions"
+            )
             headers = {"Authorization": f"Bearer {suite.token}"}
             timeout = aiohttp.ClientTimeout(total=60)
             async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
@@ -589,7 +592,7 @@ def main() -> int:
     events = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("FAULT_EVENTS", "10000"))
     if events < BATCH:
         raise SystemExit(f"use at least {BATCH} events")
-    rate = float(os.environ.get("FAULT_RATE", "250"))
+    rate = float(os.environ.get("FAULT_RATE", "100"))
     seconds = float(os.environ.get("FAULT_DEADLINE", str(max(240, 120 + events * 0.05))))
     return asyncio.run(run_faults(events, rate, seconds))
 
