@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install services-up browser-deps test test-unit test-fuzz run lint typecheck bench up down clean
+.PHONY: install services-up browser-deps test test-unit test-fuzz test-faults run lint typecheck bench up down clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
@@ -41,6 +41,12 @@ test-unit: install
 FUZZ_EXAMPLES ?= 30
 test-fuzz: services-up
 	$(PY) tests/fuzz/run_fuzz.py $(FUZZ_EXAMPLES)
+
+# Events through the whole delivery path while the worker is SIGKILLed, AMQP connections and
+# PostgreSQL backends are cut and the receiver fails half its requests: 0 lost, or exit 1.
+FAULT_EVENTS ?= 10000
+test-faults: services-up
+	FAULT_EVENTS=$(FAULT_EVENTS) $(PY) tests/faults/run_faults.py
 
 run: services-up
 	$(PY) -m services

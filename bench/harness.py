@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -29,6 +30,7 @@ class RunningSuite:
     ports: dict[str, int]
     token: str
     launcher_pid: int
+    env: dict[str, str]  # what the services run with (another process can join the suite)
 
     def peak_rss_mib(self) -> dict[str, float]:
         """Each service process's peak resident memory (VmHWM), by service name."""
@@ -54,7 +56,8 @@ def free_ports(n: int) -> list[int]:
 
 
 @asynccontextmanager
-async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
+async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
+    """`output`: where the services' logs go (discarded by default)."""
     gw, auth, res, wh = free_ports(4)
     db = f"herald_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
@@ -81,8 +84,8 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
         [sys.executable, "-m", "services"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{gw}"
     try:
@@ -91,7 +94,7 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
             async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
                 token = await resp.json()
         ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
-        yield RunningSuite(base, ports, token, proc.pid)
+        yield RunningSuite(base, ports, token, proc.pid, env)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -128,6 +131,8 @@ async def _until_ready(session: aiohttp.ClientSession, base: str, proc: subproce
 
 
 async def delete_exchanges(prefix: str) -> None:
+    """The exchanges and durable queues the suite declared under `prefix` (the same names as
+    tests/conftest.py's delete_amqp_names): left behind, each run's quorum queues would pile up."""
     import aio_pika
 
     connection = await aio_pika.connect(
@@ -135,8 +140,26 @@ async def delete_exchanges(prefix: str) -> None:
     )
     async with connection:
         channel = await connection.channel()
-        for suffix in ("auth", "domain"):
+        for suffix in (
+            "auth",
+            "domain",
+            "dead-letter",
+            "webhook_delivery.lanes",
+            "webhook_delivery.dead-letter",
+        ):
             await channel.exchange_delete(f"{prefix}.{suffix}")
+        for queue in (
+            "dead-letter",
+            "auth.dead-letter",
+            "resource.dead-letter",
+            "webhook_delivery.dead-letter",
+            "gateway.dead-letter",
+            "webhook_delivery.fanout",
+            "webhook_delivery.owners",
+            "webhook_delivery.lane.first",
+            "webhook_delivery.lane.retry",
+        ):
+            await channel.queue_delete(f"{prefix}.{queue}")
 
 
 def wrk(

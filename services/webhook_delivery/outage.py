@@ -16,10 +16,13 @@ T = TypeVar("T")
 
 # Errors that say "the database is away", not "this work is wrong". 55000 is what a database
 # that does not accept connections answers; none of the statements retried here can cause it.
+# InternalClientError is what a pooled connection raises when it has read the server's FATAL
+# (pg_terminate_backend, a restart) but not yet the end of the stream.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
