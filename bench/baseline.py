@@ -55,9 +55,11 @@ def two_hops(hello_port: int, proxy_port: int) -> Iterator[str]:
     """Both processes started; yields the proxy's URL."""
     script = __file__
     procs = [
-        subprocess.Popen([sys.executable, script, "hello", str(hello_port)]),
+        subprocess.Popen([sys.executable, script, "hello", str(hello_port)], stderr=subprocess.DEVNULL),
+        # Quiet: until hello listens, the proxy logs each refused connection of the wait below.
         subprocess.Popen(
-            [sys.executable, script, "proxy", str(proxy_port), f"http://127.0.0.1:{hello_port}"]
+            [sys.executable, script, "proxy", str(proxy_port), f"http://127.0.0.1:{hello_port}"],
+            stderr=subprocess.DEVNULL,
         ),
     ]
     try:

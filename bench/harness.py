@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +29,7 @@ class RunningSuite:
     ports: dict[str, int]
     token: str
     launcher_pid: int
+    env: dict[str, str] = field(default_factory=dict)  # what the services were started with
 
     def peak_rss_mib(self) -> dict[str, float]:
         """Each service process's peak resident memory (VmHWM), by service name."""
@@ -37,10 +38,16 @@ class RunningSuite:
         for pid in children:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[name] = round(int(line.split()[1]) / 1024, 1)
+            peaks[name] = peak_rss_of(int(pid))
         return peaks
+
+
+def peak_rss_of(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def free_ports(n: int) -> list[int]:
@@ -98,7 +105,7 @@ async def running_suite(**extra_env: str) -> AsyncIterator[RunningSuite]:
             async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
                 token = await resp.json()
         ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
-        yield RunningSuite(base, ports, token, proc.pid)
+        yield RunningSuite(base, ports, token, proc.pid, env)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
