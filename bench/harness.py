@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -29,7 +29,7 @@ class RunningSuite:
     ports: dict[str, int]
     token: str
     launcher_pid: int
-    env: dict[str, str] = field(default_factory=dict)  # what the services were started with
+    env: dict[str, str]  # what the services run with (another process can join the suite)
 
     def peak_rss_mib(self) -> dict[str, float]:
         """Each service process's peak resident memory (VmHWM), by service name."""
@@ -38,8 +38,20 @@ class RunningSuite:
         for pid in children:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
-            peaks[name] = peak_rss_of(int(pid))
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[name] = round(int(line.split()[1]) / 1024, 1)
         return peaks
+
+    def pids(self) -> dict[str, int]:
+        """Each service process's pid, by service name."""
+        pids: dict[str, int] = {}
+        children = Path(f"/proc/{self.launcher_pid}/task/{self.launcher_pid}/children").read_text().split()
+        for pid in children:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
+            pids[name] = int(pid)
+        return pids
 
 
 def peak_rss_of(pid: int) -> float:
