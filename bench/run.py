@@ -43,7 +43,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baseline import two_hops
-from bench.harness import ROOT, RunningSuite, free_ports, peak_rss_of, running_suite, wrk
+from bench.harness import ROOT, RunningSuite, cpu_seconds, free_ports, peak_rss_of, running_suite, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 RATE = 200  # creates a second in the latency run
@@ -272,9 +272,12 @@ async def worker_rate(
     await session.post(receiver + "/reset")
     before = await delivery_counts(suite)
     expected = created * SUBSCRIPTIONS
-    proc, _url = start_worker(suite)
+    proc, url = start_worker(suite)
     spawned = time.monotonic()
     try:
+        await wait_ready(url + "/readyz")
+        cpu_at_ready = cpu_seconds(proc.pid)
+        unique_at_ready = (await get_json(session, receiver + "/stats"))["unique"]
 
         async def drained() -> bool:
             return (await get_json(session, receiver + "/stats"))["unique"] >= expected
@@ -283,6 +286,7 @@ async def worker_rate(
             await wait_for(drained, 120, "one worker to deliver the pre-loaded events")
         stats = await get_json(session, receiver + "/stats")
         rss = peak_rss_of(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu_at_ready
     finally:
         stop(proc)
     after = await delivery_counts(suite)
@@ -298,6 +302,8 @@ async def worker_rate(
         "seconds_first_to_last": round(span, 2),
         "seconds_from_process_start": round((stats["last_at"] or spawned) - spawned, 2),
         "deliveries_per_s": round(stats["unique"] / span) if span > 0 else 0,
+        # The worker's own CPU per delivery (fan-out included), from its readiness to the last.
+        "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, stats["unique"] - unique_at_ready), 3),
     }, rss
 
 
@@ -308,11 +314,24 @@ async def _outbox_empty(suite: RunningSuite) -> bool:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def wrk_with_cpu(pids: dict[str, int], url: str, token: str | None, **options: Any) -> dict[str, Any]:
+    """wrk's figures, and each process's CPU milliseconds per answered request: what the
+    machine's other load cannot change (it only takes the CPU away)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    figures: dict[str, Any] = wrk(url, token, SECONDS, **options)
+    done = max(1, figures["req_per_s"] * SECONDS)
+    figures["cpu_ms_per_request"] = {
+        name: round((cpu_seconds(pid) - before[name]) * 1000 / done, 3) for name, pid in pids.items()
+    }
+    return figures
+
+
 async def measure() -> dict[str, Any]:
     results: dict[str, Any] = {}
     hello_port, proxy_port = free_ports(2)
-    with two_hops(hello_port, proxy_port) as url:
-        results["baseline"] = wrk(url, None, SECONDS)
+    with two_hops(hello_port, proxy_port) as (url, proxies):
+        pids = {"hello": proxies[0].pid, "proxy": proxies[1].pid}
+        results["baseline"] = wrk_with_cpu(pids, url, None)
     (receiver_port,) = free_ports(1)
     receiver = f"http://127.0.0.1:{receiver_port}"
     env = {"HERALD_WEBHOOK_WORKER": "false", "HERALD_WEBHOOK_ALLOW_PRIVATE": "true"}
@@ -326,10 +345,11 @@ async def measure() -> dict[str, Any]:
                 connector = aiohttp.TCPConnector(limit=CONCURRENCY)
                 async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
                     event_id = await create_event(session, suite.base)
-                    results["get_event"] = wrk(f"{suite.base}/v2/event/{event_id}", suite.token, SECONDS)
-                    results["create_event"] = wrk(
-                        f"{suite.base}/v2/event/list", suite.token, SECONDS, body=orjson.dumps(EVENT)
-                    )
+                    pids = {**suite.pids(), "webhook_worker": worker.pid}
+                    one = f"{suite.base}/v2/event/{event_id}"
+                    results["get_event"] = wrk_with_cpu(pids, one, suite.token)
+                    many = f"{suite.base}/v2/event/list"
+                    results["create_event"] = wrk_with_cpu(pids, many, suite.token, body=orjson.dumps(EVENT))
                     results["create_event"]["settle_seconds"] = round(await settled(suite), 2)
                     for n in range(SUBSCRIPTIONS):
                         sub = {"url": f"{receiver}/hook/{n}", "topics": ["event.created"]}
