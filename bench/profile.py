@@ -69,6 +69,7 @@ def top_frames(raw: str, limit: int = TOP) -> str:
     """The functions with the most samples on top of the stack (self) and anywhere in it."""
     own: collections.Counter[str] = collections.Counter()
     anywhere: collections.Counter[str] = collections.Counter()
+    by_part: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -78,15 +79,39 @@ def top_frames(raw: str, limit: int = TOP) -> str:
         total += n
         frames = [_short(f) for f in stack.split(";")]
         own[frames[-1]] += n
+        # The innermost frame of a known library names the sample's part: the asyncio stream
+        # write that aiormq calls is the AMQP client's cost.
+        by_part[next((p for p in map(_part, reversed(frames)) if p != OTHER), OTHER)] += n
         for frame in set(frames):
             anywhere[frame] += n
     if not total:
         return "no samples\n"
-    lines = [f"{total} samples", "", "self %  function"]
+    lines = [f"{total} samples", "", "   %    by part (the innermost library frame of each sample)"]
+    lines += [f"{100 * n / total:6.1f}  {part}" for part, n in by_part.most_common()]
+    lines += ["", "self %  function"]
     lines += [f"{100 * n / total:6.1f}  {f}" for f, n in own.most_common(limit)]
     lines += ["", "incl %  function"]
     lines += [f"{100 * n / total:6.1f}  {f}" for f, n in anywhere.most_common(limit)]
     return "\n".join(lines) + "\n"
+
+
+OTHER = "asyncio, event loop, other"
+PARTS = (
+    ("AMQP client (aio-pika, aiormq, pamqp)", ("aio_pika/", "aiormq/", "pamqp/")),
+    ("PostgreSQL client (asyncpg)", ("asyncpg/",)),
+    ("HTTP (aiohttp, yarl, multidict)", ("aiohttp/", "yarl/", "multidict/")),
+    ("JSON Schema (jsonschema)", ("jsonschema/",)),
+    ("metrics (prometheus_client)", ("prometheus_client/",)),
+    ("Herald's own code", ("services/", "shared/")),
+)
+
+
+def _part(frame: str) -> str:
+    """Which library a frame belongs to (the event loop and the rest: "asyncio, other")."""
+    for part, markers in PARTS:
+        if any(f"({marker}" in frame for marker in markers):
+            return part
+    return OTHER
 
 
 def _short(frame: str) -> str:

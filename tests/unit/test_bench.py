@@ -86,3 +86,23 @@ def test_verdicts_compare_with_targets_and_the_baseline() -> None:
     # baseline, GET, creates, first attempt (p95), the same at a low rate (no target), worker,
     # RSS gateway, RSS auth; not the receiver
     assert [row[4] for row in rows] == ["-", "yes", "**no**", "**no**", "-", "yes", "yes", "**no**"]
+
+
+def test_profile_summary_counts_self_inclusive_and_parts() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.profile import top_frames
+
+    raw = "\n".join(
+        (
+            "run (/v/site-packages/aiormq/connection.py:9);write (/p/lib/python3.11/asyncio/streams.py:3) 5",
+            "run (/v/site-packages/aiormq/connection.py:9) 3",
+            f"get ({ROOT}/services/resource/handlers.py:3);fetch (/v/site-packages/asyncpg/pool.py:1) 2",
+        )
+    )
+    lines = top_frames(raw, 5).splitlines()
+    assert lines[0] == "10 samples"
+    assert "  80.0  AMQP client (aio-pika, aiormq, pamqp)" in lines
+    assert "  20.0  PostgreSQL client (asyncpg)" in lines
+    assert "  50.0  write (asyncio/streams.py)" in lines  # self
+    assert "  80.0  run (aiormq/connection.py)" in lines  # inclusive
+    assert "  20.0  get (services/resource/handlers.py)" in lines
