@@ -61,8 +61,7 @@ typecheck: install
 bench: services-up
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 		echo "wrk is not installed: the HTTP part of the benchmark is skipped"
-	$(PY) bench/token_check.py
-	$(PY) bench/resource_rates.py
+	$(PY) bench/run.py
 
 up:
 	docker compose up -d --build

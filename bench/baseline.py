@@ -51,13 +51,15 @@ def proxy_app(upstream: str) -> web.Application:
 
 
 @contextmanager
-def two_hops(hello_port: int, proxy_port: int) -> Iterator[str]:
-    """Both processes started; yields the proxy's URL."""
+def two_hops(hello_port: int, proxy_port: int) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """Both processes started; yields the proxy's URL and the (hello, proxy) processes."""
     script = __file__
     procs = [
-        subprocess.Popen([sys.executable, script, "hello", str(hello_port)]),
+        subprocess.Popen([sys.executable, script, "hello", str(hello_port)], stderr=subprocess.DEVNULL),
+        # Quiet: until hello listens, the proxy logs each refused connection of the wait below.
         subprocess.Popen(
-            [sys.executable, script, "proxy", str(proxy_port), f"http://127.0.0.1:{hello_port}"]
+            [sys.executable, script, "proxy", str(proxy_port), f"http://127.0.0.1:{hello_port}"],
+            stderr=subprocess.DEVNULL,
         ),
     ]
     try:
@@ -72,7 +74,7 @@ def two_hops(hello_port: int, proxy_port: int) -> Iterator[str]:
                         break
             except OSError:
                 time.sleep(0.1)
-        yield url
+        yield url, procs
     finally:
         for proc in procs:
             proc.terminate()

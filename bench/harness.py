@@ -44,6 +44,43 @@ class RunningSuite:
                     peaks[name] = round(int(line.split()[1]) / 1024, 1)
         return peaks
 
+    def pids(self) -> dict[str, int]:
+        """Each service process's pid, by service name."""
+        pids: dict[str, int] = {}
+        children = Path(f"/proc/{self.launcher_pid}/task/{self.launcher_pid}/children").read_text().split()
+        for pid in children:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
+            pids[name] = int(pid)
+        return pids
+
+
+def peak_rss_of(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds(command: str) -> float:
+    """CPU time of every process of this name on the machine (PostgreSQL's backends, RabbitMQ's
+    beam.smp): shared with whoever else uses them meanwhile."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == command:
+                total += cpu_seconds(int(comm.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
+
 
 def free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]

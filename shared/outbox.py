@@ -43,18 +43,20 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+def outbox_headers() -> str:
+    """The `headers` of an outbox row (JSON): the request id of the work that wrote it."""
+    rid = request_id_var.get()
+    return orjson.dumps({"x-request-id": rid} if rid else {}).decode()
+
+
 async def enqueue(conn: asyncpg.Connection, schema: str, event: dict[str, Any]) -> None:
     """Add `event` to the outbox within the caller's transaction; the relay wakes at commit."""
-    headers = {}
-    rid = request_id_var.get()
-    if rid:
-        headers["x-request-id"] = rid
     await conn.execute(
         "INSERT INTO outbox (id, topic, body, headers) VALUES ($1, $2, $3, $4::jsonb)",
         event["id"],
         event["type"],
         orjson.dumps(event),
-        orjson.dumps(headers).decode(),
+        outbox_headers(),
     )
     await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
 

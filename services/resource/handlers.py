@@ -21,14 +21,14 @@ from services.resource.documents import (
     writable_doc,
 )
 from services.resource.query import parse_list_query
-from services.resource.repo import COLUMNS_SQL, HistoryRepo, IdempotencyRepo, ResourceRepo
+from services.resource.repo import COLUMNS_SQL, HistoryRepo, IdempotencyRepo, ResourceRepo, new_rows
 from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.events import format_time, make_event
 from shared.http import JSON_CONTENT_TYPE, json_response, next_link, parse_limit, read_json
 from shared.logging import request_id_var
-from shared.outbox import enqueue
+from shared.outbox import enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.verifier import Principal
 
@@ -132,6 +132,20 @@ class ResourceHandlers:
             raise Problem(400, f"send 1 to {MAX_BATCH} {self.rtype.name}s in one array")
         docs = [self._new_doc(item, f"[{i}]." if batch else "") for i, item in enumerate(items)]
         key = request.headers.get("Idempotency-Key")
+        status = self.rtype.workflow.initial if self.rtype.workflow else None
+        rows = new_rows(self.rtype, uuid.UUID(caller.user_id), status, docs)
+        shown = [self._shown(row) for row in rows]
+        topic = self.rtype.topic("created")
+        events = [make_event(topic, item, caller.user_id) for item in shown]
+        if batch:
+            response = json_response(shown, status=201)
+        else:
+            response = self._respond(rows[0], 201)
+        if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
+            # Nothing to check or lock first: one statement, atomic on its own.
+            async with request.app[DATABASE].connection() as conn:
+                await ResourceRepo(conn, self.rtype).insert_with_events(rows, events, notify_channel(SCHEMA))
+            return response
         async with request.app[DATABASE].transaction() as conn:
             if key is not None:
                 replay = await self._idempotent_replay(request, conn, caller, key, body)
@@ -139,15 +153,7 @@ class ResourceHandlers:
                     return replay
             for i, doc in enumerate(docs):
                 await self._check_references(conn, doc, f"[{i}]." if batch else "")
-            status = self.rtype.workflow.initial if self.rtype.workflow else None
-            owner = uuid.UUID(caller.user_id)
-            rows = await ResourceRepo(conn, self.rtype).insert_many(owner, status, docs)
-            for row in rows:
-                await self._emit(conn, self.rtype.topic("created"), self._shown(row), caller.user_id)
-            if batch:
-                response = json_response([self._shown(row) for row in rows], status=201)
-            else:
-                response = self._respond(rows[0], 201)
+            await ResourceRepo(conn, self.rtype).insert_with_events(rows, events, notify_channel(SCHEMA))
             if key is not None:
                 await self._remember(request, conn, caller, key, body, response)
         return response

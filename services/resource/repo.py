@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from services.resource.types import ResourceType
+from shared.outbox import outbox_headers
 
 COLUMNS_SQL = "id, type, owner_id, status, version, created_at, updated_at, doc::text AS doc"
 
@@ -21,6 +23,27 @@ def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
     row = dict(record)
     row["doc"] = orjson.loads(row["doc"])
     return row
+
+
+def new_rows(
+    rtype: ResourceType, owner_id: uuid.UUID, status: str | None, docs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Rows as the table's defaults would make them (version 1, created now), made here so that
+    the events can be written in the statement that inserts them."""
+    now = datetime.now(UTC)
+    return [
+        {
+            "id": uuid.uuid4(),
+            "type": rtype.name,
+            "owner_id": owner_id,
+            "status": status,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "doc": doc,
+        }
+        for doc in docs
+    ]
 
 
 def search_text(rtype: ResourceType, doc: dict[str, Any]) -> str:
@@ -42,24 +65,35 @@ class ResourceRepo:
             )
         )
 
-    async def insert_many(
-        self, owner_id: uuid.UUID, status: str | None, docs: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        ids = [uuid.uuid4() for _ in docs]
-        records = await self.conn.fetch(
-            f"""INSERT INTO resources (id, type, owner_id, status, doc, search)
-            SELECT i.id, $1, $2, $3, i.doc::jsonb, to_tsvector('simple', i.text)
-            FROM unnest($4::uuid[], $5::text[], $6::text[]) AS i(id, doc, text)
-            RETURNING {COLUMNS_SQL}""",
+    async def insert_with_events(
+        self, rows: list[dict[str, Any]], events: list[dict[str, Any]], notify: str
+    ) -> None:
+        """New rows (as `new_rows` made them) and their outbox events in ONE statement: atomic
+        without BEGIN and COMMIT, one round trip instead of five (the cost of a create)."""
+        first = rows[0]
+        await self.conn.execute(
+            """WITH r AS (
+                INSERT INTO resources (id, type, owner_id, status, doc, search, created_at, updated_at)
+                SELECT i.id, $1, $2, $3, i.doc::jsonb, to_tsvector('simple', i.text), $4, $4
+                FROM unnest($5::uuid[], $6::text[], $7::text[]) AS i(id, doc, text)),
+            o AS (
+                INSERT INTO outbox (id, topic, body, headers)
+                SELECT e.id, e.topic, e.body, $8::jsonb
+                FROM unnest($9::uuid[], $10::text[], $11::bytea[]) AS e(id, topic, body))
+            SELECT pg_notify($12, '')""",
             self.rtype.name,
-            owner_id,
-            status,
-            ids,
-            [orjson.dumps(doc).decode() for doc in docs],
-            [search_text(self.rtype, doc) for doc in docs],
+            first["owner_id"],
+            first["status"],
+            first["created_at"],
+            [row["id"] for row in rows],
+            [orjson.dumps(row["doc"]).decode() for row in rows],
+            [search_text(self.rtype, row["doc"]) for row in rows],
+            outbox_headers(),
+            [uuid.UUID(event["id"]) for event in events],
+            [event["type"] for event in events],
+            [orjson.dumps(event) for event in events],
+            notify,
         )
-        by_id = {r["id"]: r for r in map(_row, records) if r is not None}
-        return [by_id[i] for i in ids]  # in the order of the request
 
     async def update(
         self, resource_id: uuid.UUID, version: int, doc: dict[str, Any], status: str | None

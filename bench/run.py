@@ -1,0 +1,540 @@
+"""`make bench`: every figure of issue 6 in one run, against its target.
+
+1. The baseline: a bare aiohttp proxy in front of a hello-world app (bench/baseline.py).
+2. The suite as `make run` starts it (limits off), with the webhook worker in a process of its
+   own and a fast receiver in another (bench/receiver.py), then:
+   - authenticated GET /v2/event/{id} through the gateway (wrk, the baseline's settings);
+   - POST /v2/event/list through the gateway, outbox included (wrk, same settings);
+   - event -> first webhook attempt at a fixed rate of creates x 5 subscriptions: from the
+     moment the create request was sent to the receiver's arrival of the first attempt;
+   - deliveries/s of one worker process: events created while no worker runs, then one worker
+     process started, timed from the receiver's first to its last arrival (the process also
+     does the fan-out of those events, as every worker process does);
+   - peak RSS of each process.
+Writes bench/results/<timestamp>.json and prints a Markdown table. Every load loop is bounded
+in count and time.
+
+    python bench/run.py     (BENCH_SECONDS=10 per wrk run, BENCH_RATE_SECONDS=5,
+                             BENCH_PRELOAD_EVENTS=1000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.baseline import two_hops
+from bench.harness import (
+    ROOT,
+    RunningSuite,
+    cpu_seconds,
+    free_ports,
+    machine_cpu_seconds,
+    peak_rss_of,
+    running_suite,
+    wrk,
+)
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+RATE = 200  # creates a second in the latency run
+RATE_SECONDS = int(os.environ.get("BENCH_RATE_SECONDS", "5"))
+LOW_RATE = 20  # creates a second in a second latency run: the pipeline's own latency, unqueued
+PRELOAD_EVENTS = int(os.environ.get("BENCH_PRELOAD_EVENTS", "1000"))
+SUBSCRIPTIONS = 5
+CONCURRENCY = 64  # in flight from the bench's own loops (wrk's -c64 too)
+SHARED_SERVERS = ("postgres", "beam.smp")  # PostgreSQL's and RabbitMQ's process names
+CPU_COLUMNS = (
+    "hello",
+    "proxy",
+    "gateway",
+    "resource",
+    "auth",
+    "webhook_worker",
+    "postgres (machine-wide)",
+    "beam.smp (machine-wide)",
+)
+
+EVENT = {
+    "title": "Benchmark event",
+    "description": "Created by bench/run.py",
+    "startsAt": "2027-06-01T18:00:00Z",
+    "endsAt": "2027-06-01T20:00:00Z",
+    "capacity": 50,
+    "tags": ["bench"],
+}
+
+TARGETS = {
+    "get_ratio": 0.6,
+    "get_p99_ms": 50.0,
+    "creates_per_s": 1000.0,
+    "first_attempt_p95_ms": 50.0,
+    "deliveries_per_s": 1500.0,
+    "rss_mib": 100.0,
+}
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_worker(suite: RunningSuite) -> tuple[subprocess.Popen[bytes], str]:
+    """One webhook delivery process with the worker (fan-out included) and no API."""
+    (port,) = free_ports(1)
+    env = {
+        **suite.env,
+        "HERALD_WEBHOOK_PORT": str(port),
+        "HERALD_WEBHOOK_API": "false",
+        "HERALD_WEBHOOK_WORKER": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.webhook_delivery"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(url: str, seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within {seconds} s")
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> float:
+    """Poll until `check()`; returns the seconds it took (raises after `seconds`)."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > seconds:
+            raise RuntimeError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+# -- the suite's state -----------------------------------------------------------------------
+
+
+async def unsent_outbox_rows(suite: RunningSuite) -> int:
+    conn = await asyncpg.connect(suite.env["HERALD_DATABASE_URL"])
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM resource.outbox WHERE sent_at IS NULL"))
+    finally:
+        await conn.close()
+
+
+async def delivery_counts(suite: RunningSuite) -> dict[str, int]:
+    conn = await asyncpg.connect(suite.env["HERALD_DATABASE_URL"])
+    try:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM webhook_delivery.deliveries GROUP BY 1")
+        return {r["status"]: int(r["n"]) for r in rows}
+    finally:
+        await conn.close()
+
+
+async def fanout_depth(suite: RunningSuite) -> int:
+    connection = await aio_pika.connect(
+        suite.env.get("HERALD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            f"{suite.env['HERALD_QUEUE_PREFIX']}.webhook_delivery.fanout", passive=True
+        )
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def settled(suite: RunningSuite, seconds: float = 90) -> float:
+    """Every created event published by the relay and taken by the fan-out."""
+
+    async def done() -> bool:
+        return await unsent_outbox_rows(suite) == 0 and await fanout_depth(suite) == 0
+
+    return await wait_for(done, seconds, "the outbox and the fan-out queue to drain")
+
+
+# -- load loops ------------------------------------------------------------------------------
+
+
+async def create_event(session: aiohttp.ClientSession, base: str) -> str:
+    async with session.post(f"{base}/v2/event/list", json=EVENT) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"create answered {resp.status}: {await resp.text()}")
+        return str((await resp.json())["id"])
+
+
+async def create_many(session: aiohttp.ClientSession, base: str, count: int) -> int:
+    """`count` creates, CONCURRENCY at a time; returns how many were created."""
+    queue = iter(range(count))
+    created = 0
+
+    async def lane() -> None:
+        nonlocal created
+        for _ in queue:
+            with contextlib.suppress(RuntimeError, aiohttp.ClientError):
+                await create_event(session, base)
+                created += 1
+
+    await asyncio.gather(*(lane() for _ in range(CONCURRENCY)))
+    return created
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)] if ordered else float("nan")
+
+
+async def first_attempt_latency(
+    session: aiohttp.ClientSession, base: str, receiver: str, rate: int, seconds: int
+) -> dict[str, Any]:
+    """Creates at a fixed rate (sent on schedule, not after the previous answer), then each
+    (subscription, event)'s first arrival at the receiver minus that event's send time."""
+    sent_at: dict[str, float] = {}
+    failed = 0
+    count = rate * seconds
+
+    async def one() -> None:
+        nonlocal failed
+        stamp = time.monotonic()
+        try:
+            sent_at[await create_event(session, base)] = stamp
+        except (RuntimeError, aiohttp.ClientError):
+            failed += 1
+
+    tasks: list[asyncio.Task[None]] = []
+    started = time.monotonic()
+    for i in range(count):
+        delay = started + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    sending = time.monotonic() - started
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    expected = len(sent_at) * SUBSCRIPTIONS
+
+    async def arrived() -> bool:
+        return (await get_json(session, receiver + "/stats"))["unique"] >= expected
+
+    with contextlib.suppress(RuntimeError):
+        await wait_for(arrived, 60, "the first attempts")
+    arrivals = await get_json(session, receiver + "/arrivals")
+    latencies = [(at - sent_at[data_id]) * 1000 for _n, data_id, at in arrivals if data_id in sent_at]
+    return {
+        "events": len(sent_at),
+        "failed_creates": failed,
+        "achieved_rate": round(count / sending),
+        "attempts_expected": expected,
+        "attempts_measured": len(latencies),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies, default=float("nan")), 1),
+    }
+
+
+async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url) as resp:
+        return orjson.loads(await resp.read())
+
+
+async def worker_rate(
+    suite: RunningSuite, session: aiohttp.ClientSession, receiver: str, events: int
+) -> tuple[dict[str, Any], float]:
+    """Events created and fanned-out messages queued while no worker runs; then one worker
+    process drains them all. Returns its figures and the process's peak RSS."""
+    created = await create_many(session, suite.base, events)
+    queued_in = await wait_for(lambda: _outbox_empty(suite), 90, "the relay to publish the pre-loaded events")
+    depth = await fanout_depth(suite)
+    await session.post(receiver + "/reset")
+    before = await delivery_counts(suite)
+    expected = created * SUBSCRIPTIONS
+    proc, url = start_worker(suite)
+    spawned = time.monotonic()
+    try:
+        await wait_ready(url + "/readyz")
+        cpu_at_ready = cpu_seconds(proc.pid)
+        shared_at_ready = {name: machine_cpu_seconds(name) for name in SHARED_SERVERS}
+        unique_at_ready = (await get_json(session, receiver + "/stats"))["unique"]
+
+        async def drained() -> bool:
+            return (await get_json(session, receiver + "/stats"))["unique"] >= expected
+
+        with contextlib.suppress(RuntimeError):
+            await wait_for(drained, 120, "one worker to deliver the pre-loaded events")
+        stats = await get_json(session, receiver + "/stats")
+        rss = peak_rss_of(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu_at_ready
+        shared = {name: machine_cpu_seconds(name) - shared_at_ready[name] for name in SHARED_SERVERS}
+    finally:
+        stop(proc)
+    after = await delivery_counts(suite)
+    span = (stats["last_at"] or spawned) - (stats["first_at"] or spawned)
+    return {
+        "events": created,
+        "publish_seconds": round(queued_in, 2),
+        "fanout_queue_depth": depth,
+        "deliveries_expected": expected,
+        "deliveries_arrived": stats["unique"],
+        "requests": stats["requests"],
+        "succeeded_in_db": after.get("succeeded", 0) - before.get("succeeded", 0),
+        "seconds_first_to_last": round(span, 2),
+        "seconds_from_process_start": round((stats["last_at"] or spawned) - spawned, 2),
+        "deliveries_per_s": round(stats["unique"] / span) if span > 0 else 0,
+        # The worker's own CPU per delivery (fan-out included), from its readiness to the last.
+        "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, stats["unique"] - unique_at_ready), 3),
+        **{
+            f"{name}_cpu_ms_per_delivery (machine-wide)": round(
+                seconds * 1000 / max(1, stats["unique"] - unique_at_ready), 3
+            )
+            for name, seconds in shared.items()
+        },
+    }, rss
+
+
+async def _outbox_empty(suite: RunningSuite) -> bool:
+    return await unsent_outbox_rows(suite) == 0
+
+
+async def _none_pending(suite: RunningSuite) -> bool:
+    return await unsent_outbox_rows(suite) == 0 and not (await delivery_counts(suite)).get("pending")
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def wrk_with_cpu(pids: dict[str, int], url: str, token: str | None, **options: Any) -> dict[str, Any]:
+    """wrk's figures, and each process's CPU milliseconds per answered request: what the
+    machine's other load cannot change (it only takes the CPU away)."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    shared_before = {name: machine_cpu_seconds(name) for name in SHARED_SERVERS}
+    figures: dict[str, Any] = wrk(url, token, SECONDS, **options)
+    done = max(1, figures["req_per_s"] * SECONDS)
+    figures["cpu_ms_per_request"] = {
+        name: round((cpu_seconds(pid) - before[name]) * 1000 / done, 3) for name, pid in pids.items()
+    }
+    # Machine-wide: includes whatever else used PostgreSQL and RabbitMQ meanwhile.
+    figures["cpu_ms_per_request"].update(
+        {
+            f"{name} (machine-wide)": round(
+                (machine_cpu_seconds(name) - shared_before[name]) * 1000 / done, 3
+            )
+            for name in SHARED_SERVERS
+        }
+    )
+    return figures
+
+
+async def measure() -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    hello_port, proxy_port = free_ports(2)
+    with two_hops(hello_port, proxy_port) as (url, proxies):
+        pids = {"hello": proxies[0].pid, "proxy": proxies[1].pid}
+        results["baseline"] = wrk_with_cpu(pids, url, None)
+    (receiver_port,) = free_ports(1)
+    receiver = f"http://127.0.0.1:{receiver_port}"
+    env = {"HERALD_WEBHOOK_WORKER": "false", "HERALD_WEBHOOK_ALLOW_PRIVATE": "true"}
+    with process(["bench/receiver.py", str(receiver_port)]) as receiver_proc:
+        async with running_suite(**env) as suite:
+            await wait_ready(receiver + "/stats")
+            worker, worker_url = start_worker(suite)
+            try:
+                await wait_ready(worker_url + "/readyz")
+                headers = {"Authorization": f"Bearer {suite.token}"}
+                connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+                async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+                    event_id = await create_event(session, suite.base)
+                    pids = {**suite.pids(), "webhook_worker": worker.pid}
+                    one = f"{suite.base}/v2/event/{event_id}"
+                    results["get_event"] = wrk_with_cpu(pids, one, suite.token)
+                    many = f"{suite.base}/v2/event/list"
+                    results["create_event"] = wrk_with_cpu(pids, many, suite.token, body=orjson.dumps(EVENT))
+                    results["create_event"]["settle_seconds"] = round(await settled(suite), 2)
+                    for n in range(SUBSCRIPTIONS):
+                        sub = {"url": f"{receiver}/hook/{n}", "topics": ["event.created"]}
+                        async with session.post(f"{suite.base}/v2/subscription/list", json=sub) as resp:
+                            if resp.status != 201:
+                                raise RuntimeError(f"subscription: {resp.status} {await resp.text()}")
+                    # Warm-up (connections to the receiver, the index): not measured.
+                    await first_attempt_latency(session, suite.base, receiver, 50, 1)
+                    await session.post(receiver + "/reset")
+                    results["first_attempt_low_rate"] = await first_attempt_latency(
+                        session, suite.base, receiver, LOW_RATE, RATE_SECONDS
+                    )
+                    await session.post(receiver + "/reset")
+                    results["first_attempt"] = await first_attempt_latency(
+                        session, suite.base, receiver, RATE, RATE_SECONDS
+                    )
+                    # What the rate left waiting goes out before the worker stops.
+                    await wait_for(lambda: _none_pending(suite), 120, "the pending deliveries")
+                    rss = {"webhook_worker": peak_rss_of(worker.pid)}
+                    stop(worker)
+                    results["worker"], rss["webhook_worker_drain"] = await worker_rate(
+                        suite, session, receiver, PRELOAD_EVENTS
+                    )
+                rss.update(suite.peak_rss_mib())
+                rss["bench_receiver"] = peak_rss_of(receiver_proc.pid)
+                results["peak_rss_mib"] = rss
+            finally:
+                stop(worker)
+    return results
+
+
+def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(figure, measured, target, ratio to the baseline, met) rows of the table."""
+    base, get, create = r["baseline"], r["get_event"], r["create_event"]
+    first, low, worker = r["first_attempt"], r["first_attempt_low_rate"], r["worker"]
+    t = TARGETS
+
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    def http(x: dict[str, Any], unit: str) -> str:
+        return (
+            f"{x['req_per_s']:,} {unit}, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, non-2xx {x['non_2xx']}"
+        )
+
+    get_ratio = get["req_per_s"] / base["req_per_s"]
+    rows = [
+        ("baseline: aiohttp proxy -> hello (two hops)", http(base, "req/s"), "-", "1.00", "-"),
+        (
+            "GET /v2/event/{id} via gateway, authenticated",
+            http(get, "req/s"),
+            f">= {t['get_ratio']} x baseline, p99 <= {t['get_p99_ms']:g} ms",
+            f"{get_ratio:.2f}",
+            yes(get_ratio >= t["get_ratio"] and get["p99_ms"] <= t["get_p99_ms"] and not get["non_2xx"]),
+        ),
+        (
+            "POST /v2/event/list via gateway (outbox)",
+            http(create, "creates/s"),
+            f">= {t['creates_per_s']:,.0f} creates/s",
+            f"{create['req_per_s'] / base['req_per_s']:.2f}",
+            yes(create["req_per_s"] >= t["creates_per_s"] and not create["non_2xx"]),
+        ),
+        (
+            f"event -> first attempt, {first['achieved_rate']} events/s x {SUBSCRIPTIONS} subscriptions",
+            f"p50 {first['p50_ms']} ms, p95 {first['p95_ms']} ms, p99 {first['p99_ms']} ms"
+            f" ({first['attempts_measured']}/{first['attempts_expected']} attempts)",
+            f"p95 <= {t['first_attempt_p95_ms']:g} ms",
+            "-",
+            yes(
+                first["p95_ms"] <= t["first_attempt_p95_ms"]
+                and first["attempts_measured"] == first["attempts_expected"]
+            ),
+        ),
+        (
+            f"event -> first attempt, {low['achieved_rate']} events/s x {SUBSCRIPTIONS} (no target: unqueued)",
+            f"p50 {low['p50_ms']} ms, p95 {low['p95_ms']} ms, p99 {low['p99_ms']} ms"
+            f" ({low['attempts_measured']}/{low['attempts_expected']} attempts)",
+            "-",
+            "-",
+            "-",
+        ),
+        (
+            "deliveries/s of one worker process",
+            f"{worker['deliveries_per_s']:,} /s ({worker['deliveries_arrived']:,}/"
+            f"{worker['deliveries_expected']:,} in {worker['seconds_first_to_last']} s)",
+            f">= {t['deliveries_per_s']:,.0f} /s",
+            "-",
+            yes(
+                worker["deliveries_per_s"] >= t["deliveries_per_s"]
+                and worker["deliveries_arrived"] == worker["deliveries_expected"]
+            ),
+        ),
+    ]
+    for name, mib in r["peak_rss_mib"].items():
+        if name == "bench_receiver":
+            continue
+        rows.append(
+            (f"peak RSS: {name}", f"{mib} MiB", f"< {t['rss_mib']:g} MiB", "-", yes(mib < t["rss_mib"]))
+        )
+    return rows
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (make bench installs it)")
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "wrk": f"-t2 -c{CONCURRENCY} -d{SECONDS}s --latency",
+        "targets": TARGETS,
+        **asyncio.run(measure()),
+    }
+    results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    results["seconds"] = round(time.monotonic() - started, 1)
+    rows = verdicts(results)
+    results["met"] = {row[0]: row[4] == "yes" for row in rows if row[4] != "-"}
+    out = ROOT / "bench" / "results" / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print("| figure | measured | target | ratio to baseline | met |\n|---|---|---|---:|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print("\n| CPU ms per request | " + " | ".join(CPU_COLUMNS) + " |")
+    print("|---|" + "---:|" * len(CPU_COLUMNS))
+    for name in ("baseline", "get_event", "create_event"):
+        cpu = results[name]["cpu_ms_per_request"]
+        print(f"| {name} | " + " | ".join(str(cpu.get(c, "-")) for c in CPU_COLUMNS) + " |")
+    worker = results["worker"]
+    print(
+        f"\none worker process: {worker['worker_cpu_ms_per_delivery']} ms of its own CPU per delivery"
+        " (fan-out included); machine-wide PostgreSQL "
+        f"{worker['postgres_cpu_ms_per_delivery (machine-wide)']} ms, RabbitMQ "
+        f"{worker['beam.smp_cpu_ms_per_delivery (machine-wide)']} ms"
+    )
+    before, after = load_before, results["load_average"]["after"]
+    print(
+        f"\n{results['cpus']} CPUs; load average {before[0]:.2f} before, {after[0]:.2f} after;"
+        f" {results['seconds']} s; written to {out.relative_to(ROOT)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
