@@ -133,7 +133,7 @@ async def profile(scenario: str) -> dict[str, str]:
     receiver = f"http://127.0.0.1:{receiver_port}"
     env = {"HERALD_WEBHOOK_WORKER": "false", "HERALD_WEBHOOK_ALLOW_PRIVATE": "true"}
     with process(["bench/receiver.py", str(receiver_port)]):
-        async with running_suite(**env) as suite:
+        async with running_suite(None, **env) as suite:
             await wait_ready(receiver + "/stats")
             headers = {"Authorization": f"Bearer {suite.token}"}
             connector = aiohttp.TCPConnector(limit=CONCURRENCY)

@@ -379,7 +379,7 @@ async def measure() -> dict[str, Any]:
     receiver = f"http://127.0.0.1:{receiver_port}"
     env = {"HERALD_WEBHOOK_WORKER": "false", "HERALD_WEBHOOK_ALLOW_PRIVATE": "true"}
     with process(["bench/receiver.py", str(receiver_port)]) as receiver_proc:
-        async with running_suite(**env) as suite:
+        async with running_suite(None, **env) as suite:
             await wait_ready(receiver + "/stats")
             worker, worker_url = start_worker(suite)
             try:
