@@ -16,7 +16,6 @@ while events still flow; FAULT_DEADLINE (seconds) bounds the whole run.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import RunningSuite, running_suite  # noqa: E402
 from shared.webhooks import WebhookVerificationError, verify  # noqa: E402
+from tests.amqp_cut import close_connections  # noqa: E402
 
 BATCH = 100  # creates per POST (the resource service's maximum)
 TOPICS = (["*"], ["location.*"], ["location.created", "event.created"], ["location.created"], ["location.*"])
@@ -56,6 +56,7 @@ TIMINGS = {
     "HERALD_SHUTDOWN_TIMEOUT": "2",
     "HERALD_WEBHOOK_ALLOW_PRIVATE": "true",
     "HERALD_LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",  # a SIGKILLed worker's last log lines are what explain a failure
 }
 
 
@@ -198,52 +199,6 @@ def amqp_local_ports(pid: int, amqp_port: int) -> set[int]:
     return ports
 
 
-def close_amqp_connections(name: str, only_ports: set[int] | None = None) -> int:
-    """Close, from the broker's side (rabbitmqctl), the connections called `name` (and coming
-    from one of `only_ports`, when given); how many."""
-    listed = subprocess.run(
-        [
-            "rabbitmqctl",
-            "list_connections",
-            "pid",
-            "peer_port",
-            "client_properties",
-            "--formatter",
-            "json",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    node = (
-        subprocess.run(
-            ["rabbitmqctl", "eval", "node()."], capture_output=True, text=True, timeout=60, check=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    closed = 0
-    for conn in json.loads(listed.stdout or "[]"):
-        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
-        if props.get("connection_name") != name:
-            continue
-        if only_ports is not None and conn.get("peer_port") not in only_ports:
-            continue
-        # JSON shows "#PID<a.b.c>"; close_connection wants "<node.a.b.c>".
-        pid = f"<{node}.{conn['pid'].removeprefix('#PID<')}"
-        done = subprocess.run(
-            ["rabbitmqctl", "close_connection", pid, "herald fault suite: cut"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        closed += done.returncode == 0
-    return closed
-
-
 async def terminate_backends(dsn: str, database: str) -> int:
     """pg_terminate_backend on this run's webhook_delivery connections (pool and index listener)."""
     conn = await asyncpg.connect(dsn)
@@ -359,14 +314,14 @@ class Run:
         if not ports:
             raise RuntimeError(f"no AMQP connection of pid {pid} found with ss")
         name = f"{self.suite.env['HERALD_QUEUE_PREFIX']}.webhook_delivery"
-        closed = await asyncio.to_thread(close_amqp_connections, name, ports)
+        closed = await asyncio.to_thread(close_connections, name, ports)
         if not closed:
             raise RuntimeError("rabbitmqctl closed none of the worker's connections")
         return f"closed {closed} connection(s) of pid {pid}"
 
     async def cut_resource(self) -> str:
         closed = await asyncio.to_thread(
-            close_amqp_connections, f"{self.suite.env['HERALD_QUEUE_PREFIX']}.resource"
+            close_connections, f"{self.suite.env['HERALD_QUEUE_PREFIX']}.resource"
         )
         if not closed:
             raise RuntimeError("rabbitmqctl closed none of the resource service's connections")
