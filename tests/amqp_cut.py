@@ -43,15 +43,19 @@ def connections() -> list[Connection]:
     return found
 
 
-def close_connections(name: str, only_ports: set[int] | None = None, wait: float = 30.0) -> int:
+def close_connections(name: str, only_ports: set[int] | None = None, wait: float | None = 30.0) -> int:
     """Close every connection called `name` (and from one of `only_ports`, when given); wait
-    until the broker no longer lists them. How many were closed."""
+    until the broker no longer lists them (not with `wait=None`: a client in the caller's own,
+    now blocked, event loop could not answer the close until the broker gives up on it). How
+    many were closed."""
     targets = [
         c for c in connections() if c.name == name and (only_ports is None or c.peer_port in only_ports)
     ]
     for conn in targets:
         _ctl("close_connection", conn.pid, "herald test: cut")
     pids = {c.pid for c in targets}
+    if wait is None:
+        return len(targets)
     deadline = time.monotonic() + wait
     while pids & {c.pid for c in connections()}:
         if time.monotonic() > deadline:

@@ -276,6 +276,6 @@ def close_broker_connections(connection_name: str) -> int:
     if not shutil.which("rabbitmqctl"):
         pytest.skip("rabbitmqctl is not installed")
     try:
-        return close_connections(connection_name)
+        return close_connections(connection_name, wait=None)  # tests call it from the client's loop
     except subprocess.CalledProcessError as exc:
         pytest.skip(f"rabbitmqctl cannot list or close connections: {(exc.stderr or '').strip()[:200]}")
