@@ -233,6 +233,7 @@ class Run:
     errors: list[str] = field(default_factory=list)
     creates_done: bool = False
     side_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    fault_log: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), fault), in order
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f} s] {text}", flush=True)
@@ -294,8 +295,10 @@ class Run:
 
     async def fault(self, name: str, action: Callable[[], Awaitable[str]]) -> None:
         try:
+            begun = time.time()
             detail = await action()
             self.faults[name] += 1
+            self.fault_log.append((begun, f"{name} #{self.faults[name]}"))
             self.say(f"{name}: {detail} (progress {self.progress():.0%}, {len(self.locations)} created)")
         except Exception as exc:  # a fault that could not be done fails the run
             self.errors.append(f"{name} failed: {type(exc).__name__}: {exc}")
@@ -380,6 +383,7 @@ class Verdict:
     answered_503: int = 0
     bad_signatures: int = 0
     mismatches: list[str] = field(default_factory=list)
+    duplicates_after: Counter[str] = field(default_factory=Counter)  # by the fault last begun before
 
 
 def check(run: Run) -> Verdict:
@@ -417,6 +421,9 @@ def check(run: Run) -> Verdict:
             mismatch(f"location {location} came as two events: {event_of[location]} and {hook_id}")
         received.add((location, r.sub))
         if r.status == 200:
+            if (location, r.sub) in accepted:
+                before = [name for at, name in run.fault_log if at <= r.at]
+                v.duplicates_after[before[-1] if before else "no fault"] += 1
             accepted.add((location, r.sub))
             ok_requests += 1
         else:
@@ -514,7 +521,8 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
                 f"  received at least once:         {verdict.received}",
                 f"  accepted (200) at least once:   {verdict.accepted}",
                 f"  lost:                           {verdict.lost}",
-                f"  duplicates (same webhook-id):   {verdict.duplicates}",
+                f"  duplicates (same webhook-id):   {verdict.duplicates}"
+                + (f" (after: {dict(verdict.duplicates_after)})" if verdict.duplicates else ""),
                 f"  requests / answered 503:        {verdict.requests} / {verdict.answered_503}",
                 f"  signatures verified:            {verdict.requests - verdict.bad_signatures} of {verdict.requests}",
                 f"  deliveries in PostgreSQL:       {dict(sorted(statuses.items()))}",
