@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -548,6 +549,7 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
         print(f"last service log lines ({logdir / 'services.log'}):\n{text[-4000:]}")
         return 1
     print("passed: 0 lost")
+    shutil.rmtree(logdir, ignore_errors=True)  # kept only when the run failed
     return 0
 
 
