@@ -268,36 +268,14 @@ async def fresh_database_url() -> AsyncIterator[str]:
 def close_broker_connections(connection_name: str) -> int:
     """Close, from the broker's side, every AMQP connection with this name; how many.
     Skips the test where rabbitmqctl cannot be used."""
-    import json
     import shutil
     import subprocess
 
+    from tests.amqp_cut import close_connections
+
     if not shutil.which("rabbitmqctl"):
         pytest.skip("rabbitmqctl is not installed")
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "--formatter", "json", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if listed.returncode != 0:
-        pytest.skip(f"rabbitmqctl cannot list connections: {listed.stderr.strip()[:200]}")
-    node = (
-        subprocess.run(["rabbitmqctl", "eval", "node()."], capture_output=True, text=True, timeout=30)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    closed = 0
-    for conn in json.loads(listed.stdout or "[]"):
-        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
-        if props.get("connection_name") == connection_name:
-            # JSON shows "#PID<a.b.c>"; close_connection wants "<node.a.b.c>".
-            pid = f"<{node}.{conn['pid'].removeprefix('#PID<')}"
-            subprocess.run(
-                ["rabbitmqctl", "close_connection", pid, "herald test: cut"],
-                capture_output=True,
-                timeout=30,
-                check=True,
-            )
-            closed += 1
-    return closed
+    try:
+        return close_connections(connection_name, wait=None)  # tests call it from the client's loop
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"rabbitmqctl cannot list or close connections: {(exc.stderr or '').strip()[:200]}")

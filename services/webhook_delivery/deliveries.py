@@ -84,6 +84,15 @@ class DeliveryRepo:
         )
         return bool(stored)
 
+    async def unsent_of(self, event_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        """The event's deliveries that are due and that no worker holds: (id, subscription, lane)."""
+        rows = await self.conn.fetch(
+            "SELECT id, subscription_id, lane FROM deliveries WHERE event_id = $1 AND status = 'pending'"
+            " AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())",
+            event_id,
+        )
+        return [(r["id"], r["subscription_id"], r["lane"]) for r in rows]
+
     # -- the worker -------------------------------------------------------------------------
 
     async def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Claimed | None:

@@ -53,7 +53,13 @@ class Fanout:
                 return await DeliveryRepo(conn).fan_out(event_id, topic, body, rows)
 
         if not await until_available(store, f"fan-out of {event_id}"):
-            return  # redelivered: this event was fanned out already
+            # Fanned out already. A redelivered message may mean the connection died between
+            # the store and the lane publishes: send what is still waiting again (a second
+            # message for a delivery is harmless: the lease decides who sends it).
+            if message.redelivered:
+                async with self.db.connection() as conn:
+                    await lanes.publish(self.broker, await DeliveryRepo(conn).unsent_of(event_id))
+            return
         pending = [(d, s, FIRST) for d, s, status in rows if status == PENDING]
         FANOUT.labels(PENDING).inc(len(pending))
         FANOUT.labels(SKIPPED).inc(len(rows) - len(pending))

@@ -16,8 +16,8 @@ while events still flow; FAULT_DEADLINE (seconds) bounds the whole run.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import RunningSuite, running_suite  # noqa: E402
 from shared.webhooks import WebhookVerificationError, verify  # noqa: E402
+from tests.amqp_cut import close_connections  # noqa: E402
 
 BATCH = 100  # creates per POST (the resource service's maximum)
 TOPICS = (["*"], ["location.*"], ["location.created", "event.created"], ["location.created"], ["location.*"])
@@ -56,6 +57,7 @@ TIMINGS = {
     "HERALD_SHUTDOWN_TIMEOUT": "2",
     "HERALD_WEBHOOK_ALLOW_PRIVATE": "true",
     "HERALD_LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",  # a SIGKILLed worker's last log lines are what explain a failure
 }
 
 
@@ -198,52 +200,6 @@ def amqp_local_ports(pid: int, amqp_port: int) -> set[int]:
     return ports
 
 
-def close_amqp_connections(name: str, only_ports: set[int] | None = None) -> int:
-    """Close, from the broker's side (rabbitmqctl), the connections called `name` (and coming
-    from one of `only_ports`, when given); how many."""
-    listed = subprocess.run(
-        [
-            "rabbitmqctl",
-            "list_connections",
-            "pid",
-            "peer_port",
-            "client_properties",
-            "--formatter",
-            "json",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    node = (
-        subprocess.run(
-            ["rabbitmqctl", "eval", "node()."], capture_output=True, text=True, timeout=60, check=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    closed = 0
-    for conn in json.loads(listed.stdout or "[]"):
-        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
-        if props.get("connection_name") != name:
-            continue
-        if only_ports is not None and conn.get("peer_port") not in only_ports:
-            continue
-        # JSON shows "#PID<a.b.c>"; close_connection wants "<node.a.b.c>".
-        pid = f"<{node}.{conn['pid'].removeprefix('#PID<')}"
-        done = subprocess.run(
-            ["rabbitmqctl", "close_connection", pid, "herald fault suite: cut"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        closed += done.returncode == 0
-    return closed
-
-
 async def terminate_backends(dsn: str, database: str) -> int:
     """pg_terminate_backend on this run's webhook_delivery connections (pool and index listener)."""
     conn = await asyncpg.connect(dsn)
@@ -278,6 +234,7 @@ class Run:
     errors: list[str] = field(default_factory=list)
     creates_done: bool = False
     side_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    fault_log: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), fault), in order
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f} s] {text}", flush=True)
@@ -339,8 +296,10 @@ class Run:
 
     async def fault(self, name: str, action: Callable[[], Awaitable[str]]) -> None:
         try:
+            begun = time.time()
             detail = await action()
             self.faults[name] += 1
+            self.fault_log.append((begun, f"{name} #{self.faults[name]}"))
             self.say(f"{name}: {detail} (progress {self.progress():.0%}, {len(self.locations)} created)")
         except Exception as exc:  # a fault that could not be done fails the run
             self.errors.append(f"{name} failed: {type(exc).__name__}: {exc}")
@@ -359,14 +318,14 @@ class Run:
         if not ports:
             raise RuntimeError(f"no AMQP connection of pid {pid} found with ss")
         name = f"{self.suite.env['HERALD_QUEUE_PREFIX']}.webhook_delivery"
-        closed = await asyncio.to_thread(close_amqp_connections, name, ports)
+        closed = await asyncio.to_thread(close_connections, name, ports)
         if not closed:
             raise RuntimeError("rabbitmqctl closed none of the worker's connections")
         return f"closed {closed} connection(s) of pid {pid}"
 
     async def cut_resource(self) -> str:
         closed = await asyncio.to_thread(
-            close_amqp_connections, f"{self.suite.env['HERALD_QUEUE_PREFIX']}.resource"
+            close_connections, f"{self.suite.env['HERALD_QUEUE_PREFIX']}.resource"
         )
         if not closed:
             raise RuntimeError("rabbitmqctl closed none of the resource service's connections")
@@ -425,6 +384,7 @@ class Verdict:
     answered_503: int = 0
     bad_signatures: int = 0
     mismatches: list[str] = field(default_factory=list)
+    duplicates_after: Counter[str] = field(default_factory=Counter)  # by the fault last begun before
 
 
 def check(run: Run) -> Verdict:
@@ -462,6 +422,9 @@ def check(run: Run) -> Verdict:
             mismatch(f"location {location} came as two events: {event_of[location]} and {hook_id}")
         received.add((location, r.sub))
         if r.status == 200:
+            if (location, r.sub) in accepted:
+                before = [name for at, name in run.fault_log if at <= r.at]
+                v.duplicates_after[before[-1] if before else "no fault"] += 1
             accepted.add((location, r.sub))
             ok_requests += 1
         else:
@@ -559,7 +522,8 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
                 f"  received at least once:         {verdict.received}",
                 f"  accepted (200) at least once:   {verdict.accepted}",
                 f"  lost:                           {verdict.lost}",
-                f"  duplicates (same webhook-id):   {verdict.duplicates}",
+                f"  duplicates (same webhook-id):   {verdict.duplicates}"
+                + (f" (after: {dict(verdict.duplicates_after)})" if verdict.duplicates else ""),
                 f"  requests / answered 503:        {verdict.requests} / {verdict.answered_503}",
                 f"  signatures verified:            {verdict.requests - verdict.bad_signatures} of {verdict.requests}",
                 f"  deliveries in PostgreSQL:       {dict(sorted(statuses.items()))}",
@@ -585,6 +549,7 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
         print(f"last service log lines ({logdir / 'services.log'}):\n{text[-4000:]}")
         return 1
     print("passed: 0 lost")
+    shutil.rmtree(logdir, ignore_errors=True)  # kept only when the run failed
     return 0
 
 
