@@ -77,9 +77,11 @@ class Settings:
     admin_password: str = _env(
         "HERALD_ADMIN_PASSWORD", "", "Its password; empty: one is generated and printed once"
     )
-    argon2_time_cost: int = _env("HERALD_ARGON2_TIME_COST", 3, "argon2id iterations")
-    argon2_memory_kib: int = _env("HERALD_ARGON2_MEMORY_KIB", 65536, "argon2id memory in KiB")
-    argon2_parallelism: int = _env("HERALD_ARGON2_PARALLELISM", 4, "argon2id lanes")
+    # OWASP's argon2id setting for a bounded memory budget (m = 19 MiB, t = 2, p = 1): a login
+    # burst keeps auth under 100 MiB; hashes made with other parameters are redone at login.
+    argon2_time_cost: int = _env("HERALD_ARGON2_TIME_COST", 2, "argon2id iterations")
+    argon2_memory_kib: int = _env("HERALD_ARGON2_MEMORY_KIB", 19456, "argon2id memory in KiB")
+    argon2_parallelism: int = _env("HERALD_ARGON2_PARALLELISM", 1, "argon2id lanes")
     login_max_failures: int = _env(
         "HERALD_LOGIN_MAX_FAILURES", 5, "Failed logins for one email before it is locked for a while"
     )

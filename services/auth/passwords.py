@@ -21,7 +21,7 @@ class Passwords:
         )
         # Verified against when the email is unknown, so that both failures take as long.
         self._dummy = self._hasher.hash("herald-timing-equaliser")
-        # Each hash holds HERALD_ARGON2_MEMORY_KIB (64 MiB by default) and a core: more at once
+        # Each hash holds HERALD_ARGON2_MEMORY_KIB (19 MiB by default) and a core: more at once
         # than there are cores buys no speed, only memory. A login burst queues here instead.
         self._gate = asyncio.Semaphore(max(1, min(4, os.cpu_count() or 1)))
 
