@@ -69,17 +69,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_cpu_seconds(command: str) -> float:
+def machine_cpu_seconds(command: str) -> dict[int, float]:
     """CPU time of every process of this name on the machine (PostgreSQL's backends, RabbitMQ's
-    beam.smp): shared with whoever else uses them meanwhile."""
-    total = 0.0
+    beam.smp), by pid: shared with whoever else uses them meanwhile."""
+    found: dict[int, float] = {}
     for comm in Path("/proc").glob("[0-9]*/comm"):
         try:
             if comm.read_text().strip() == command:
-                total += cpu_seconds(int(comm.parent.name))
+                pid = int(comm.parent.name)
+                found[pid] = cpu_seconds(pid)
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-    return total
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two `machine_cpu_seconds`: of the processes alive at the end (one
+    that exited meanwhile takes its time with it; a new one counts from zero)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle, total) CPU time of the whole machine so far, from /proc/stat, in clock ticks."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
 
 
 def free_ports(n: int) -> list[int]:

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -47,8 +48,10 @@ from bench.harness import (
     ROOT,
     RunningSuite,
     cpu_seconds,
+    cpu_used,
     free_ports,
     machine_cpu_seconds,
+    machine_idle,
     peak_rss_of,
     running_suite,
     wrk,
@@ -69,6 +72,7 @@ CPU_COLUMNS = (
     "resource",
     "auth",
     "webhook_worker",
+    "wrk",
     "postgres (machine-wide)",
     "beam.smp (machine-wide)",
 )
@@ -309,7 +313,7 @@ async def worker_rate(
         stats = await get_json(session, receiver + "/stats")
         rss = peak_rss_of(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu_at_ready
-        shared = {name: machine_cpu_seconds(name) - shared_at_ready[name] for name in SHARED_SERVERS}
+        shared = {name: cpu_used(shared_at_ready[name], machine_cpu_seconds(name)) for name in SHARED_SERVERS}
     finally:
         stop(proc)
     after = await delivery_counts(suite)
@@ -352,16 +356,26 @@ def wrk_with_cpu(pids: dict[str, int], url: str, token: str | None, **options: A
     machine's other load cannot change (it only takes the CPU away)."""
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     shared_before = {name: machine_cpu_seconds(name) for name in SHARED_SERVERS}
+    idle_before, total_before = machine_idle()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     figures: dict[str, Any] = wrk(url, token, SECONDS, **options)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, the one child that ended
+    idle_after, total_after = machine_idle()
+    # Near 0: the machine's CPUs were the limit; well above: something waited instead.
+    figures["machine_idle_pct"] = round(
+        100 * (idle_after - idle_before) / max(1, total_after - total_before), 1
+    )
     done = max(1, figures["req_per_s"] * SECONDS)
     figures["cpu_ms_per_request"] = {
         name: round((cpu_seconds(pid) - before[name]) * 1000 / done, 3) for name, pid in pids.items()
     }
+    wrk_cpu = children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
+    figures["cpu_ms_per_request"]["wrk"] = round(wrk_cpu * 1000 / done, 3)
     # Machine-wide: includes whatever else used PostgreSQL and RabbitMQ meanwhile.
     figures["cpu_ms_per_request"].update(
         {
             f"{name} (machine-wide)": round(
-                (machine_cpu_seconds(name) - shared_before[name]) * 1000 / done, 3
+                cpu_used(shared_before[name], machine_cpu_seconds(name)) * 1000 / done, 3
             )
             for name in SHARED_SERVERS
         }
@@ -522,6 +536,10 @@ def main() -> None:
     for name in ("baseline", "get_event", "create_event"):
         cpu = results[name]["cpu_ms_per_request"]
         print(f"| {name} | " + " | ".join(str(cpu.get(c, "-")) for c in CPU_COLUMNS) + " |")
+    idle = ", ".join(
+        f"{n} {results[n]['machine_idle_pct']} %" for n in ("baseline", "get_event", "create_event")
+    )
+    print(f"\nmachine idle during each wrk run: {idle}")
     worker = results["worker"]
     print(
         f"\none worker process: {worker['worker_cpu_ms_per_delivery']} ms of its own CPU per delivery"
