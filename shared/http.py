@@ -164,6 +164,20 @@ def client_address(
     return hops[0] if hops else peer
 
 
+def etag(version: int) -> str:
+    """The ETag of a resource is its version."""
+    return f'"{version}"'
+
+
+def etag_matches(header: str, version: int, *, weak: bool) -> bool:
+    """`If-Match` compares strongly, `If-None-Match` weakly (RFC 9110 §13.1); `*` matches."""
+    current = etag(version)
+    for tag in (part.strip() for part in header.split(",")):
+        if tag == "*" or tag == current or (weak and tag.removeprefix("W/") == current):
+            return True
+    return False
+
+
 def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 

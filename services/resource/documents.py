@@ -100,15 +100,3 @@ def representation(rtype: ResourceType, row: Any) -> dict[str, Any]:
         else:
             shown[name] = [] if spec.get("type") == "array" else None
     return shown
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def etag_matches(header: str, version: int) -> bool:
-    """If-Match / If-None-Match: `*` or a list of (possibly weak) tags."""
-    if header.strip() == "*":
-        return True
-    current = etag(version)
-    return any(tag.strip().removeprefix("W/") == current for tag in header.split(","))

@@ -14,8 +14,6 @@ from aiohttp import web
 from services.resource import workflow
 from services.resource.documents import (
     check_read_only,
-    etag,
-    etag_matches,
     merge_patch,
     representation,
     writable_doc,
@@ -26,7 +24,15 @@ from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.events import format_time, make_event
-from shared.http import JSON_CONTENT_TYPE, json_response, next_link, parse_limit, read_json
+from shared.http import (
+    JSON_CONTENT_TYPE,
+    etag,
+    etag_matches,
+    json_response,
+    next_link,
+    parse_limit,
+    read_json,
+)
 from shared.logging import request_id_var
 from shared.outbox import enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
@@ -76,7 +82,7 @@ class ResourceHandlers:
     @staticmethod
     def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
         header = request.headers.get("If-Match")
-        if header is not None and not etag_matches(header, row["version"]):
+        if header is not None and not etag_matches(header, row["version"], weak=False):
             raise Problem(412, f"the resource changed: its ETag is now {etag(row['version'])}")
 
     async def _check_references(
@@ -221,7 +227,7 @@ class ResourceHandlers:
         async with request.app[DATABASE].connection() as conn:
             row = await self._load(conn, request)
         header = request.headers.get("If-None-Match")
-        if header is not None and etag_matches(header, row["version"]):
+        if header is not None and etag_matches(header, row["version"], weak=True):
             return web.Response(status=304, headers={"ETag": etag(row["version"])})
         return self._respond(row)
 

@@ -25,6 +25,8 @@ from shared.http import (
     JSON_CONTENT_TYPE,
     decode_cursor,
     encode_cursor,
+    etag,
+    etag_matches,
     json_response,
     next_link,
     parse_limit,
@@ -58,11 +60,7 @@ def _scope(caller: Principal) -> str | None:
 
 
 def _etag(row: dict[str, Any]) -> str:
-    return f'"{row["version"]}"'
-
-
-def _tags(header: str) -> list[str]:
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
+    return etag(row["version"])
 
 
 def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
@@ -70,8 +68,7 @@ def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
     header = request.headers.get("If-Match")
     if header is None:
         return
-    tags = _tags(header)
-    if "*" not in tags and _etag(row) not in tags:
+    if not etag_matches(header, row["version"], weak=False):
         raise Problem(
             412, f"the subscription changed since that ETag; it is now {_etag(row)}: GET it and retry"
         )
@@ -154,8 +151,7 @@ async def get_subscription(request: web.Request) -> web.Response:
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
-        tags = [tag.removeprefix("W/") for tag in _tags(if_none_match)]
-        if "*" in tags or _etag(row) in tags:
+        if etag_matches(if_none_match, row["version"], weak=True):
             return web.Response(status=304, headers={"ETag": _etag(row)})
     return _shown(row)
 

@@ -52,3 +52,14 @@ def test_paths_route_to_their_service() -> None:
     assert service_for("/v2/event/list") == RESOURCE
     assert service_for("/v2/location/1") == RESOURCE
     assert service_for("/v2/users") == RESOURCE  # a resource type, not the user API
+
+
+def test_if_match_compares_strongly_and_if_none_match_weakly() -> None:
+    from shared.http import etag, etag_matches
+
+    assert etag(3) == '"3"'
+    assert etag_matches('"2", "3"', 3, weak=False)
+    assert etag_matches("*", 3, weak=False)
+    assert not etag_matches('W/"3"', 3, weak=False)  # a weak tag never satisfies If-Match
+    assert etag_matches('W/"3"', 3, weak=True)
+    assert not etag_matches('"4"', 3, weak=True)
