@@ -39,6 +39,14 @@ class Breakers:
         state.probing = True  # half-open: this attempt is the probe
         return 0.0, True
 
+    def is_open(self, sub_id: uuid.UUID) -> bool:
+        """Whether its deliveries are being held (open, or half-open with the probe out), without
+        making anything the probe."""
+        state = self._states.get(sub_id)
+        if state is None or not state.open_until:
+            return False
+        return state.probing or state.open_until > self.clock()
+
     def hold(self, sub_id: uuid.UUID) -> float:
         return self.admit(sub_id)[0]
 

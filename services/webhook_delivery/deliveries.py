@@ -4,7 +4,8 @@ columns the worker changes (failure run, disabling, the owner's roles)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,15 @@ class Outcome:
     attempted_at: datetime
 
 
+@dataclass(slots=True)
+class FannedOut:
+    """What storing one event's deliveries came to."""
+
+    leased: list[Claimed] = field(default_factory=list)  # ours to send now
+    to_lane: list[tuple[uuid.UUID, uuid.UUID, str]] = field(default_factory=list)
+    skipped: int = 0
+
+
 class DeliveryRepo:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -56,33 +66,63 @@ class DeliveryRepo:
     # -- fan-out ----------------------------------------------------------------------------
 
     async def fan_out(
-        self, event_id: uuid.UUID, topic: str, body: bytes, rows: list[tuple[uuid.UUID, uuid.UUID, str]]
-    ) -> bool:
+        self,
+        event_id: uuid.UUID,
+        topic: str,
+        body: bytes,
+        rows: list[tuple[uuid.UUID, uuid.UUID, str]],
+        *,
+        leased: Collection[uuid.UUID] = (),
+        lease_seconds: float = 0.0,
+    ) -> FannedOut | None:
         """Store the event and its deliveries in one statement (so atomically): (delivery id,
-        subscription id, status) rows, the pending ones due now and on a lane. False, and
+        subscription id, status) rows. A pending one whose subscription is no longer active is
+        stored skipped. The pending ones in `leased` are stored with this worker's lease taken
+        (it sends them itself, no lane message), the others due now and on a lane. None, and
         nothing written, when the event was stored before (a redelivered message)."""
-        stored = await self.conn.fetchval(
+        records = await self.conn.fetch(
             "WITH e AS ("
             " INSERT INTO webhook_events (id, topic, body) VALUES ($1, $2, $3)"
             " ON CONFLICT (id) DO NOTHING RETURNING id),"
+            " t AS ("
+            " SELECT t.d, t.s, t.l, t.st = 'pending' AND s.active AS p"
+            " FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::bool[]) AS t (d, s, st, l)"
+            # A subscription deleted since the index matched it is simply left out.
+            " JOIN subscriptions s ON s.id = t.s),"
             " d AS ("
             " INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
-            "  enqueued_at)"
-            " SELECT t.d, t.s, e.id, $2, t.st, CASE WHEN t.st = 'pending' THEN now() END,"
-            "  CASE WHEN t.st = 'pending' THEN now() END"
-            " FROM e, unnest($4::uuid[], $5::uuid[], $6::text[]) AS t (d, s, st)"
-            # A subscription deleted since the index matched it is simply left out.
-            " WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = t.s)"
-            " ON CONFLICT (subscription_id, event_id) DO NOTHING)"
-            " SELECT count(*) FROM e",
+            "  enqueued_at, lease_until)"
+            " SELECT t.d, t.s, e.id, $2, CASE WHEN t.p THEN 'pending' ELSE 'skipped' END,"
+            "  CASE WHEN t.p THEN now() END, CASE WHEN t.p AND NOT t.l THEN now() END,"
+            "  CASE WHEN t.p AND t.l THEN now() + make_interval(secs => $8) END"
+            " FROM e, t"
+            " ON CONFLICT (subscription_id, event_id) DO NOTHING"
+            " RETURNING id, subscription_id, status, lease_until IS NOT NULL AS leased)"
+            " SELECT d.id, d.subscription_id, d.status, d.leased, s.url, s.headers, s.secret,"
+            "  s.previous_secret, s.previous_secret_until > now() AS previous_signs"
+            " FROM e LEFT JOIN d ON true LEFT JOIN subscriptions s ON s.id = d.subscription_id AND d.leased",
             event_id,
             topic,
             body,
             [r[0] for r in rows],
             [r[1] for r in rows],
             [r[2] for r in rows],
+            [r[0] in leased for r in rows],
+            lease_seconds,
         )
-        return bool(stored)
+        if not records:
+            return None
+        result = FannedOut()
+        for r in records:
+            if r["id"] is None:
+                continue  # stored, but every subscription it matched was deleted meanwhile
+            if r["status"] != PENDING:
+                result.skipped += 1
+            elif r["leased"]:
+                result.leased.append(_claimed(r, event_id, body, attempts=0))
+            else:
+                result.to_lane.append((r["id"], r["subscription_id"], FIRST))
+        return result
 
     async def unsent_of(self, event_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
         """The event's deliveries that are due and that no worker holds: (id, subscription, lane)."""
@@ -113,19 +153,8 @@ class DeliveryRepo:
         )
         if row is None:
             return None
-        secrets = [row["secret"]]
-        if row["previous_secret"] and row["previous_signs"]:
-            secrets.append(row["previous_secret"])
-        return Claimed(
-            id=row["id"],
-            subscription_id=row["subscription_id"],
-            event_id=row["event_id"],
-            attempts=row["attempts"],
-            body=bytes(row["body"]),
-            url=row["url"],
-            headers=_json_object(row["headers"]),
-            secrets=tuple(secrets),
-            active=row["active"],
+        return _claimed(
+            row, row["event_id"], bytes(row["body"]), attempts=row["attempts"], active=row["active"]
         )
 
     async def defer(self, delivery_id: uuid.UUID, seconds: float) -> None:
@@ -144,6 +173,28 @@ class DeliveryRepo:
             "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, next_attempt_at = now(),"
             " updated_at = now() WHERE id = $1 AND status = 'pending'",
             delivery_id,
+        )
+
+    async def hand_back_many(self, delivery_ids: list[uuid.UUID], seconds: float = 0.0) -> None:
+        """Give up our leases without an attempt: due again in `seconds` (0: another worker may
+        send them right away; more: the subscription's circuit is open)."""
+        await self.conn.execute(
+            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL,"
+            " next_attempt_at = now() + make_interval(secs => $2), updated_at = now()"
+            " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+            delivery_ids,
+            seconds,
+        )
+
+    async def extend_lease(self, delivery_id: uuid.UUID, lease_seconds: float) -> bool:
+        """Renew a lease this worker still holds (only call it while it surely does)."""
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)"
+                " WHERE id = $1 AND status = 'pending' AND lease_until > now() RETURNING true",
+                delivery_id,
+                lease_seconds,
+            )
         )
 
     async def release(self, delivery_ids: list[uuid.UUID]) -> None:
@@ -191,6 +242,31 @@ class DeliveryRepo:
             outcome.duration_ms,
             outcome.response_body,
             claimed.subscription_id,
+        )
+
+    async def record_successes(self, done: list[tuple[Claimed, Outcome]]) -> None:
+        """`record` of many successful attempts in one statement (the worker's group commit)."""
+        await self.conn.execute(
+            "WITH v AS ("
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::float8[],"
+            "  $6::text[]) AS v (id, sub, at, code, ms, body)),"
+            " a AS ("
+            " INSERT INTO delivery_attempts"
+            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
+            " SELECT id, at, code, ms, NULL, body FROM v),"
+            " s AS ("
+            " UPDATE subscriptions SET failing_since = NULL"
+            " WHERE id IN (SELECT sub FROM v) AND failing_since IS NOT NULL)"
+            " UPDATE deliveries d SET status = 'succeeded', attempts = d.attempts + 1,"
+            " next_attempt_at = NULL, lease_until = NULL, enqueued_at = NULL,"
+            " last_status_code = v.code, last_error = NULL, updated_at = now()"
+            " FROM v WHERE d.id = v.id",
+            [c.id for c, _ in done],
+            [c.subscription_id for c, _ in done],
+            [o.attempted_at for _, o in done],
+            [o.status_code for _, o in done],
+            [o.duration_ms for _, o in done],
+            [o.response_body for _, o in done],
         )
 
     async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> bool:
@@ -359,6 +435,23 @@ def _span(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)} {unit}"
     return f"{seconds:g} seconds"
+
+
+def _claimed(row: Any, event_id: uuid.UUID, body: bytes, *, attempts: int, active: bool = True) -> Claimed:
+    secrets = [row["secret"]]
+    if row["previous_secret"] and row["previous_signs"]:
+        secrets.append(row["previous_secret"])
+    return Claimed(
+        id=row["id"],
+        subscription_id=row["subscription_id"],
+        event_id=event_id,
+        attempts=attempts,
+        body=body,
+        url=row["url"],
+        headers=_json_object(row["headers"]),
+        secrets=tuple(secrets),
+        active=active,
+    )
 
 
 def _json_object(raw: Any) -> dict[str, str]:

@@ -40,7 +40,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await worker.start()
 
     channel = await broker.channel(prefetch=100)
-    fanout = Fanout(db, broker, index)
+    fanout = Fanout(db, broker, index, worker)
     domain = await broker.work_queue(channel, fanout_queue(broker.prefix), settings.domain_exchange, ("#",))
     owners = await broker.work_queue(
         channel, owners_queue(broker.prefix), settings.auth_exchange, OWNER_TOPICS

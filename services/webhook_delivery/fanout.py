@@ -1,20 +1,23 @@
 """Fan-out: each domain event becomes one delivery per matching subscription whose owner may
-read it, written in one transaction with the event's bytes (once: a redelivered message finds
-the event stored and does nothing), and then put on the first-attempt lane."""
+read it, written in one statement with the event's bytes (once: a redelivered message finds the
+event stored). First attempts this process can take on are stored leased to its worker and sent
+right away; the rest go on the first-attempt lane (any worker's)."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.deliveries import FIRST, PENDING, SKIPPED, DeliveryRepo
+from services.webhook_delivery.deliveries import PENDING, SKIPPED, DeliveryRepo, FannedOut
 from services.webhook_delivery.index import SubscriptionIndex
 from services.webhook_delivery.metrics import FANOUT
 from services.webhook_delivery.outage import until_available
+from services.webhook_delivery.worker import Worker
 from shared.amqp import Broker, PoisonMessage
 from shared.catalog import TOPICS
 from shared.db import Database
@@ -24,10 +27,11 @@ log = logging.getLogger("herald.webhook.fanout")
 
 
 class Fanout:
-    def __init__(self, db: Database, broker: Broker, index: SubscriptionIndex) -> None:
+    def __init__(self, db: Database, broker: Broker, index: SubscriptionIndex, worker: Worker) -> None:
         self.db = db
         self.broker = broker
         self.index = index
+        self.worker = worker
 
     async def handle(self, event: dict[str, Any], message: AbstractIncomingMessage) -> None:
         try:
@@ -47,12 +51,19 @@ class Fanout:
         if not rows:
             return  # nobody to tell: nothing to store
         body = bytes(message.body)
+        worker = self.worker
+        await worker.wait_for_room()  # unacked meanwhile: the broker's prefetch stops the flow
+        leased = {d for d, s, status in rows if status == PENDING and worker.wants(s)}
+        leased_at = time.monotonic()  # before the statement: the lease surely outlasts this
 
-        async def store() -> bool:
+        async def store() -> FannedOut | None:
             async with self.db.connection() as conn:
-                return await DeliveryRepo(conn).fan_out(event_id, topic, body, rows)
+                return await DeliveryRepo(conn).fan_out(
+                    event_id, topic, body, rows, leased=leased, lease_seconds=worker.lease_seconds
+                )
 
-        if not await until_available(store, f"fan-out of {event_id}"):
+        stored = await until_available(store, f"fan-out of {event_id}")
+        if stored is None:
             # Fanned out already. A redelivered message may mean the connection died between
             # the store and the lane publishes: send what is still waiting again (a second
             # message for a delivery is harmless: the lease decides who sends it).
@@ -60,7 +71,8 @@ class Fanout:
                 async with self.db.connection() as conn:
                     await lanes.publish(self.broker, await DeliveryRepo(conn).unsent_of(event_id))
             return
-        pending = [(d, s, FIRST) for d, s, status in rows if status == PENDING]
-        FANOUT.labels(PENDING).inc(len(pending))
-        FANOUT.labels(SKIPPED).inc(len(rows) - len(pending))
-        await lanes.publish(self.broker, pending)
+        FANOUT.labels(PENDING).inc(len(stored.leased) + len(stored.to_lane))
+        FANOUT.labels(SKIPPED).inc(stored.skipped)
+        for claimed in stored.leased:
+            worker.submit(claimed, leased_at)
+        await lanes.publish(self.broker, stored.to_lane)

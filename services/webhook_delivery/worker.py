@@ -1,7 +1,9 @@
-"""The delivery worker: takes delivery ids off the two lanes, claims each in PostgreSQL with a
-lease (so two workers never send the same attempt at once, and one that dies leaves the lease
-to expire), sends it, logs the attempt and decides what comes next. The sweeper puts on the
-lanes whatever PostgreSQL says is due and no message carries (lost, held, or a dead worker's)."""
+"""The delivery worker. First attempts come straight from this process's fan-out, leased in the
+same statement that stored them (`submit`); everything else (retries, redeliveries, what the
+fan-out could not take on) comes as delivery ids off the two lanes and is claimed in PostgreSQL
+with a lease first. A lease means two workers never send the same attempt at once, and one
+that dies leaves it to expire. Each attempt is sent, logged, and decides what comes next. The
+sweeper puts on the lanes whatever PostgreSQL says is due and no message or worker carries."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -21,14 +24,15 @@ from services.webhook_delivery.deliveries import (
     FAILED,
     PENDING,
     RETRY,
-    SUCCEEDED,
     Claimed,
     DeliveryRepo,
 )
 from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
 from services.webhook_delivery.outage import until_available
+from services.webhook_delivery.recorder import Recorder
 from services.webhook_delivery.retry import RETRY_AFTER_STATUSES, next_delay, parse_schedule, retry_after
 from services.webhook_delivery.sender import Sender
+from services.webhook_delivery.slots import Slots
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database
@@ -36,8 +40,25 @@ from shared.db import Database
 log = logging.getLogger("herald.webhook.worker")
 
 PARK_LIMIT = 1000  # deliveries one subscription may have waiting in memory for a free slot
+# Leased deliveries one subscription may have waiting here; the fan-out sends the rest through
+# the lanes (unleased), so one slow receiver's backlog never holds leases or the fan-out up.
+LEASED_PARK_LIMIT = 100
 SWEEP_BATCH = 500
 GONE = "the receiver answered 410 Gone"
+SUCCEEDED_ATTEMPTS = ATTEMPTS.labels("succeeded")
+
+
+class Leased:
+    """A delivery the fan-out leased for this worker, with when (to know the lease is still ours)."""
+
+    __slots__ = ("at", "claimed")
+
+    def __init__(self, claimed: Claimed, at: float) -> None:
+        self.claimed = claimed
+        self.at = at
+
+
+Parked = uuid.UUID | Leased
 
 
 class Worker:
@@ -50,14 +71,21 @@ class Worker:
         self.breakers = Breakers(settings.webhook_breaker_failures, settings.webhook_breaker_seconds)
         self.sender = Sender(settings)
         total = max(2, settings.webhook_concurrency)
-        # The process-wide cap, taken before the lease: a delivery waiting for a slot (one
-        # unparked while the lanes are full) neither holds a lease nor runs its timeout.
-        self.slots = asyncio.Semaphore(total)
+        # The process-wide cap on attempts in flight. A lane delivery takes it before its lease,
+        # so that, waiting, it neither holds a lease nor runs its timeout.
+        self.slots = Slots(total)
+        # Leased deliveries held in memory (parked or waiting for a slot): past this many, the
+        # fan-out waits before taking more events.
+        self.room = 2 * total
+        self._roomy = asyncio.Event()
+        self._roomy.set()
         # Separate budgets: retries may never take the slots first attempts need.
         self.lane_limits = {"first": total - max(1, total // 4), "retry": max(1, total // 4)}
         self.in_flight: collections.Counter[uuid.UUID] = collections.Counter()
-        self.parked: dict[uuid.UUID, collections.deque[uuid.UUID]] = {}
+        self.parked: dict[uuid.UUID, collections.deque[Parked]] = {}
         self.parked_ids: set[uuid.UUID] = set()
+        self.leased: dict[uuid.UUID, Leased] = {}  # leased here and not yet being attempted
+        self.recorder = Recorder(db)
         self._channels: list[AbstractChannel] = []
         self._queues: dict[str, tuple[AbstractChannel, AbstractQueue]] = {}
         self._consumers: list[tuple[AbstractQueue, str]] = []
@@ -104,8 +132,8 @@ class Worker:
             await message.ack()
 
     async def dispatch(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
-        """Attempt now, or hold it: in memory while the subscription is at its cap, in
-        PostgreSQL (next_attempt_at) while its circuit is open."""
+        """A lane's delivery: attempt it now, or hold it: in memory while the subscription is at
+        its cap, in PostgreSQL (next_attempt_at) while its circuit is open."""
         if delivery_id in self.parked_ids:
             return
         if self.in_flight[sub_id] >= self.settings.webhook_max_in_flight:
@@ -117,20 +145,86 @@ class Worker:
                 async with self.db.connection() as conn:
                     await DeliveryRepo(conn).defer(delivery_id, self.settings.webhook_sweep_seconds)
             return
-        held, probe = self.breakers.admit(sub_id)
-        if held > 0:
-            async with self.db.connection() as conn:
-                await DeliveryRepo(conn).defer(delivery_id, held)
-            return
         self.in_flight[sub_id] += 1
+        await self._run(sub_id, delivery_id)
+
+    # -- first attempts from the fan-out ----------------------------------------------------
+
+    async def wait_for_room(self) -> None:
+        """Until this process holds few enough leased deliveries to take on more."""
+        while len(self.leased) >= self.room:
+            self._roomy.clear()
+            await self._roomy.wait()
+
+    def wants(self, sub_id: uuid.UUID) -> bool:
+        """Whether the fan-out should lease a first attempt for this subscription here."""
+        if self._stopping or self.breakers.is_open(sub_id):
+            return False
+        queue = self.parked.get(sub_id)
+        return queue is None or len(queue) < LEASED_PARK_LIMIT
+
+    def submit(self, claimed: Claimed, leased_at: float) -> None:
+        """A delivery the fan-out stored leased to this worker: attempt it as soon as the
+        subscription's cap allows (no lane message, no claim: it is ours already)."""
+        item = Leased(claimed, leased_at)
+        self.leased[claimed.id] = item
+        sub_id = claimed.subscription_id
+        if self._stopping:
+            self._spawn(self._hand_back_leased([claimed.id]))
+        elif self.in_flight[sub_id] >= self.settings.webhook_max_in_flight:
+            self.parked.setdefault(sub_id, collections.deque()).append(item)
+        else:
+            self.in_flight[sub_id] += 1
+            self._spawn(self._run(sub_id, item))
+
+    # -- in flight --------------------------------------------------------------------------
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, sub_id: uuid.UUID, item: Parked) -> None:
+        """One delivery of a subscription whose in-flight count was raised for it."""
         try:
-            async with self.slots:
-                await self.attempt(delivery_id, sub_id, probe=probe)
+            held, probe = self.breakers.admit(sub_id)
+            if held > 0:
+                await self._hold(item, held)
+            else:
+                try:
+                    async with self.slots:
+                        await self.attempt(item, sub_id, probe=probe)
+                except BaseException:
+                    if probe:
+                        self.breakers.released(sub_id)
+                    raise
+        except asyncio.CancelledError:
+            raise  # stopping: a leased one stays in self.leased, for stop() to hand back
+        except Exception:
+            # Still due in PostgreSQL (or leased until it expires): the sweeper brings it back.
+            log.exception("delivery %s could not be handled", _id_of(item))
+            self._forget(item)
+        else:
+            self._forget(item)
         finally:
             self.in_flight[sub_id] -= 1
             if self.in_flight[sub_id] <= 0:
                 del self.in_flight[sub_id]
             self._unpark(sub_id)
+
+    def _forget(self, item: Parked) -> None:
+        if isinstance(item, Leased) and self.leased.pop(item.claimed.id, None) is not None:
+            if len(self.leased) < self.room:
+                self._roomy.set()
+
+    async def _hold(self, item: Parked, seconds: float) -> None:
+        """The circuit is open: due again when it half-opens, without an attempt."""
+        async with self.db.connection() as conn:
+            repo = DeliveryRepo(conn)
+            if isinstance(item, Leased):
+                await repo.hand_back_many([item.claimed.id], seconds)
+            else:
+                await repo.defer(item, seconds)
 
     def _unpark(self, sub_id: uuid.UUID) -> None:
         queue = self.parked.get(sub_id)
@@ -139,27 +233,24 @@ class Worker:
         if not queue:
             self.parked.pop(sub_id, None)
             return
-        delivery_id = queue.popleft()
-        self.parked_ids.discard(delivery_id)
-        task = asyncio.create_task(self._dispatch_parked(delivery_id, sub_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _dispatch_parked(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
-        try:
-            await self.dispatch(delivery_id, sub_id)
-        except Exception:
-            log.exception("delivery %s could not be handled", delivery_id)
+        item = queue.popleft()
+        if isinstance(item, uuid.UUID):
+            self.parked_ids.discard(item)
+        self.in_flight[sub_id] += 1
+        self._spawn(self._run(sub_id, item))
 
     # -- one attempt ------------------------------------------------------------------------
 
-    async def attempt(self, delivery_id: uuid.UUID, sub_id: uuid.UUID, *, probe: bool = False) -> None:
-        async with self.db.connection() as conn:
-            repo = DeliveryRepo(conn)
-            claimed = await repo.claim(delivery_id, self.lease_seconds)
-            if claimed is not None and not claimed.active:
-                await repo.skip(delivery_id)  # disabled since fan-out: kept for `recover`
-                claimed = None
+    async def attempt(self, item: Parked, sub_id: uuid.UUID, *, probe: bool = False) -> None:
+        if isinstance(item, Leased):
+            claimed: Claimed | None = await self._still_ours(item)
+        else:
+            async with self.db.connection() as conn:
+                repo = DeliveryRepo(conn)
+                claimed = await repo.claim(item, self.lease_seconds)
+                if claimed is not None and not claimed.active:
+                    await repo.skip(item)  # disabled since fan-out: kept for `recover`
+                    claimed = None
         if claimed is None:
             if probe:
                 self.breakers.released(sub_id)
@@ -168,22 +259,14 @@ class Worker:
             sent = await self.sender.send(claimed)
         except asyncio.CancelledError:
             await self._hand_back(claimed)
-            if probe:
-                self.breakers.released(sub_id)
             raise
         outcome = sent.outcome
         code = outcome.status_code
         ATTEMPT_LATENCY.observe(outcome.duration_ms / 1000)
         if outcome.error is None and code is not None:
-            ATTEMPTS.labels("succeeded").inc()
+            SUCCEEDED_ATTEMPTS.inc()
             self.breakers.success(sub_id)
-
-            async def record_success() -> None:
-                async with self.db.connection() as conn:
-                    await DeliveryRepo(conn).record(claimed, outcome, SUCCEEDED, None, RETRY)
-
-            # Sent already: wait out a database outage rather than send it again later.
-            await until_available(record_success, f"recording delivery {delivery_id}")
+            await self.recorder.success(claimed, outcome)
             return
         self.breakers.failure(sub_id)
         delay = None if code == 410 else self._delay(claimed, code, sent.retry_after)
@@ -199,7 +282,20 @@ class Worker:
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
                     log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
 
-        await until_available(record_failure, f"recording delivery {delivery_id}")
+        await until_available(record_failure, f"recording delivery {claimed.id}")
+
+    async def _still_ours(self, item: Leased) -> Claimed | None:
+        """The leased delivery, once its lease surely covers the attempt: renewed when it waited
+        here long; let go when it may have expired (the sweeper then hands it to a worker)."""
+        age = time.monotonic() - item.at
+        if age + self.settings.webhook_timeout + 1 < self.lease_seconds:
+            return item.claimed
+        if age + 1 < self.lease_seconds:
+            async with self.db.connection() as conn:
+                if await DeliveryRepo(conn).extend_lease(item.claimed.id, self.lease_seconds):
+                    return item.claimed
+        log.warning("delivery %s waited out its lease here; the sweeper sends it", item.claimed.id)
+        return None
 
     def _delay(self, claimed: Claimed, code: int | None, retry_after_header: str | None) -> float | None:
         s = self.settings
@@ -209,6 +305,13 @@ class Worker:
             if asked is not None:
                 delay = asked
         return delay
+
+    async def _hand_back_leased(self, ids: list[uuid.UUID]) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2), self.db.connection() as conn:
+                await DeliveryRepo(conn).hand_back_many(ids)
+        for delivery_id in ids:
+            self.leased.pop(delivery_id, None)
 
     async def _hand_back(self, claimed: Claimed) -> None:
         """Stopping mid-attempt: give the lease back so that another worker retries it now."""
@@ -266,11 +369,18 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.recorder.close(2)
         if self.parked_ids:  # waiting here only: let the sweepers hand them to other workers now
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2), self.db.connection() as conn:
                     await DeliveryRepo(conn).release(list(self.parked_ids))
+        if self.leased:  # leased here and never attempted: due again now, for any worker
+            await self._hand_back_leased(list(self.leased))
         for channel in [*self._channels, *([self._observer] if self._observer else [])]:
             with contextlib.suppress(Exception):
                 await channel.close()
         await self.sender.close()
+
+
+def _id_of(item: Parked) -> uuid.UUID:
+    return item.claimed.id if isinstance(item, Leased) else item

@@ -18,6 +18,7 @@ from services.webhook_delivery.app import SCHEMA
 from services.webhook_delivery.deliveries import PENDING, DeliveryRepo
 from services.webhook_delivery.fanout import Fanout
 from services.webhook_delivery.index import IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.worker import Worker
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database
@@ -48,6 +49,8 @@ async def test_a_redelivered_event_puts_its_unsent_deliveries_on_the_lanes(
         await refresher.start()
         channel = await broker.channel()
         lane = await lanes.declare_lane(broker, channel, "first")
+        # The lane's name is the session's: what earlier tests left on it is not this test's.
+        await lane.purge()
         event = make_event("location.created", {"id": str(uuid.uuid4()), "name": "Cut"}, str(uuid.uuid4()))
         body = orjson.dumps(event)
         # The first handling stored the delivery, then the connection died: no lane message.
@@ -64,7 +67,11 @@ async def test_a_redelivered_event_puts_its_unsent_deliveries_on_the_lanes(
         again = await queue.get(timeout=5)
         assert again.redelivered
 
-        await Fanout(db, broker, refresher.index).handle(event, again)
+        worker = Worker(settings, db, broker)  # not started: the fan-out only asks it for room
+        try:
+            await Fanout(db, broker, refresher.index, worker).handle(event, again)
+        finally:
+            await worker.sender.close()
         sent = await lane.get(timeout=5, fail=False)
         assert sent is not None, "the redelivered event put nothing on the lane"
         assert orjson.loads(sent.body) == {"delivery": str(delivery_id), "subscription": str(sub["id"])}
