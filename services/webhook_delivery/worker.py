@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -59,6 +61,7 @@ class Leased:
 
 
 Parked = uuid.UUID | Leased
+Recording = Callable[[], Awaitable[None]]
 
 
 class Worker:
@@ -185,7 +188,10 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, sub_id: uuid.UUID, item: Parked) -> None:
-        """One delivery of a subscription whose in-flight count was raised for it."""
+        """One delivery of a subscription whose in-flight count was raised for it. The count
+        and the slot are given back as soon as the receiver has answered: logging the attempt
+        is not the receiver's load."""
+        record: Recording | None = None
         try:
             held, probe = self.breakers.admit(sub_id)
             if held > 0:
@@ -193,7 +199,7 @@ class Worker:
             else:
                 try:
                     async with self.slots:
-                        await self.attempt(item, sub_id, probe=probe)
+                        record = await self.attempt(item, sub_id, probe=probe)
                 except BaseException:
                     if probe:
                         self.breakers.released(sub_id)
@@ -203,14 +209,19 @@ class Worker:
         except Exception:
             # Still due in PostgreSQL (or leased until it expires): the sweeper brings it back.
             log.exception("delivery %s could not be handled", _id_of(item))
-            self._forget(item)
-        else:
-            self._forget(item)
         finally:
             self.in_flight[sub_id] -= 1
             if self.in_flight[sub_id] <= 0:
                 del self.in_flight[sub_id]
             self._unpark(sub_id)
+        try:
+            if record is not None:
+                await record()
+        except Exception:
+            # Sent, not logged: the lease expires and it is sent again (same webhook-id).
+            log.exception("delivery %s was sent but could not be recorded", _id_of(item))
+        finally:
+            self._forget(item)
 
     def _forget(self, item: Parked) -> None:
         if isinstance(item, Leased) and self.leased.pop(item.claimed.id, None) is not None:
@@ -241,7 +252,8 @@ class Worker:
 
     # -- one attempt ------------------------------------------------------------------------
 
-    async def attempt(self, item: Parked, sub_id: uuid.UUID, *, probe: bool = False) -> None:
+    async def attempt(self, item: Parked, sub_id: uuid.UUID, *, probe: bool = False) -> Recording | None:
+        """Send it (claiming it first unless it came leased); what is left is to record it."""
         if isinstance(item, Leased):
             claimed: Claimed | None = await self._still_ours(item)
         else:
@@ -254,7 +266,7 @@ class Worker:
         if claimed is None:
             if probe:
                 self.breakers.released(sub_id)
-            return
+            return None
         try:
             sent = await self.sender.send(claimed)
         except asyncio.CancelledError:
@@ -266,8 +278,7 @@ class Worker:
         if outcome.error is None and code is not None:
             SUCCEEDED_ATTEMPTS.inc()
             self.breakers.success(sub_id)
-            await self.recorder.success(claimed, outcome)
-            return
+            return functools.partial(self.recorder.success, claimed, outcome)
         self.breakers.failure(sub_id)
         delay = None if code == 410 else self._delay(claimed, code, sent.retry_after)
         status = PENDING if delay is not None else FAILED
@@ -282,7 +293,7 @@ class Worker:
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
                     log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
 
-        await until_available(record_failure, f"recording delivery {claimed.id}")
+        return functools.partial(until_available, record_failure, f"recording delivery {claimed.id}")
 
     async def _still_ours(self, item: Leased) -> Claimed | None:
         """The leased delivery, once its lease surely covers the attempt: renewed when it waited
