@@ -383,6 +383,42 @@ async def test_stopping_hands_back_an_attempt_in_flight(
     assert await conn.fetchval("SELECT next_attempt_at <= now() FROM deliveries WHERE id = $1", leased["id"])
 
 
+async def test_stopping_hands_back_first_attempts_waiting_for_their_turn(
+    aiohttp_server: Any, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    """The fan-out leases first attempts to its own worker; those still waiting for the
+    subscription's cap when the worker stops are due again at once, not after their lease."""
+    hanging = await receivers(default=Answer(200, delay=20))
+    changed = dataclasses.replace(
+        settings, webhook_timeout=10.0, shutdown_timeout=0.5, webhook_max_in_flight=1
+    )
+    server = await aiohttp_server(create_app(changed))
+    sub = await insert_subscription(conn, hanging.url, ["location.created"])
+    await wait_indexed(server.app, sub)
+    async with Publisher(settings) as pub:
+        for i in range(3):
+            await pub.event("location.created", name=f"Queued {i}")
+    await hanging.wait_for(1)
+    await wait_until(lambda: _count(conn, sub["id"], 3), what="three deliveries")
+    await asyncio.sleep(0.3)
+    assert len(hanging.requests) == 1  # the cap: one at a time, the other two wait here
+    assert all(d["lease_until"] is not None for d in await deliveries_of(conn, sub["id"]))
+    started = asyncio.get_running_loop().time()
+    await server.close()
+    assert asyncio.get_running_loop().time() - started < 5
+    after = await deliveries_of(conn, sub["id"])
+    assert [d["status"] for d in after] == ["pending"] * 3
+    assert all(d["lease_until"] is None and d["attempts"] == 0 for d in after), after
+    due = await conn.fetchval(
+        "SELECT bool_and(next_attempt_at <= now()) FROM deliveries WHERE subscription_id = $1", sub["id"]
+    )
+    assert due
+
+
+async def _count(conn: asyncpg.Connection, sub_id: uuid.UUID, n: int) -> bool:
+    return len(await deliveries_of(conn, sub_id)) >= n
+
+
 async def test_broker_connection_cut_mid_stream_loses_nothing(
     start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
 ) -> None:
