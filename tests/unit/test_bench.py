@@ -71,6 +71,7 @@ def test_verdicts_compare_with_targets_and_the_baseline() -> None:
     }
     first = {"achieved_rate": 200, "p50_ms": 5, "p95_ms": 60, "p99_ms": 70}
     first |= {"attempts_measured": 5, "attempts_expected": 5}
+    first |= {"create_answered_p50_ms": 4.0, "create_answered_p95_ms": 9.0}
     rows = run.verdicts(
         {
             "baseline": http(1000, 10),
