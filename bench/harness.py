@@ -148,7 +148,7 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        await delete_exchanges(prefix)
+        await delete_amqp_names(prefix)
         subprocess.run(
             [
                 "psql",
@@ -180,9 +180,9 @@ async def _until_ready(session: aiohttp.ClientSession, base: str, proc: subproce
     raise RuntimeError("the suite was not ready within 120 s")
 
 
-async def delete_exchanges(prefix: str) -> None:
-    """The exchanges and durable queues the suite declared under `prefix` (the same names as
-    tests/conftest.py's delete_amqp_names): left behind, each run's quorum queues would pile up."""
+async def delete_amqp_names(prefix: str) -> None:
+    """The exchanges and durable queues the suite declares under `prefix` (the benchmarks and
+    the tests both clean up with this): left behind, each run's quorum queues would pile up."""
     import aio_pika
 
     connection = await aio_pika.connect(

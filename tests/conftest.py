@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import asyncpg
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bench.harness import delete_amqp_names
 from services.auth.app import create_app as auth_app
 from services.gateway.app import create_app as gateway_app
 from services.resource.app import create_app as resource_app
@@ -65,35 +65,6 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-async def delete_amqp_names(prefix: str) -> None:
-    """Exchanges and durable queues whose names start with `prefix`."""
-    connection = await aio_pika.connect(AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for suffix in (
-            "auth",
-            "domain",
-            "dead-letter",
-            "webhook_delivery.lanes",
-            "webhook_delivery.dead-letter",
-        ):
-            await channel.exchange_delete(f"{prefix}.{suffix}")
-        for queue in (
-            "dead-letter",
-            "auth.dead-letter",
-            "resource.dead-letter",
-            "webhook_delivery.dead-letter",
-            "gateway.dead-letter",
-            "webhook_delivery.fanout",
-            "webhook_delivery.owners",
-            "webhook_delivery.lane.first",
-            "webhook_delivery.lane.retry",
-        ):
-            await channel.queue_delete(f"{prefix}.{queue}")
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
