@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO
 
-import aiohttp
 import pytest
 
 from services.webhook_delivery.app import MIGRATIONS, SCHEMA
 from shared.config import Settings
 from shared.service import prepare_database
-from tests.conftest import AMQP_URL, ROOT, delete_amqp_names
+from tests.conftest import AMQP_URL, delete_amqp_names
 from tests.delivery_support import Publisher, connect, insert_subscription, wait_until
 from tests.receiver import Answer, Receiver, start_receiver
+from tests.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.timeout(150)
 EVENTS = 60
@@ -60,52 +56,6 @@ def worker_env(fresh_database_url: str) -> Iterator[dict[str, str]]:
     }
     yield env
     asyncio.run(delete_amqp_names(prefix))
-
-
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: IO[bytes]) -> None:
-        self.env = env
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.webhook_delivery"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{env['HERALD_WEBHOOK_PORT']}"
-
-    async def ready(self, seconds: float = 40) -> None:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, "the worker process exited"
-                try:
-                    async with session.get(self.url + "/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError("the worker process never became ready")
-
-    async def metrics(self) -> str:
-        async with aiohttp.ClientSession() as session, session.get(self.url + "/metrics") as resp:
-            return await resp.text()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        return self.process.returncode
 
 
 @pytest.fixture

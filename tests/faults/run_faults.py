@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.harness import RunningSuite, running_suite  # noqa: E402
 from shared.webhooks import WebhookVerificationError, verify  # noqa: E402
 from tests.amqp_cut import close_connections  # noqa: E402
+from tests.worker_process import WorkerProcess  # noqa: E402
 
 BATCH = 100  # creates per POST (the resource service's maximum)
 TOPICS = (["*"], ["location.*"], ["location.created", "event.created"], ["location.created"], ["location.*"])
@@ -127,57 +127,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class WorkerProcess:
+def worker_process(suite_env: dict[str, str], log: IO[bytes]) -> WorkerProcess:
     """`python -m services.webhook_delivery` with only the worker half (fan-out, lanes, sweeper)."""
-
-    def __init__(self, suite_env: dict[str, str], log: IO[bytes]) -> None:
-        port = free_port()
-        self.env = {
-            **suite_env,
-            **TIMINGS,
-            "HERALD_WEBHOOK_API": "false",
-            "HERALD_WEBHOOK_WORKER": "true",
-            "HERALD_WEBHOOK_PORT": str(port),
-        }
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.webhook_delivery"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    async def ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the worker process exited with {self.process.returncode}")
-                try:
-                    timeout = aiohttp.ClientTimeout(total=2)
-                    async with session.get(self.url + "/readyz", timeout=timeout) as resp:
-                        if resp.status == 200:
-                            return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"the worker process was not ready within {seconds:g} s")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
+    env = {
+        **suite_env,
+        **TIMINGS,
+        "HERALD_WEBHOOK_API": "false",
+        "HERALD_WEBHOOK_WORKER": "true",
+        "HERALD_WEBHOOK_PORT": str(free_port()),
+    }
+    return WorkerProcess(env, log)
 
 
 # -- the cuts -------------------------------------------------------------------------------
@@ -268,7 +227,7 @@ class Run:
                 self.subs.append(await resp.json())
 
     async def start_worker(self) -> None:
-        self.workers.append(WorkerProcess(self.suite.env, self.log))
+        self.workers.append(worker_process(self.suite.env, self.log))
         await self.workers[-1].ready(min(60.0, self.left()))
 
     # -- the load
