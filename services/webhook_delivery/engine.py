@@ -35,7 +35,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     refresher = IndexRefresher(db, index)
     await refresher.start()  # loaded before the first event is matched
     app[INDEX] = index
-    worker = Worker(settings, db, broker)
+    worker = Worker(settings, db, broker, index)
     app[WORKER] = worker
     await worker.start()
 

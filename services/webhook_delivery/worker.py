@@ -29,6 +29,7 @@ from services.webhook_delivery.deliveries import (
     Claimed,
     DeliveryRepo,
 )
+from services.webhook_delivery.index import SubscriptionIndex
 from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
 from services.webhook_delivery.outage import until_available
 from services.webhook_delivery.recorder import Recorder
@@ -65,8 +66,11 @@ Recording = Callable[[], Awaitable[None]]
 
 
 class Worker:
-    def __init__(self, settings: Settings, db: Database, broker: Broker) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, broker: Broker, index: SubscriptionIndex | None = None
+    ) -> None:
         self.settings = settings
+        self.index = index  # to drop a leased delivery whose subscription went away meanwhile
         self.db = db
         self.broker = broker
         self.schedule = parse_schedule(settings.webhook_retry_schedule)
@@ -298,6 +302,12 @@ class Worker:
     async def _still_ours(self, item: Leased) -> Claimed | None:
         """The leased delivery, once its lease surely covers the attempt: renewed when it waited
         here long; let go when it may have expired (the sweeper then hands it to a worker)."""
+        if self.index is not None:
+            sub = self.index.get(item.claimed.subscription_id)
+            if sub is None or not sub.active:  # deleted or disabled while it waited here
+                async with self.db.connection() as conn:
+                    await DeliveryRepo(conn).skip(item.claimed.id)
+                return None
         age = time.monotonic() - item.at
         if age + self.settings.webhook_timeout + 1 < self.lease_seconds:
             return item.claimed

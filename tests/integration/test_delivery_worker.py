@@ -415,6 +415,25 @@ async def test_stopping_hands_back_first_attempts_waiting_for_their_turn(
     assert due
 
 
+async def test_first_attempts_waiting_here_are_skipped_once_the_subscription_is_disabled(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    app = await start(webhook_max_in_flight=1, webhook_timeout=5.0)
+    slow = await receivers(default=Answer(200, delay=0.5))
+    sub = await insert_subscription(conn, slow.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        for i in range(3):
+            await pub.event("location.created", name=f"Waiting {i}")
+    await slow.wait_for(1)
+    await conn.execute("UPDATE subscriptions SET active = false WHERE id = $1", sub["id"])
+    await wait_indexed(app, sub, active=False)
+    await wait_status(conn, sub["id"], "skipped", 2)
+    await wait_status(conn, sub["id"], "succeeded", 1)  # the one under way when it was disabled
+    await asyncio.sleep(0.6)
+    assert len(slow.requests) == 1
+
+
 async def _count(conn: asyncpg.Connection, sub_id: uuid.UUID, n: int) -> bool:
     return len(await deliveries_of(conn, sub_id)) >= n
 
