@@ -18,6 +18,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from shared import acks as coalesced
 from shared.logging import request_id_var
 
 log = logging.getLogger("herald.amqp")
@@ -152,9 +153,13 @@ class Broker:
 
 async def consume(queue: AbstractQueue, handler: Handler, *, retry_delay: float = 1.0) -> str:
     """Run `handler(event, message)` for each message: ack after it returns, dead-letter on a
-    poison message, requeue after `retry_delay` on any other failure. Returns the consumer tag."""
+    poison message, requeue after `retry_delay` on any other failure. Returns the consumer tag.
+    Acks are coalesced per channel (shared/acks.py)."""
 
     async def on_message(message: AbstractIncomingMessage) -> None:
+        acks = coalesced.for_channel(message)
+        acks.received(message)
+        finished = False
         rid = (message.headers or {}).get("x-request-id")
         token = request_id_var.set(str(rid) if rid else None)
         try:
@@ -176,8 +181,11 @@ async def consume(queue: AbstractQueue, handler: Handler, *, retry_delay: float 
                 await asyncio.sleep(retry_delay)
                 await message.nack(requeue=True)
             else:
-                await message.ack()
+                acks.finished(message)
+                finished = True
         finally:
+            if not finished:
+                acks.dropped(message)
             request_id_var.reset(token)
 
     return await queue.consume(on_message)

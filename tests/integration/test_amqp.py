@@ -87,6 +87,49 @@ async def test_publish_waits_for_the_broker_confirm(broker: Broker) -> None:
     assert sorted(ids, key=int) == [str(i) for i in range(200)]
 
 
+async def test_acks_reach_the_broker_and_one_slow_message_holds_no_other(broker: Broker) -> None:
+    """Acks are coalesced per channel (shared/acks.py): every handled message is acknowledged,
+    a slow one does not hold the acks (so the prefetch window) of those after it, and a
+    coalesced ack never covers another consumer's message still being handled on the channel."""
+    exchange = f"{broker.prefix}.events"
+    channel = await broker.channel(prefetch=5)
+    fast = await broker.work_queue(channel, f"{broker.prefix}.work", exchange, ["fast.*"])
+    slow = await channel.declare_queue("", exclusive=False, auto_delete=False)
+    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    await slow.bind(ex, "slow.*")
+    release = asyncio.Event()
+    all_handled = asyncio.Event()
+    handled: list[str] = []
+
+    async def wait_for_release(event: dict[str, Any], message: Any) -> None:
+        await release.wait()
+
+    async def quick(event: dict[str, Any], message: Any) -> None:
+        handled.append(event["id"])
+        if len(handled) == 50:
+            all_handled.set()
+
+    try:
+        await consume(slow, wait_for_release)
+        await broker.publish(exchange, "slow.one", b'{"id": "slow"}', message_id="slow")
+        await asyncio.sleep(0.2)  # the slow one is being handled: one of the 5 prefetched
+        await consume(fast, quick)
+        for i in range(50):
+            await broker.publish(exchange, "fast.one", orjson.dumps({"id": str(i)}), message_id=str(i))
+        async with asyncio.timeout(10):  # 50 through a window of 5 while the slow one waits
+            await all_handled.wait()
+        await asyncio.sleep(0.2)
+        await channel.close()  # unacknowledged messages go back to their queues
+        check = await broker.channel()
+        fast_left = await check.declare_queue(fast.name, passive=True)
+        slow_left = await check.declare_queue(slow.name, passive=True)
+        assert fast_left.declaration_result.message_count == 0  # all 50 acknowledged
+        assert slow_left.declaration_result.message_count == 1  # never acknowledged for it
+        await check.queue_delete(slow.name)
+    finally:
+        release.set()
+
+
 async def test_the_gateway_still_revokes_tokens_after_its_broker_connection_is_cut(suite: Suite) -> None:
     _, password, old = await suite.new_user()
     resp, _ = await suite.request("GET", "/v2/user/me", token=old)
