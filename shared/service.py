@@ -25,14 +25,13 @@ from shared.appkeys import (
     SETTINGS,
     VERIFIER,
 )
-from shared.authn import authentication_middleware
+from shared.authn import problem_and_authentication_middleware
 from shared.config import Settings
 from shared.db import Database, ensure_database
 from shared.events import USER_CREDENTIALS_CHANGED, USER_DELETED
-from shared.http import OPERATIONS_PATHS, add_operations_routes, observe_middleware, request_id_middleware
+from shared.http import OPERATIONS_PATHS, add_operations_routes, request_middleware
 from shared.logging import setup_logging
 from shared.migrations import apply_migrations
-from shared.problems import problem_middleware
 from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, http_fetchers
 
 log = logging.getLogger("herald.service")
@@ -60,11 +59,9 @@ def base_app(
     token check (they see the caller)."""
     app = web.Application(
         middlewares=[
-            request_id_middleware,
-            observe_middleware,
+            request_middleware,  # request ids, logs and metrics
             *outer_middlewares,
-            problem_middleware,
-            authentication_middleware,
+            problem_and_authentication_middleware,
             *inner_middlewares,
         ],
         client_max_size=settings.max_body_bytes,
