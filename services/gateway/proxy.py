@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from services.gateway.upstream import Upstream, UpstreamError, UpstreamUnavailable
 from shared.problems import Problem
@@ -129,7 +128,7 @@ async def _limited(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[by
         yield chunk
 
 
-def _response_headers(raw: list[tuple[str, str]]) -> tuple[CIMultiDict[str], int | None]:
+def _response_headers(raw: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int | None]:
     """The answer's end-to-end headers, and its Content-Length if it has one."""
     drop: frozenset[str] = _RESPONSE_DROP
     size = None
@@ -139,7 +138,7 @@ def _response_headers(raw: list[tuple[str, str]]) -> tuple[CIMultiDict[str], int
             drop = drop | frozenset(token.strip().lower() for token in value.split(","))
         elif lowered == "content-length" and value.strip().isdigit():
             size = int(value)
-    return CIMultiDict([(k, v) for k, v in raw if k.lower() not in drop]), size
+    return [(k, v) for k, v in raw if k.lower() not in drop], size  # the response copies them
 
 
 async def forward(
