@@ -239,7 +239,6 @@ class _Connection(asyncio.Protocol):
 
     async def body(self) -> AsyncIterator[bytes]:
         """The answer's body as it arrives; each wait for more is bounded by the read timeout."""
-        timeout = self.pool.read_timeout
         while True:
             while self.chunks:
                 chunk = self.chunks.popleft()
@@ -250,16 +249,20 @@ class _Connection(asyncio.Protocol):
                 yield chunk
             if self.complete:
                 return
-            if self.error is not None:
-                raise self.error
-            self.waiter = self.loop.create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self.waiter
-            except TimeoutError:
-                raise UpstreamTimeout("the upstream stopped sending") from None
-            finally:
-                self.waiter = None
+            await self.more()
+
+    async def more(self) -> None:
+        """Wait for more of the answer, at most the read timeout."""
+        if self.error is not None:
+            raise self.error
+        self.waiter = self.loop.create_future()
+        try:
+            async with asyncio.timeout(self.pool.read_timeout):
+                await self.waiter
+        except TimeoutError:
+            raise UpstreamTimeout("the upstream stopped sending") from None
+        finally:
+            self.waiter = None
 
     def whole_body(self) -> bytes:
         body = b"".join(self.chunks)
@@ -287,21 +290,11 @@ class Exchange:
     async def read(self) -> bytes:
         """The whole body; each wait for more is bounded by the read timeout."""
         conn = self._conn
-        timeout = conn.pool.read_timeout
         while not conn.complete:
-            if conn.error is not None:
-                raise conn.error
             if conn.read_paused and conn.transport is not None:
                 conn.read_paused = False
                 conn.transport.resume_reading()
-            conn.waiter = conn.loop.create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await conn.waiter
-            except TimeoutError:
-                raise UpstreamTimeout("the upstream stopped sending") from None
-            finally:
-                conn.waiter = None
+            await conn.more()
         return conn.whole_body()
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
