@@ -103,7 +103,8 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def eof_received(self) -> bool:
-        return False  # close the transport
+        self.closed = True  # no new request on it from now: the transport is closing
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -225,7 +226,7 @@ class _Connection(asyncio.Protocol):
         """Send the request (a sized body goes with its head) and expect the answer."""
         assert self.transport is not None
         self._reset()
-        if self.closed:
+        if self.closed or self.transport.is_closing():
             raise UpstreamDisconnected("the connection ended before the request was sent")
         self.busy = True
         self.head_only = head_only
@@ -394,7 +395,7 @@ class Upstream:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if conn.closed:
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
                 continue
             if now - conn.idle_since > self.keepalive:
                 conn.close()
@@ -469,9 +470,11 @@ async def _send_chunks(conn: _Connection, stream: AsyncIterator[bytes]) -> None:
     transport = conn.transport
     assert transport is not None
     async for chunk in stream:
+        if conn.closed or transport.is_closing():
+            raise UpstreamDisconnected("the connection ended while sending")
         if chunk:
             transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             await conn.drain()
-        if conn.closed:
-            raise UpstreamDisconnected("the connection ended while sending")
+    if conn.closed or transport.is_closing():
+        raise UpstreamDisconnected("the connection ended while sending")
     transport.write(b"0\r\n\r\n")
