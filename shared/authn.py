@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.appkeys import PUBLIC_PATHS, VERIFIER
-from shared.problems import Forbidden, Problem
+from shared.problems import Forbidden, Problem, problem_answer
 from shared.verifier import InvalidToken, Principal, VerifierUnavailable
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -66,6 +66,18 @@ async def authentication_middleware(request: web.Request, handler: Any) -> web.S
     if not _is_public(request):
         request[PRINCIPAL] = await authenticate(request)
     return await handler(request)
+
+
+@web.middleware
+async def problem_and_authentication_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """problem_middleware around authentication_middleware, in one layer: every error, a
+    refused token's included, answered as problem+json."""
+    try:
+        if not _is_public(request):
+            request[PRINCIPAL] = await authenticate(request)
+        return await handler(request)
+    except Exception as exc:
+        return problem_answer(request, exc)
 
 
 def principal(request: web.Request) -> Principal:

@@ -8,9 +8,9 @@ import base64
 import binascii
 import ipaddress
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,53 +40,66 @@ LATENCY = Histogram(
 
 
 def make_request_id(offered: str | None) -> str:
-    """Keep a well-formed id from the caller; otherwise make one."""
+    """Keep a well-formed id from the caller; otherwise make one (a random UUID, version 4)."""
     if offered and _REQUEST_ID_RE.match(offered):
         return offered
-    return str(uuid.uuid4())
+    h = os.urandom(16).hex()  # what uuid.uuid4() does, without building a UUID object
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# RFC 9562 variant bits (10xx) on the first hex digit of the fourth group.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+# The metrics' children by label values: labels() takes a lock and builds a tuple each call.
+_COUNTED: dict[tuple[str, str, str, int], Any] = {}
+_TIMED: dict[tuple[str, str, str], Any] = {}
+
+
+def _observe(service: str, method: str, route: str, status: int, elapsed: float) -> None:
+    key = (service, method, route)
+    timed = _TIMED.get(key)
+    if timed is None:
+        timed = _TIMED[key] = LATENCY.labels(service, method, route)
+    timed.observe(elapsed)
+    counted = _COUNTED.get((service, method, route, status))
+    if counted is None:
+        counted = _COUNTED[(service, method, route, status)] = REQUESTS.labels(
+            service, method, route, str(status)
+        )
+    counted.inc()
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def request_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The request id (kept from the caller when well formed, made otherwise; in the logs, the
+    answer and what the services are sent), then one log line and two metrics per request,
+    labelled by route template, not raw path."""
     rid = make_request_id(request.headers.get(REQUEST_ID_HEADER))
     token = request_id_var.set(rid)
-    try:
-        response = await handler(request)
-        response.headers[REQUEST_ID_HEADER] = rid
-        return response
-    except web.HTTPException as exc:
-        exc.headers[REQUEST_ID_HEADER] = rid
-        raise
-    finally:
-        request_id_var.reset(token)
-
-
-@web.middleware
-async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """One log line and two metrics per request, labelled by route template, not raw path."""
     started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
+        response.headers[REQUEST_ID_HEADER] = rid
         return response
     except web.HTTPException as exc:
         status = exc.status
+        exc.headers[REQUEST_ID_HEADER] = rid
         raise
     finally:
         elapsed = time.perf_counter() - started
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        service = request.app[SERVICE_NAME]
-        REQUESTS.labels(service, request.method, route, str(status)).inc()
-        LATENCY.labels(service, request.method, route).observe(elapsed)
-        log.info(
-            "%s %s %d",
-            request.method,
-            request.path,
-            status,
-            extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
-        )
+        _observe(request.app[SERVICE_NAME], request.method, route, status, elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s %s %d",
+                request.method,
+                request.path,
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+            )
+        request_id_var.reset(token)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -92,18 +92,24 @@ _HTTP_DETAILS = {
 }
 
 
+def problem_answer(request: web.Request, exc: Exception) -> web.Response:
+    """The problem+json answer for what a handler raised; raises it again when it is not an
+    error (an HTTPException below 400: a redirect). Call it from an `except` block."""
+    if isinstance(exc, Problem):
+        return problem_response(exc)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        detail = _HTTP_DETAILS.get(exc.status) or exc.text or exc.reason
+        return problem_response(Problem(exc.status, detail, headers=headers))
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except Problem as problem:
-        return problem_response(problem)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        detail = _HTTP_DETAILS.get(exc.status) or exc.text or exc.reason
-        return problem_response(Problem(exc.status, detail, headers=headers))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))
+    except Exception as exc:
+        return problem_answer(request, exc)

@@ -14,6 +14,7 @@ from services.gateway import docs, openapi, routes
 from services.gateway.cors import cors_handlers
 from services.gateway.proxy import forward, make_session
 from services.gateway.ratelimit import TokenBuckets, add_rate_headers, ratelimit_middleware
+from services.gateway.upstream import Upstream
 from shared.appkeys import READY_CHECKS, SETTINGS
 from shared.config import Settings
 from shared.http import (
@@ -23,13 +24,19 @@ from shared.logging import request_id_var
 from shared.service import base_app, broker_ctx, verifier_ctx
 
 SESSIONS = web.AppKey("upstream_sessions", dict[str, aiohttp.ClientSession])
+POOLS = web.AppKey("upstream_pools", dict[str, Upstream])
 UPSTREAMS = web.AppKey("upstream_urls", dict[str, str])
-TIMEOUT = web.AppKey("upstream_timeout", aiohttp.ClientTimeout)
 TRUSTED = web.AppKey("trusted_proxies", tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...])
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One kept-alive connection pool per service."""
+    """One kept-alive connection pool per service for forwarding, and a client session per
+    service for the gateway's own calls (readiness, documents)."""
+    timeout = app[SETTINGS].upstream_timeout
+    app[POOLS] = {
+        name: Upstream(url, limit=512, connect_timeout=5, read_timeout=timeout, keepalive=60)
+        for name, url in app[UPSTREAMS].items()
+    }
     app[SESSIONS] = {name: make_session() for name in app[UPSTREAMS]}
 
     def ready_check(name: str, url: str) -> Callable[[], Awaitable[None]]:
@@ -46,20 +53,19 @@ async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READY_CHECKS].extend(ready_check(n, u) for n, u in app[UPSTREAMS].items())
     yield
     await asyncio.gather(*(s.close() for s in app[SESSIONS].values()))
+    await asyncio.gather(*(p.close() for p in app[POOLS].values()))
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     service = routes.service_for(request.path)
-    settings = request.app[SETTINGS]
+    app = request.app
     return await forward(
         request,
-        request.app[SESSIONS][service],
-        request.app[UPSTREAMS][service],
+        app[POOLS][service],
         service,
         request_id=request_id_var.get() or "",
-        client=client_address(request, request.app[TRUSTED]),
-        max_body=settings.max_body_bytes,
-        client_timeout=request.app[TIMEOUT],
+        client=client_address(request, app[TRUSTED]),
+        max_body=app[SETTINGS].max_body_bytes,
     )
 
 
@@ -81,13 +87,17 @@ def create_app(settings: Settings) -> web.Application:
         "gateway",
         public_paths=routes.PUBLIC_PATHS | {openapi.DOCUMENT_PATH, docs.DOCS_PATH},
         outer_middlewares=[cors],
-        inner_middlewares=[ratelimit_middleware(login, users, trusted)],
+        # With both limits off (HERALD_USER_RATE=0, HERALD_REQUESTTOKEN_RATE=0) the layer has
+        # nothing to do: leave it out.
+        inner_middlewares=[ratelimit_middleware(login, users, trusted)]
+        if login is not None or users is not None
+        else [],
     )
     app[UPSTREAMS] = routes.upstream_urls(settings)
     app[TRUSTED] = trusted
-    app[TIMEOUT] = aiohttp.ClientTimeout(total=None, connect=5, sock_read=settings.upstream_timeout)
     app.on_response_prepare.append(cors_prepare)
-    app.on_response_prepare.append(add_rate_headers)
+    if login is not None or users is not None:
+        app.on_response_prepare.append(add_rate_headers)
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
     app.cleanup_ctx.append(sessions_ctx)

@@ -32,27 +32,26 @@ def cors_handlers(origins: tuple[str, ...]) -> tuple[Any, Any]:
 
     @web.middleware
     async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+            return await handler(request)  # not a preflight: on_prepare decorates the answer
         origin = request.headers.get("Origin")
-        preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
         allowed_origin = allow_origin(origin)
-        if preflight:
-            if allowed_origin is None:
-                response: web.StreamResponse = problem_response(
-                    Problem(403, f"the origin {origin} may not call this API")
-                )
-                response.headers["Vary"] = "Origin"
-                return response
-            return web.Response(
-                status=204,
-                headers={
-                    "Access-Control-Allow-Origin": allowed_origin,
-                    "Access-Control-Allow-Methods": ALLOW_METHODS,
-                    "Access-Control-Allow-Headers": ALLOW_HEADERS,
-                    "Access-Control-Max-Age": MAX_AGE,
-                    "Vary": "Origin",
-                },
+        if allowed_origin is None:
+            response: web.StreamResponse = problem_response(
+                Problem(403, f"the origin {origin} may not call this API")
             )
-        return await handler(request)
+            response.headers["Vary"] = "Origin"
+            return response
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": allowed_origin,
+                "Access-Control-Allow-Methods": ALLOW_METHODS,
+                "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                "Access-Control-Max-Age": MAX_AGE,
+                "Vary": "Origin",
+            },
+        )
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         """Runs just before any response's headers go out, streamed ones included."""
