@@ -97,17 +97,9 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(
-                    self.broker.publish(
-                        self.exchange,
-                        row["topic"],
-                        row["body"],
-                        message_id=str(row["id"]),
-                        headers=orjson.loads(row["headers"]),
-                    )
-                    for row in rows
-                )
+            await self.broker.publish_many(
+                self.exchange,
+                [(row["topic"], row["body"], str(row["id"]), orjson.loads(row["headers"])) for row in rows],
             )
             await self.mark_sent(conn, [row["seq"] for row in rows])
         for row in rows:  # counted once committed: a rolled-back batch is published again

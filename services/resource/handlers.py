@@ -145,8 +145,9 @@ class ResourceHandlers:
         events = [make_event(topic, item, caller.user_id) for item in shown]
         if batch:
             response = json_response(shown, status=201)
-        else:
-            response = self._respond(rows[0], 201)
+        else:  # as _respond(rows[0], 201) answers, without making the representation again
+            headers = {"ETag": etag(rows[0]["version"]), "Location": self._location(rows[0])}
+            response = json_response(shown[0], status=201, headers=headers)
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
             # Nothing to check or lock first: one statement, atomic on its own.
             async with request.app[DATABASE].connection() as conn:
