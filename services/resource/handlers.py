@@ -34,13 +34,14 @@ from shared.http import (
     read_json,
 )
 from shared.logging import request_id_var
-from shared.outbox import enqueue, notify_channel
+from shared.outbox import LocalRelay, enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.verifier import Principal
 
 SCHEMA = "resource"
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 MAX_BATCH = 100
+OUTBOX_RELAY = web.AppKey("outbox_relay", LocalRelay)
 
 
 class ResourceHandlers:
@@ -149,9 +150,18 @@ class ResourceHandlers:
             headers = {"ETag": etag(rows[0]["version"]), "Location": self._location(rows[0])}
             response = json_response(shown[0], status=201, headers=headers)
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
-            # Nothing to check or lock first: one statement, atomic on its own.
-            async with request.app[DATABASE].connection() as conn:
-                await ResourceRepo(conn, self.rtype).insert_with_events(rows, events, notify_channel(SCHEMA))
+            # Nothing to check or lock first: one statement, atomic on its own. The relay of
+            # this process, when it runs, is woken after it rather than by a NOTIFY
+            # (shared/outbox.py): the NOTIFY was about a third of PostgreSQL's cost of a create.
+            local = request.app[OUTBOX_RELAY].running() if OUTBOX_RELAY in request.app else None
+            try:
+                async with request.app[DATABASE].connection() as conn:
+                    await ResourceRepo(conn, self.rtype).insert_with_events(
+                        rows, events, None if local is not None else notify_channel(SCHEMA)
+                    )
+            finally:  # even when the answer was lost: the commit may have happened
+                if local is not None:
+                    local.wake()
             return response
         async with request.app[DATABASE].transaction() as conn:
             if key is not None:

@@ -50,6 +50,19 @@ def search_text(rtype: ResourceType, doc: dict[str, Any]) -> str:
     return " ".join(str(doc[name]) for name in rtype.search if doc.get(name))
 
 
+_INSERT_WITH_EVENTS = """WITH r AS (
+        INSERT INTO resources (id, type, owner_id, status, doc, search, created_at, updated_at)
+        SELECT i.id, $1, $2, $3, i.doc::jsonb, to_tsvector('simple', i.text), $4, $4
+        FROM unnest($5::uuid[], $6::text[], $7::text[]) AS i(id, doc, text)),
+    o AS (
+        INSERT INTO outbox (id, topic, body, headers)
+        SELECT e.id, e.topic, e.body, $8::jsonb
+        FROM unnest($9::uuid[], $10::text[], $11::bytea[]) AS e(id, topic, body))
+    SELECT pg_notify($12, '')"""
+# The same without the NOTIFY ($12 unused but typed, so that both take the same arguments).
+_INSERT_WITH_EVENTS_QUIET = _INSERT_WITH_EVENTS.replace("SELECT pg_notify($12, '')", "SELECT $12::text")
+
+
 class ResourceRepo:
     def __init__(self, conn: asyncpg.Connection, rtype: ResourceType) -> None:
         self.conn = conn
@@ -66,21 +79,15 @@ class ResourceRepo:
         )
 
     async def insert_with_events(
-        self, rows: list[dict[str, Any]], events: list[dict[str, Any]], notify: str
+        self, rows: list[dict[str, Any]], events: list[dict[str, Any]], notify: str | None
     ) -> None:
         """New rows (as `new_rows` made them) and their outbox events in ONE statement: atomic
-        without BEGIN and COMMIT, one round trip instead of five (the cost of a create)."""
+        without BEGIN and COMMIT, one round trip instead of five (the cost of a create).
+        `notify`: the channel to NOTIFY at commit; None when the caller wakes the relay itself
+        (shared/outbox.py)."""
         first = rows[0]
         await self.conn.execute(
-            """WITH r AS (
-                INSERT INTO resources (id, type, owner_id, status, doc, search, created_at, updated_at)
-                SELECT i.id, $1, $2, $3, i.doc::jsonb, to_tsvector('simple', i.text), $4, $4
-                FROM unnest($5::uuid[], $6::text[], $7::text[]) AS i(id, doc, text)),
-            o AS (
-                INSERT INTO outbox (id, topic, body, headers)
-                SELECT e.id, e.topic, e.body, $8::jsonb
-                FROM unnest($9::uuid[], $10::text[], $11::bytea[]) AS e(id, topic, body))
-            SELECT pg_notify($12, '')""",
+            _INSERT_WITH_EVENTS if notify is not None else _INSERT_WITH_EVENTS_QUIET,
             self.rtype.name,
             first["owner_id"],
             first["status"],
@@ -92,7 +99,7 @@ class ResourceRepo:
             [uuid.UUID(event["id"]) for event in events],
             [event["type"] for event in events],
             [orjson.dumps(event) for event in events],
-            notify,
+            notify or "",
         )
 
     async def update(
