@@ -19,7 +19,14 @@ from services.resource.documents import (
     writable_doc,
 )
 from services.resource.query import parse_list_query
-from services.resource.repo import COLUMNS_SQL, HistoryRepo, IdempotencyRepo, ResourceRepo, new_rows
+from services.resource.repo import (
+    COLUMNS_SQL,
+    CreateBatcher,
+    HistoryRepo,
+    IdempotencyRepo,
+    ResourceRepo,
+    new_rows,
+)
 from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
@@ -50,6 +57,7 @@ class ResourceHandlers:
     def __init__(self, rtype: ResourceType, types: Sequence[ResourceType]) -> None:
         self.rtype = rtype
         self.types = types
+        self._creates: CreateBatcher | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -150,18 +158,9 @@ class ResourceHandlers:
             headers = {"ETag": etag(rows[0]["version"]), "Location": self._location(rows[0])}
             response = json_response(shown[0], status=201, headers=headers)
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
-            # Nothing to check or lock first: one statement, atomic on its own. The relay of
-            # this process, when it runs, is woken after it rather than by a NOTIFY
-            # (shared/outbox.py): the NOTIFY was about a third of PostgreSQL's cost of a create.
-            local = request.app[OUTBOX_RELAY].running() if OUTBOX_RELAY in request.app else None
-            try:
-                async with request.app[DATABASE].connection() as conn:
-                    await ResourceRepo(conn, self.rtype).insert_with_events(
-                        rows, events, None if local is not None else notify_channel(SCHEMA)
-                    )
-            finally:  # even when the answer was lost: the commit may have happened
-                if local is not None:
-                    local.wake()
+            # Nothing to check or lock first: one statement, atomic on its own, shared with the
+            # creates that arrive meanwhile (CreateBatcher).
+            await self._batcher(request).insert(rows, events, request.app.get(OUTBOX_RELAY))
             return response
         async with request.app[DATABASE].transaction() as conn:
             if key is not None:
@@ -174,6 +173,12 @@ class ResourceHandlers:
             if key is not None:
                 await self._remember(request, conn, caller, key, body, response)
         return response
+
+    def _batcher(self, request: web.Request) -> CreateBatcher:
+        database = request.app[DATABASE]
+        if self._creates is None or self._creates.db is not database:
+            self._creates = CreateBatcher(self.rtype, database)
+        return self._creates
 
     def _new_doc(self, item: Any, prefix: str) -> dict[str, Any]:
         if not isinstance(item, dict):
