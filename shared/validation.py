@@ -64,7 +64,8 @@ def _fast_check(schema: dict[str, Any]) -> FastCheck | None:
     if not _compilable(schema):
         return None
     try:
-        return fastjsonschema.compile(schema, use_formats=False)
+        # No defaults filled in (it would change the body) and no formats (jsonschema asserts none).
+        return fastjsonschema.compile(schema, use_default=False, use_formats=False, detailed_exceptions=False)
     except Exception as exc:  # jsonschema alone checks it then
         log.warning("schema %s not compiled: %r", schema.get("title"), exc)
         return None

@@ -74,3 +74,13 @@ def test_the_compiled_validator_decides_as_jsonschema(body: dict[str, object]) -
             validation._VALIDATORS[id(schema)] = kept
         assert fast == slow
         assert kept[2] is not None  # the resource types are compiled
+
+
+def test_validation_leaves_the_body_as_it_was() -> None:
+    """No default is filled in (location's timezone has one): the caller decides."""
+    from services.resource.types import TYPES
+
+    (location,) = [t for t in TYPES if t.name == "location"]
+    body = {"name": "Hall"}
+    validate(location.input_schema, body)
+    assert body == {"name": "Hall"}
