@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import aio_pika
+import aiormq
 import orjson
 from aio_pika.abc import (
     AbstractChannel,
@@ -82,23 +83,54 @@ class Broker:
     ) -> None:
         """Publish persistently and return once the broker confirmed (raises otherwise).
         Many calls may be in flight at once: confirms are then waited for together."""
-        ex = await self.exchange(exchange)
-        all_headers = dict(headers or {})
+        await self.publish_many(exchange, [(routing_key, body, message_id, headers)])
+
+    async def publish_many(
+        self,
+        exchange: str,
+        messages: Sequence[tuple[str, bytes, str, dict[str, Any] | None]],
+    ) -> None:
+        """Publish each (routing key, body, message id, headers) persistently, in this order,
+        and return once the broker confirmed them all (raises if it refused or lost any).
+
+        The same frames and properties as aio-pika's `Exchange.publish`, written straight to the
+        underlying aiormq channel: without its per-message `Message` object and without
+        waiting for each frame to be flushed before the next is queued (the confirms are what
+        is waited for)."""
+        await self.exchange(exchange)  # declared once, durable
+        assert self._publish_channel is not None, "connect() first"
+        if self._publish_channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("the publish channel is closed")
+        channel = await self._publish_channel.get_underlay_channel()
+        assert isinstance(channel, aiormq.Channel)  # `wait` is the concrete channel's
         rid = request_id_var.get()
-        if rid and "x-request-id" not in all_headers:
-            all_headers["x-request-id"] = rid
-        await ex.publish(
-            aio_pika.Message(
-                body,
-                message_id=message_id,
+        confirms = []
+        for routing_key, body, message_id, headers in messages:
+            all_headers = dict(headers or {})
+            if rid and "x-request-id" not in all_headers:
+                all_headers["x-request-id"] = rid
+            properties = aiormq.spec.Basic.Properties(
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers=all_headers,
-            ),
-            routing_key=routing_key,
-            mandatory=False,
-            timeout=30,
-        )
+                message_id=message_id,
+                priority=0,
+            )
+            confirms.append(
+                channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=False,
+                    timeout=30,
+                    wait=False,
+                )
+            )
+        if len(confirms) == 1:
+            await confirms[0]
+        else:
+            await asyncio.gather(*confirms)
 
     async def channel(self, prefetch: int = 100) -> AbstractChannel:
         assert self.connection is not None, "connect() first"

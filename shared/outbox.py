@@ -6,6 +6,13 @@ The owning service's first migration creates the `outbox` table (see
 services/auth/migrations/0001_init.sql): seq, id (the event id), topic, body (the exact bytes
 published), headers, created_at, sent_at.
 
+Waking the relay: a write NOTIFYs the channel at commit (`enqueue`), which every replica's relay
+LISTENs to. A write made in the process of a running relay may instead wake that relay in
+process (`OutboxRelay.wake`, after its commit), without a NOTIFY: a NOTIFY costs PostgreSQL a
+global lock at commit and each listener a message, per write. When that relay finds another
+replica's relay publishing (the lock taken), it NOTIFYs once for the writes that woke it, so
+that the publishing one passes again: no write waits for the poll.
+
 Metrics (on /metrics of the owning service): `herald_outbox_backlog` (unsent rows) and
 `herald_outbox_lag_seconds` (age of the oldest unsent row), refreshed by the relay about once a
 second, and `herald_outbox_published_total` by topic. Every replica's relay reports the same
@@ -61,6 +68,18 @@ async def enqueue(conn: asyncpg.Connection, schema: str, event: dict[str, Any]) 
     await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
 
 
+class LocalRelay:
+    """An app's handle on the relay running in its own process, when one runs (see `wake`)."""
+
+    def __init__(self) -> None:
+        self.relay: OutboxRelay | None = None
+
+    def running(self) -> OutboxRelay | None:
+        """The relay, if it is running: writes may then `wake` it instead of NOTIFYing."""
+        relay = self.relay
+        return relay if relay is not None and relay.running else None
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -82,13 +101,29 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
         self._lock_name = f"herald.outbox.{db.schema}"
+        self._running = False
+        self._woken_locally = False  # since the last pass, by a write of this process
+        self._locked_out = False  # the last pass found another relay publishing
+
+    @property
+    def running(self) -> bool:
+        """`run` is relaying: a write of this process may `wake` it instead of NOTIFYing."""
+        return self._running
+
+    def wake(self) -> None:
+        """After the commit of a write made without NOTIFY (see `running`): pass again now."""
+        self._woken_locally = True
+        self._wake.set()
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent events, oldest first; return how many."""
         async with self.db.transaction() as conn:
             # One relay publishes at a time (the others stand by): rows claimed by two replicas
             # at once could reach the broker out of order, and a resource's events must not.
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name):
+            self._locked_out = not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name
+            )
+            if self._locked_out:
                 return 0
             rows = await conn.fetch(
                 "SELECT seq, id, topic, body, headers FROM outbox WHERE sent_at IS NULL"
@@ -97,17 +132,9 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(
-                    self.broker.publish(
-                        self.exchange,
-                        row["topic"],
-                        row["body"],
-                        message_id=str(row["id"]),
-                        headers=orjson.loads(row["headers"]),
-                    )
-                    for row in rows
-                )
+            await self.broker.publish_many(
+                self.exchange,
+                [(row["topic"], row["body"], str(row["id"]), orjson.loads(row["headers"])) for row in rows],
             )
             await self.mark_sent(conn, [row["seq"] for row in rows])
         for row in rows:  # counted once committed: a rolled-back batch is published again
@@ -163,11 +190,17 @@ class OutboxRelay:
         self._listener = await asyncpg.connect(self.db.dsn)
         await self._listener.add_listener(notify_channel(self.db.schema), lambda *_: self._wake.set())
 
+    async def _notify(self) -> None:
+        async with self.db.connection() as conn:
+            await conn.execute("SELECT pg_notify($1, '')", notify_channel(self.db.schema))
+
     async def run(self) -> None:
         observer = asyncio.create_task(self._observe_forever())
+        self._running = True
         try:
             await self._relay_forever()
         finally:
+            self._running = False
             observer.cancel()
             await asyncio.gather(observer, return_exceptions=True)
 
@@ -177,7 +210,16 @@ class OutboxRelay:
             try:
                 await self._listen()
                 self._wake.clear()
-                sent = await self.relay_once()
+                woken_locally, self._woken_locally = self._woken_locally, False
+                try:
+                    sent = await self.relay_once()
+                    if self._locked_out and woken_locally:
+                        # Another replica's relay is publishing and may have missed this
+                        # process's writes (they did not NOTIFY): it passes again on hearing this.
+                        await self._notify()
+                except BaseException:
+                    self._woken_locally |= woken_locally  # the next pass is for them too
+                    raise
                 backoff = 0.5
                 if time.monotonic() - self._last_prune > 60:
                     self._last_prune = time.monotonic()

@@ -1,25 +1,83 @@
 """Request bodies checked against JSON Schema (2020-12, the dialect of OpenAPI 3.1), with
-errors that name each field and never echo the value (it may be a password)."""
+errors that name each field and never echo the value (it may be a password).
+
+A valid body (the common case) is accepted by a compiled validator (fastjsonschema, about 15
+times faster); only a body it refuses goes through jsonschema, which decides and names the
+fields. The compiled one is used only for schemas made of keywords it reads exactly as
+jsonschema does, or more strictly (a stricter refusal just falls back): anything else is
+checked by jsonschema alone."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from shared.problems import Problem, ValidationFailed
 
-_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+log = logging.getLogger("herald.validation")
+
+FastCheck = Callable[[Any], Any]
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator, FastCheck | None]] = {}
+
+# Keywords the compiled validator reads as jsonschema's 2020-12 validator does (formats are not
+# asserted by either), or more strictly: `pattern`'s `$` is an end of string there, `integer`
+# is an int (12.0 is refused, then accepted by jsonschema), `uniqueItems` takes 1 for True.
+_SUBSCHEMA_KEYWORDS = {"properties", "additionalProperties", "items"}
+_PLAIN_KEYWORDS = {
+    "type", "required", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "minItems", "maxItems", "uniqueItems", "pattern", "format",
+    "title", "description", "readOnly", "writeOnly", "default", "examples", "deprecated",
+}  # fmt: skip
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+def _compilable(schema: Any) -> bool:
+    """Only keywords the compiled validator reads as jsonschema does (see above)."""
+    if not isinstance(schema, dict):
+        return isinstance(schema, bool)
+    for keyword, value in schema.items():
+        if keyword in _PLAIN_KEYWORDS or keyword.startswith("x-"):
+            if keyword in {"exclusiveMinimum", "exclusiveMaximum"} and isinstance(value, bool):
+                return False  # draft 4's boolean form, not 2020-12's number
+            continue
+        if keyword in {"enum", "const"}:
+            # Python's `in` and == take True for 1: only strings compare the same in both.
+            values = value if keyword == "enum" else [value]
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                return False
+        elif keyword == "properties":
+            if not isinstance(value, dict) or not all(_compilable(s) for s in value.values()):
+                return False
+        elif keyword in {"additionalProperties", "items"}:
+            if not _compilable(value):  # `items` as a list is not 2020-12
+                return False
+        else:
+            return False
+    return True
+
+
+def _fast_check(schema: dict[str, Any]) -> FastCheck | None:
+    if not _compilable(schema):
+        return None
+    try:
+        # No defaults filled in (it would change the body) and no formats (jsonschema asserts none).
+        return fastjsonschema.compile(schema, use_default=False, use_formats=False, detailed_exceptions=False)
+    except Exception as exc:  # jsonschema alone checks it then
+        log.warning("schema %s not compiled: %r", schema.get("title"), exc)
+        return None
+
+
+def _validator(schema: dict[str, Any]) -> tuple[Draft202012Validator, FastCheck | None]:
     """Schemas are module constants: one validator each, found by identity (no hashing of the
     schema per request). The schema is kept alive with it, so an id is never reused."""
     entry = _VALIDATORS.get(id(schema))
     if entry is None:
-        entry = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
-    return entry[1]
+        entry = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema), _fast_check(schema))
+    return entry[1], entry[2]
 
 
 def _field(path: Any) -> str:
@@ -72,11 +130,21 @@ def _describe(error: ValidationError) -> list[dict[str, str]]:
     return [{"field": here or "(body)", "message": message}]
 
 
+def _accepts(fast: FastCheck, body: Any) -> bool:
+    try:
+        fast(body)
+    except Exception:  # refused (or could not tell): jsonschema decides and names the fields
+        return False
+    return True
+
+
 def validate(schema: dict[str, Any], body: Any) -> None:
     """Raise a 400 when the body is not an object, a 422 naming each bad field otherwise."""
     if schema.get("type") == "object" and not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
-    validator = _validator(schema)
+    validator, fast = _validator(schema)
+    if fast is not None and _accepts(fast, body):
+        return
     errors: list[dict[str, str]] = []
     for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path))):
         for item in _describe(error):

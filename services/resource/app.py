@@ -11,14 +11,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.resource.handlers import add_routes
+from services.resource.handlers import OUTBOX_RELAY, add_routes
 from services.resource.openapi import fragment
 from services.resource.repo import IdempotencyRepo
 from services.resource.types import TYPES, ResourceType
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings
 from shared.http import json_response
-from shared.outbox import OutboxRelay
+from shared.outbox import LocalRelay, OutboxRelay
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 
 log = logging.getLogger("herald.resource")
@@ -47,7 +47,9 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.warning("could not prune idempotency keys: %s", exc)
 
     tasks = [asyncio.create_task(relay.run()), asyncio.create_task(prune_idempotency_keys())]
+    app[OUTBOX_RELAY].relay = relay  # creates wake it in process instead of NOTIFYing
     yield
+    app[OUTBOX_RELAY].relay = None
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -58,6 +60,7 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, types: Sequence[ResourceType] = TYPES) -> web.Application:
     """`types` defaults to the product's; tests declare more to show the engine is generic."""
     app = base_app(settings, "resource", public_paths=(OPENAPI_PATH,))
+    app[OUTBOX_RELAY] = LocalRelay()
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ def parse_uuid(raw: Any) -> str | None:
 
 def check_read_only(rtype: ResourceType, body: dict[str, Any], current: dict[str, Any] | None) -> None:
     """Read-only fields may come back unchanged (a GET body round-trips); different is a 400."""
+    if rtype.read_only.isdisjoint(body):  # the usual create: no set made
+        return
     for name in rtype.read_only & body.keys():
         value = body.pop(name)
         if current is None or value != current.get(name):
@@ -45,8 +48,9 @@ def writable_doc(rtype: ResourceType, body: Any) -> dict[str, Any]:
         if name not in doc and "default" in spec:
             doc[name] = spec["default"]
     errors: list[dict[str, str]] = []
+    kinds = rtype.kinds
     for name, value in doc.items():
-        kind = rtype.kind(name)
+        kind = kinds[name]
         if kind == "integer" and isinstance(value, float):
             doc[name] = int(value)  # 12.0 is an integer to JSON Schema; show it as 12
         elif kind == "time":
@@ -82,21 +86,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+@functools.cache
+def _shape(rtype: ResourceType) -> tuple[tuple[str, str | None, bool], ...]:
+    """Each declared field of the representation: its name, its column (None: in `doc`), and
+    whether it is a list (absent, it shows as [] rather than null)."""
+    return tuple(
+        (name, COLUMNS.get(name), spec.get("type") == "array") for name, spec in rtype.properties.items()
+    )
+
+
 def representation(rtype: ResourceType, row: Any) -> dict[str, Any]:
     """The resource as GET returns it: every declared field, absent ones as null (lists empty)."""
     doc = row["doc"]
     shown: dict[str, Any] = {}
-    for name, spec in rtype.properties.items():
-        column = COLUMNS.get(name)
+    moment: Any = None
+    text = ""
+    for name, column, is_array in _shape(rtype):
         if column is not None:
             value = row[column]
             if isinstance(value, datetime):
-                value = format_time(value)
+                if value is not moment:  # a new row's createdAt is its updatedAt: formatted once
+                    moment, text = value, format_time(value)
+                value = text
             elif isinstance(value, uuid.UUID):
                 value = str(value)
             shown[name] = value
         elif name in doc:
             shown[name] = doc[name]
         else:
-            shown[name] = [] if spec.get("type") == "array" else None
+            shown[name] = [] if is_array else None
     return shown

@@ -19,7 +19,14 @@ from services.resource.documents import (
     writable_doc,
 )
 from services.resource.query import parse_list_query
-from services.resource.repo import COLUMNS_SQL, HistoryRepo, IdempotencyRepo, ResourceRepo, new_rows
+from services.resource.repo import (
+    COLUMNS_SQL,
+    CreateBatcher,
+    HistoryRepo,
+    IdempotencyRepo,
+    ResourceRepo,
+    new_rows,
+)
 from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
@@ -34,13 +41,14 @@ from shared.http import (
     read_json,
 )
 from shared.logging import request_id_var
-from shared.outbox import enqueue, notify_channel
+from shared.outbox import LocalRelay, enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.verifier import Principal
 
 SCHEMA = "resource"
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 MAX_BATCH = 100
+OUTBOX_RELAY = web.AppKey("outbox_relay", LocalRelay)
 
 
 class ResourceHandlers:
@@ -49,6 +57,7 @@ class ResourceHandlers:
     def __init__(self, rtype: ResourceType, types: Sequence[ResourceType]) -> None:
         self.rtype = rtype
         self.types = types
+        self._creates: CreateBatcher | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -145,12 +154,13 @@ class ResourceHandlers:
         events = [make_event(topic, item, caller.user_id) for item in shown]
         if batch:
             response = json_response(shown, status=201)
-        else:
-            response = self._respond(rows[0], 201)
+        else:  # as _respond(rows[0], 201) answers, without making the representation again
+            headers = {"ETag": etag(rows[0]["version"]), "Location": self._location(rows[0])}
+            response = json_response(shown[0], status=201, headers=headers)
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
-            # Nothing to check or lock first: one statement, atomic on its own.
-            async with request.app[DATABASE].connection() as conn:
-                await ResourceRepo(conn, self.rtype).insert_with_events(rows, events, notify_channel(SCHEMA))
+            # Nothing to check or lock first: one statement, atomic on its own, shared with the
+            # creates that arrive meanwhile (CreateBatcher).
+            await self._batcher(request).insert(rows, events, request.app.get(OUTBOX_RELAY))
             return response
         async with request.app[DATABASE].transaction() as conn:
             if key is not None:
@@ -163,6 +173,12 @@ class ResourceHandlers:
             if key is not None:
                 await self._remember(request, conn, caller, key, body, response)
         return response
+
+    def _batcher(self, request: web.Request) -> CreateBatcher:
+        database = request.app[DATABASE]
+        if self._creates is None or self._creates.db is not database:
+            self._creates = CreateBatcher(self.rtype, database)
+        return self._creates
 
     def _new_doc(self, item: Any, prefix: str) -> dict[str, Any]:
         if not isinstance(item, dict):

@@ -87,6 +87,11 @@ class ResourceType:
             "additionalProperties": False,
         }
 
+    @cached_property
+    def kinds(self) -> dict[str, str]:
+        """`kind` of every field, worked out once."""
+        return {name: self.kind(name) for name in self.properties}
+
     def topic(self, action: str) -> str:
         return f"{self.name}.{action}"
 

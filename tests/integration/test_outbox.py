@@ -176,3 +176,76 @@ async def test_several_relays_keep_each_resources_events_in_order(outbox) -> Non
     for resource in range(5):
         sequence = [b["data"]["n"] for b in bodies if b["data"]["id"] == f"r{resource}"]
         assert sequence == list(range(30)), sequence
+
+
+async def _write_quietly(db: Database, event: dict[str, object]) -> None:
+    """An outbox row written without NOTIFY, as a create does when its process's relay runs."""
+    async with db.connection() as conn:
+        await conn.execute(
+            "INSERT INTO outbox (id, topic, body, headers) VALUES ($1, $2, $3, '{}')",
+            uuid.UUID(str(event["id"])),
+            event["type"],
+            orjson.dumps(event),
+        )
+
+
+async def test_a_write_of_the_relays_process_wakes_it_without_notify(outbox) -> None:  # type: ignore[no-untyped-def]
+    db, broker, exchange, queue = outbox
+    relay = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    assert not relay.running
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert relay.running
+        event = make_event("location.created", {"n": 1})
+        await _write_quietly(db, event)
+        relay.wake()
+        (message,) = await _received(queue, 1, timeout=2)  # not the 30 s poll
+        assert message.message_id == event["id"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()
+    assert not relay.running
+
+
+class _SlowToMark(OutboxRelay):
+    """A relay whose pass keeps the lock until `gate` opens (a long batch)."""
+
+    gate: asyncio.Event
+
+    async def mark_sent(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+        await self.gate.wait()
+        await super().mark_sent(conn, seqs)
+
+
+async def test_a_relay_woken_while_another_publishes_notifies_it(outbox) -> None:  # type: ignore[no-untyped-def]
+    """Replica B's write woke B's relay only, while A's relay was in a pass that may have missed
+    the row: B's relay NOTIFYs, and A passes again right after instead of at its poll."""
+    db, broker, exchange, queue = outbox
+    a = _SlowToMark(db, broker, exchange, poll_seconds=30)
+    a.gate = asyncio.Event()
+    b = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    tasks = [asyncio.create_task(a.run())]
+    try:
+        await asyncio.sleep(0.3)
+        first = make_event("location.created", {"n": 1})
+        async with db.transaction() as conn:
+            await enqueue(conn, SCHEMA, first)  # NOTIFY: A takes it, and the lock, and waits
+        await asyncio.sleep(0.3)
+        tasks.append(asyncio.create_task(b.run()))
+        await asyncio.sleep(0.3)
+        second = make_event("location.created", {"n": 2})
+        await _write_quietly(db, second)
+        b.wake()  # B is locked out: it NOTIFYs
+        await asyncio.sleep(0.3)
+        a.gate.set()  # A's pass ends; it heard the NOTIFY, so it passes again
+        messages = await _received(queue, 2, timeout=3)  # not the 30 s poll
+        assert [m.message_id for m in messages] == [first["id"], second["id"]]
+    finally:
+        a.gate.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await a.close()
+        await b.close()

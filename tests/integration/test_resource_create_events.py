@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import Suite
@@ -48,3 +49,73 @@ async def test_a_batch_agrees_item_by_item(suite: Suite, domain_queue: Any) -> N
     assert [item["title"] for item in answered] == ["B0", "B1", "B2"]
     for item in answered:
         await _same_everywhere(suite, token, item, domain_queue)
+
+
+async def test_concurrent_creates_share_statements_and_each_gets_its_own(
+    suite: Suite, domain_queue: Any
+) -> None:
+    """Creates that arrive while others are written go to PostgreSQL together (CreateBatcher):
+    each still answers its own resource, and each one's event carries it."""
+    import asyncio
+
+    users = [await suite.new_user() for _ in range(3)]
+    bodies = [({**EVENT, "title": f"C{i}"}, users[i % 3][2]) for i in range(24)]
+    results = await asyncio.gather(*(create(suite, token, "event", body) for body, token in bodies))
+    for (body, _), (resp, answered) in zip(bodies, results, strict=True):
+        assert resp.status == 201, answered
+        assert answered["title"] == body["title"]
+    answers = [answered for _, answered in results]
+    messages = await collect(domain_queue, lambda got: all(events_of(got, a["id"]) for a in answers))
+    for (_, token), answered in zip(bodies, answers, strict=True):
+        resp, shown = await suite.request("GET", f"/v2/event/{answered['id']}", token=token)
+        assert resp.status == 200
+        assert shown == answered
+        (event,) = events_of(messages, answered["id"])
+        assert event["type"] == "event.created"
+        assert event["data"] == answered
+
+
+async def test_a_failed_shared_statement_fails_each_create_in_it_and_writes_none(
+    fresh_database_url: str,
+) -> None:
+    import asyncio
+    import uuid
+
+    from services.resource.app import MIGRATIONS, SCHEMA
+    from services.resource.repo import CreateBatcher, new_rows
+    from services.resource.types import TYPES
+    from shared.db import Database, ensure_database
+    from shared.events import make_event
+    from shared.migrations import apply_migrations
+
+    await ensure_database(fresh_database_url)
+    await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
+    db = await Database.connect(fresh_database_url, SCHEMA, 4)
+    try:
+        (location,) = [t for t in TYPES if t.name == "location"]
+        batcher = CreateBatcher(location, db)
+        owner = uuid.uuid4()
+
+        def one(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            rows = new_rows(location, owner, None, [{"name": name, "timezone": "UTC"}])
+            return rows, [make_event("location.created", {"name": name}, str(owner))]
+
+        first = one("first")
+        await batcher.insert(*first, None)
+        duplicate = ([{**first[0][0], "doc": {"name": "again"}}], one("again")[1])
+        outcomes = await asyncio.gather(
+            batcher.insert(*one("a"), None),  # all four arrive before the write starts: one statement
+            batcher.insert(*one("b"), None),
+            batcher.insert(*duplicate, None),
+            batcher.insert(*one("c"), None),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, asyncpg.UniqueViolationError) for o in outcomes), outcomes
+        await batcher.insert(*one("later"), None)  # the next statement is not affected
+        async with db.connection() as conn:
+            names = await conn.fetch("SELECT doc->>'name' AS n FROM resources ORDER BY n")
+            topics = await conn.fetchval("SELECT count(*) FROM outbox")
+        assert [r["n"] for r in names] == ["first", "later"]
+        assert topics == 2
+    finally:
+        await db.close()

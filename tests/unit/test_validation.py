@@ -33,3 +33,54 @@ def test_non_objects_are_a_400() -> None:
 
 def test_valid_bodies_pass() -> None:
     validate(schemas.USER_CREATE, {"email": "a@b.example", "password": "long-enough", "roles": ["member"]})
+
+
+def _outcome(schema: dict[str, object], body: object) -> object:
+    try:
+        validate(schema, body)
+    except Problem as exc:
+        return (exc.status, getattr(exc, "errors", None))
+    return "valid"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "t", "startsAt": "2027-06-01T18:00:00Z", "endsAt": "2027-06-01T20:00:00Z"},
+        {"title": "", "startsAt": "x", "endsAt": 3, "capacity": 12.0, "tags": ["a", "a"]},
+        {"title": "t", "startsAt": "s", "endsAt": "e", "capacity": True, "tags": [1, True]},
+        {"title": "t", "startsAt": "s", "endsAt": "e", "capacity": -1, "description": None},
+        {"title": "t" * 201, "startsAt": "s", "endsAt": "e", "locationId": "not-a-uuid", "x": 1},
+        {"title": "t", "startsAt": "s", "endsAt": "e", "tags": ["x"] * 21, "capacity": 1000001},
+        {"title": None, "startsAt": "s", "endsAt": "e", "tags": "nope", "capacity": "1"},
+        {"title": "t", "startsAt": "s", "endsAt": "e", "capacity": 5.5, "tags": [""]},
+        {},
+    ],
+)
+def test_the_compiled_validator_decides_as_jsonschema(body: dict[str, object]) -> None:
+    """Same outcome, same errors, with the compiled fast path and with jsonschema alone."""
+    from services.resource.types import TYPES
+    from shared import validation
+
+    for rtype in TYPES:
+        schema = rtype.input_schema
+        validation._validator(schema)
+        fast = _outcome(schema, dict(body))
+        kept = validation._VALIDATORS[id(schema)]
+        validation._VALIDATORS[id(schema)] = (kept[0], kept[1], None)
+        try:
+            slow = _outcome(schema, dict(body))
+        finally:
+            validation._VALIDATORS[id(schema)] = kept
+        assert fast == slow
+        assert kept[2] is not None  # the resource types are compiled
+
+
+def test_validation_leaves_the_body_as_it_was() -> None:
+    """No default is filled in (location's timezone has one): the caller decides."""
+    from services.resource.types import TYPES
+
+    (location,) = [t for t in TYPES if t.name == "location"]
+    body = {"name": "Hall"}
+    validate(location.input_schema, body)
+    assert body == {"name": "Hall"}
