@@ -66,6 +66,15 @@ _INSERT_WITH_EVENTS = """WITH r AS (
 # The same without the NOTIFY ($12 unused but typed, so that both take the same arguments).
 _INSERT_WITH_EVENTS_QUIET = _INSERT_WITH_EVENTS.replace("SELECT pg_notify($12, '')", "SELECT $12::text")
 MAX_ROWS_PER_INSERT = 500  # what one statement of CreateBatcher writes at most
+# One create waiting to be written: its rows, their events, its outbox headers, its answer.
+_Pending = tuple[list[dict[str, Any]], list[dict[str, Any]], str, asyncio.Future[None]]
+# Failures that say the database is away, not that a create is wrong: retrying them one by one
+# would only fail more slowly.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 
 class CreateBatcher:
@@ -79,7 +88,7 @@ class CreateBatcher:
     def __init__(self, rtype: ResourceType, db: Database) -> None:
         self.rtype = rtype
         self.db = db
-        self._pending: list[tuple[list[dict[str, Any]], list[dict[str, Any]], str, asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def insert(
@@ -106,13 +115,20 @@ class CreateBatcher:
             batch, self._pending = self._pending[:taken], self._pending[taken:]
             relay = local.running() if local is not None else None
             try:
-                async with self.db.connection() as conn:
-                    await ResourceRepo(conn, self.rtype).insert_with_events(
-                        [row for rows, _, _, _ in batch for row in rows],
-                        [event for _, events, _, _ in batch for event in events],
-                        None if relay is not None else notify_channel(self.db.schema),
-                        [headers for rows, _, headers, _ in batch for _ in rows],
-                    )
+                try:
+                    await self._write(batch, relay)
+                except asyncpg.PostgresError as exc:
+                    if len(batch) == 1 or isinstance(exc, _UNAVAILABLE):
+                        raise
+                    # Something about one of them (the others are not to fail for it): each
+                    # on its own, so that only that one fails.
+                    for one in batch:
+                        try:
+                            await self._write([one], relay)
+                        except Exception as own:
+                            one[3].set_exception(own)
+                        else:
+                            one[3].set_result(None)
             except Exception as exc:
                 for _, _, _, done in batch:
                     if not done.done():
@@ -128,6 +144,15 @@ class CreateBatcher:
             finally:  # even when the answer was lost: the commit may have happened
                 if relay is not None:
                     relay.wake()
+
+    async def _write(self, batch: list[_Pending], relay: Any) -> None:
+        async with self.db.connection() as conn:
+            await ResourceRepo(conn, self.rtype).insert_with_events(
+                [row for rows, _, _, _ in batch for row in rows],
+                [event for _, events, _, _ in batch for event in events],
+                None if relay is not None else notify_channel(self.db.schema),
+                [headers for rows, _, headers, _ in batch for _ in rows],
+            )
 
 
 class ResourceRepo:
