@@ -160,7 +160,7 @@ class ResourceHandlers:
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
             # Nothing to check or lock first: one statement, atomic on its own, shared with the
             # creates that arrive meanwhile (CreateBatcher).
-            await self._batcher(request).insert(rows, events, request.app.get(OUTBOX_RELAY))
+            await self._batcher(request).insert(rows, events)
             return response
         async with request.app[DATABASE].transaction() as conn:
             if key is not None:
@@ -177,7 +177,7 @@ class ResourceHandlers:
     def _batcher(self, request: web.Request) -> CreateBatcher:
         database = request.app[DATABASE]
         if self._creates is None or self._creates.db is not database:
-            self._creates = CreateBatcher(self.rtype, database)
+            self._creates = CreateBatcher(self.rtype, database, request.app.get(OUTBOX_RELAY))
         return self._creates
 
     def _new_doc(self, item: Any, prefix: str) -> dict[str, Any]:

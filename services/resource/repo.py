@@ -3,8 +3,6 @@ parsed; documents go in as JSON text."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,6 +13,7 @@ import orjson
 
 from services.resource.types import ResourceType
 from shared.db import Database
+from shared.group_commit import GroupCommit
 from shared.outbox import LocalRelay, notify_channel, outbox_headers
 
 COLUMNS_SQL = "id, type, owner_id, status, version, created_at, updated_at, doc::text AS doc"
@@ -66,8 +65,8 @@ _INSERT_WITH_EVENTS = """WITH r AS (
 # The same without the NOTIFY ($12 unused but typed, so that both take the same arguments).
 _INSERT_WITH_EVENTS_QUIET = _INSERT_WITH_EVENTS.replace("SELECT pg_notify($12, '')", "SELECT $12::text")
 MAX_ROWS_PER_INSERT = 500  # what one statement of CreateBatcher writes at most
-# One create waiting to be written: its rows, their events, its outbox headers, its answer.
-_Pending = tuple[list[dict[str, Any]], list[dict[str, Any]], str, asyncio.Future[None]]
+# One create waiting to be written: its rows, their events, its outbox headers.
+_Pending = tuple[list[dict[str, Any]], list[dict[str, Any]], str]
 # Failures that say the database is away, not that a create is wrong: retrying them one by one
 # would only fail more slowly.
 _UNAVAILABLE = (
@@ -79,80 +78,38 @@ _UNAVAILABLE = (
 
 class CreateBatcher:
     """Creates of one type that arrive while earlier ones are being written go to PostgreSQL
-    together: ONE statement (atomic on its own) for all of them, one round trip and one commit
-    instead of one each (most of a create's cost in PostgreSQL and in asyncpg). Nothing waits
-    for company: a create that finds no write in flight is written at once. Each create returns
-    once its rows are committed; when the statement fails, every create in it fails, and none
-    of them was written."""
+    together (shared/group_commit.py): ONE statement (atomic on its own) for all of them, one
+    round trip and one commit instead of one each (most of a create's cost in PostgreSQL and in
+    asyncpg). Each create returns once its rows are committed; one that makes the shared
+    statement fail fails alone."""
 
-    def __init__(self, rtype: ResourceType, db: Database) -> None:
+    def __init__(self, rtype: ResourceType, db: Database, local: LocalRelay | None) -> None:
+        """`local`: this process's relay, woken after each commit, when it runs, instead of by
+        a NOTIFY (shared/outbox.py)."""
         self.rtype = rtype
         self.db = db
-        self._pending: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self.local = local
+        self._group: GroupCommit[_Pending] = GroupCommit(
+            self._write, limit=MAX_ROWS_PER_INSERT, weight=lambda p: len(p[0]), unavailable=_UNAVAILABLE
+        )
 
-    async def insert(
-        self, rows: list[dict[str, Any]], events: list[dict[str, Any]], local: LocalRelay | None
-    ) -> None:
-        """`rows` (as `new_rows` made them) and their events, written once this returns. The
-        relay of this process (`local`), when it runs, is woken after the commit instead of
-        by a NOTIFY (shared/outbox.py)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, events, outbox_headers(), done))
-        if self._writer is None or self._writer.done():
-            # A context of its own: not the request id of the create that happened to start it.
-            self._writer = asyncio.create_task(self._write_pending(local), context=contextvars.Context())
-        await done
+    async def insert(self, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        """`rows` (as `new_rows` made them) and their events, written once this returns."""
+        await self._group.submit((rows, events, outbox_headers()))
 
-    async def _write_pending(self, local: LocalRelay | None) -> None:
-        while self._pending:
-            count, taken = 0, 0
-            for rows, _, _, _ in self._pending:
-                if taken and count + len(rows) > MAX_ROWS_PER_INSERT:
-                    break
-                count += len(rows)
-                taken += 1
-            batch, self._pending = self._pending[:taken], self._pending[taken:]
-            relay = local.running() if local is not None else None
-            try:
-                try:
-                    await self._write(batch, relay)
-                except asyncpg.PostgresError as exc:
-                    if len(batch) == 1 or isinstance(exc, _UNAVAILABLE):
-                        raise
-                    # Something about one of them (the others are not to fail for it): each
-                    # on its own, so that only that one fails.
-                    for one in batch:
-                        try:
-                            await self._write([one], relay)
-                        except Exception as own:
-                            one[3].set_exception(own)
-                        else:
-                            one[3].set_result(None)
-            except Exception as exc:
-                for _, _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            except BaseException:  # cancelled: so are the creates that waited for it
-                for _, _, _, done in batch:
-                    done.cancel()
-                raise
-            else:
-                for _, _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-            finally:  # even when the answer was lost: the commit may have happened
-                if relay is not None:
-                    relay.wake()
-
-    async def _write(self, batch: list[_Pending], relay: Any) -> None:
-        async with self.db.connection() as conn:
-            await ResourceRepo(conn, self.rtype).insert_with_events(
-                [row for rows, _, _, _ in batch for row in rows],
-                [event for _, events, _, _ in batch for event in events],
-                None if relay is not None else notify_channel(self.db.schema),
-                [headers for rows, _, headers, _ in batch for _ in rows],
-            )
+    async def _write(self, batch: list[_Pending]) -> None:
+        relay = self.local.running() if self.local is not None else None
+        try:
+            async with self.db.connection() as conn:
+                await ResourceRepo(conn, self.rtype).insert_with_events(
+                    [row for rows, _, _ in batch for row in rows],
+                    [event for _, events, _ in batch for event in events],
+                    None if relay is not None else notify_channel(self.db.schema),
+                    [headers for rows, _, headers in batch for _ in rows],
+                )
+        finally:  # even when the answer was lost: the commit may have happened
+            if relay is not None:
+                relay.wake()
 
 
 class ResourceRepo:

@@ -167,15 +167,7 @@ class DeliveryRepo:
             seconds,
         )
 
-    async def hand_back(self, delivery_id: uuid.UUID) -> None:
-        """Give up our lease without an attempt (the worker is stopping): due again now."""
-        await self.conn.execute(
-            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, next_attempt_at = now(),"
-            " updated_at = now() WHERE id = $1 AND status = 'pending'",
-            delivery_id,
-        )
-
-    async def hand_back_many(self, delivery_ids: list[uuid.UUID], seconds: float = 0.0) -> None:
+    async def hand_back(self, delivery_ids: list[uuid.UUID], seconds: float = 0.0) -> None:
         """Give up our leases without an attempt: due again in `seconds` (0: another worker may
         send them right away; more: the subscription's circuit is open)."""
         await self.conn.execute(
@@ -212,21 +204,17 @@ class DeliveryRepo:
             delivery_id,
         )
 
-    async def record(
+    async def record_failure(
         self, claimed: Claimed, outcome: Outcome, status: str, retry_in: float | None, lane: str
     ) -> None:
-        """Log the attempt and move the delivery on, in one statement: `status`, and when still
-        pending, due again in `retry_in` seconds on `lane`. A success also ends the
-        subscription's run of failures (touching the row only when there was one: every
-        UPDATE of a subscription notifies each worker's index)."""
+        """Log a failed attempt and move the delivery on, in one statement: `status` (pending or
+        failed), and when still pending, due again in `retry_in` seconds on `lane`. Successes
+        are recorded many at a time (`record_successes`)."""
         await self.conn.execute(
             "WITH a AS ("
             " INSERT INTO delivery_attempts"
             " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-            " VALUES ($1, $7, $5, $8, $6, $9)),"
-            " s AS ("
-            " UPDATE subscriptions SET failing_since = NULL"
-            " WHERE $2 = 'succeeded' AND id = $10 AND failing_since IS NOT NULL)"
+            " VALUES ($1, $7, $5, $8, $6, $9))"
             " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
             " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
             " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
@@ -241,11 +229,12 @@ class DeliveryRepo:
             outcome.attempted_at,
             outcome.duration_ms,
             outcome.response_body,
-            claimed.subscription_id,
         )
 
     async def record_successes(self, done: list[tuple[Claimed, Outcome]]) -> None:
-        """`record` of many successful attempts in one statement (the worker's group commit)."""
+        """Log many successful attempts in one statement (the worker's group commit). A success
+        also ends its subscription's run of failures (touching the row only when there was one:
+        every UPDATE of a subscription notifies each worker's index)."""
         await self.conn.execute(
             "WITH v AS ("
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::float8[],"

@@ -35,7 +35,6 @@ from services.webhook_delivery.outage import until_available
 from services.webhook_delivery.recorder import Recorder
 from services.webhook_delivery.retry import RETRY_AFTER_STATUSES, next_delay, parse_schedule, retry_after
 from services.webhook_delivery.sender import Sender
-from services.webhook_delivery.slots import Slots
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database
@@ -80,7 +79,7 @@ class Worker:
         total = max(2, settings.webhook_concurrency)
         # The process-wide cap on attempts in flight. A lane delivery takes it before its lease,
         # so that, waiting, it neither holds a lease nor runs its timeout.
-        self.slots = Slots(total)
+        self.slots = asyncio.Semaphore(total)
         # Leased deliveries held in memory (parked or waiting for a slot): past this many, the
         # fan-out waits before taking more events.
         self.room = 2 * total
@@ -177,7 +176,7 @@ class Worker:
         self.leased[claimed.id] = item
         sub_id = claimed.subscription_id
         if self._stopping:
-            self._spawn(self._hand_back_leased([claimed.id]))
+            self._spawn(self._hand_back([claimed.id]))
         elif self.in_flight[sub_id] >= self.settings.webhook_max_in_flight:
             self.parked.setdefault(sub_id, collections.deque()).append(item)
         else:
@@ -237,7 +236,7 @@ class Worker:
         async with self.db.connection() as conn:
             repo = DeliveryRepo(conn)
             if isinstance(item, Leased):
-                await repo.hand_back_many([item.claimed.id], seconds)
+                await repo.hand_back([item.claimed.id], seconds)
             else:
                 await repo.defer(item, seconds)
 
@@ -274,7 +273,7 @@ class Worker:
         try:
             sent = await self.sender.send(claimed)
         except asyncio.CancelledError:
-            await self._hand_back(claimed)
+            await self._hand_back([claimed.id])
             raise
         outcome = sent.outcome
         code = outcome.status_code
@@ -291,7 +290,7 @@ class Worker:
         async def record_failure() -> None:
             async with self.db.transaction() as conn:
                 repo = DeliveryRepo(conn)
-                await repo.record(claimed, outcome, status, delay, RETRY)
+                await repo.record_failure(claimed, outcome, status, delay, RETRY)
                 if code == 410:
                     await repo.disable(sub_id, GONE)
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
@@ -327,19 +326,13 @@ class Worker:
                 delay = asked
         return delay
 
-    async def _hand_back_leased(self, ids: list[uuid.UUID]) -> None:
+    async def _hand_back(self, ids: list[uuid.UUID]) -> None:
+        """Stopping: give leases back without an attempt, so that another worker sends them now."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2), self.db.connection() as conn:
-                await DeliveryRepo(conn).hand_back_many(ids)
+                await DeliveryRepo(conn).hand_back(ids)
         for delivery_id in ids:
             self.leased.pop(delivery_id, None)
-
-    async def _hand_back(self, claimed: Claimed) -> None:
-        """Stopping mid-attempt: give the lease back so that another worker retries it now."""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                async with self.db.connection() as conn:
-                    await DeliveryRepo(conn).hand_back(claimed.id)
 
     # -- the sweeper ------------------------------------------------------------------------
 
@@ -396,7 +389,7 @@ class Worker:
                 async with asyncio.timeout(2), self.db.connection() as conn:
                     await DeliveryRepo(conn).release(list(self.parked_ids))
         if self.leased:  # leased here and never attempted: due again now, for any worker
-            await self._hand_back_leased(list(self.leased))
+            await self._hand_back(list(self.leased))
         for channel in [*self._channels, *([self._observer] if self._observer else [])]:
             with contextlib.suppress(Exception):
                 await channel.close()

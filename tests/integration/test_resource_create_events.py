@@ -93,7 +93,7 @@ async def test_a_create_that_fails_a_shared_statement_fails_alone(
     db = await Database.connect(fresh_database_url, SCHEMA, 4)
     try:
         (location,) = [t for t in TYPES if t.name == "location"]
-        batcher = CreateBatcher(location, db)
+        batcher = CreateBatcher(location, db, None)
         owner = uuid.uuid4()
 
         def one(name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -101,20 +101,20 @@ async def test_a_create_that_fails_a_shared_statement_fails_alone(
             return rows, [make_event("location.created", {"name": name}, str(owner))]
 
         first = one("first")
-        await batcher.insert(*first, None)
+        await batcher.insert(*first)
         duplicate = ([{**first[0][0], "doc": {"name": "again"}}], one("again")[1])
         outcomes = await asyncio.gather(
-            batcher.insert(*one("a"), None),  # all four arrive before the write starts: one statement
-            batcher.insert(*one("b"), None),
-            batcher.insert(*duplicate, None),
-            batcher.insert(*one("c"), None),
+            batcher.insert(*one("a")),  # all four arrive before the write starts: one statement
+            batcher.insert(*one("b")),
+            batcher.insert(*duplicate),
+            batcher.insert(*one("c")),
             return_exceptions=True,
         )
         # The shared statement failed for one of them: each was then written on its own, so
         # only that one fails, with nothing of it written, and the others are created.
         assert outcomes[:2] == [None, None] and outcomes[3] is None, outcomes
         assert isinstance(outcomes[2], asyncpg.UniqueViolationError), outcomes
-        await batcher.insert(*one("later"), None)  # the next statement is not affected
+        await batcher.insert(*one("later"))  # the next statement is not affected
         async with db.connection() as conn:
             names = await conn.fetch("SELECT doc->>'name' AS n FROM resources ORDER BY n")
             topics = await conn.fetchval("SELECT count(*) FROM outbox")
