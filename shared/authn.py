@@ -62,16 +62,9 @@ def _is_public(request: web.Request) -> bool:
 
 
 @web.middleware
-async def authentication_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    if not _is_public(request):
-        request[PRINCIPAL] = await authenticate(request)
-    return await handler(request)
-
-
-@web.middleware
 async def problem_and_authentication_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """problem_middleware around authentication_middleware, in one layer: every error, a
-    refused token's included, answered as problem+json."""
+    """The token check (except on public paths and CORS preflights) and problem+json answers
+    in one layer: every error, a refused token's included, answered as problem+json."""
     try:
         if not _is_public(request):
             request[PRINCIPAL] = await authenticate(request)

@@ -105,11 +105,3 @@ def problem_answer(request: web.Request, exc: Exception) -> web.Response:
         return problem_response(Problem(exc.status, detail, headers=headers))
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))
-
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Exception as exc:
-        return problem_answer(request, exc)
