@@ -260,10 +260,19 @@ async def delete_amqp_names(prefix: str) -> None:
 
 
 def wrk(
-    url: str, token: str | None, seconds: int, *, body: bytes | None = None, connections: int = 64
+    url: str,
+    token: str | None,
+    seconds: int,
+    *,
+    body: bytes | None = None,
+    connections: int = 64,
+    timeout: int | None = None,
 ) -> dict[str, float]:
-    """wrk -t2 -c64 with --latency; with `body`, every request is a JSON POST of it."""
+    """wrk -t2 -c64 with --latency; with `body`, every request is a JSON POST of it; `timeout`:
+    wrk's --timeout in seconds (its default, 2 s, counts slower answers as errors)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if timeout is not None:
+        cmd.append(f"--timeout={timeout}s")
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     script = None
@@ -290,9 +299,11 @@ def wrk(
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "req_per_s": round(rps),
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
     }

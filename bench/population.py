@@ -44,6 +44,20 @@ async def add_user(suite: RunningSuite, role: str) -> str:
             return str(await resp.json())
 
 
+async def create_events(suite: RunningSuite, count: int, event: dict[str, Any]) -> list[str]:
+    """`count` copies of `event`, the admin's drafts, made through the API; returns their ids."""
+    admin = {"Authorization": f"Bearer {suite.token}"}
+    ids: list[str] = []
+    async with aiohttp.ClientSession(headers=admin) as session:
+        for start in range(0, count, API_BATCH):
+            batch = [event] * min(API_BATCH, count - start)
+            async with session.post(f"{suite.base}/v2/event/list", json=batch) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"creating events: {resp.status} {await resp.text()}")
+                ids += [item["id"] for item in await resp.json()]
+    return ids
+
+
 async def populate(suite: RunningSuite, count: int, event: dict[str, Any], approved: float = 0.9) -> str:
     """`count` more events; returns how they were made. Seeded: as `seed_events` makes them.
     Through the API: the admin's, `approved` of them submitted and approved by an approver (so
@@ -52,16 +66,10 @@ async def populate(suite: RunningSuite, count: int, event: dict[str, Any], appro
     if seed is not None:
         await seed(suite.env["HERALD_DATABASE_URL"], count)
         return f"bench.seed_events.seed_events (COPY), {count:,} events"
+    ids = await create_events(suite, count, event)
     admin = {"Authorization": f"Bearer {suite.token}"}
     approver = {"Authorization": f"Bearer {await add_user(suite, 'approver')}"}
-    ids: list[str] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
-        for start in range(0, count, API_BATCH):
-            batch = [event] * min(API_BATCH, count - start)
-            async with session.post(f"{suite.base}/v2/event/list", json=batch, headers=admin) as resp:
-                if resp.status != 201:
-                    raise RuntimeError(f"creating events: {resp.status} {await resp.text()}")
-                ids += [item["id"] for item in await resp.json()]
 
         async def step(event_id: str, name: str, headers: dict[str, str]) -> None:
             async with session.post(f"{suite.base}/v2/event/{event_id}/{name}", headers=headers) as resp:
