@@ -23,6 +23,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"email": "admin@herald.local", "password": "bench-admin-pw"}
+# `python -m services` starts a service's i-th extra process on its port + i * 100; a bench
+# leaves room for up to 8 (one a core, as many as it starts by itself).
+SPREAD_STEP = 100
+MAX_PROCESSES = 8
 
 
 @dataclass
@@ -129,14 +133,29 @@ def machine_idle() -> tuple[float, float]:
     return ticks[3] + ticks[4], sum(ticks)
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+def free_ports(n: int, spread: int = 0) -> list[int]:
+    """`n` ports free now; with `spread`, each one's `port + i * SPREAD_STEP` for i up to
+    `spread` too (where a service's extra processes listen)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        extra = [port + i * SPREAD_STEP for i in range(1, spread + 1)]
+        if port not in ports and all(_bindable(p) for p in extra):
+            ports.append(port)
     return ports
+
+
+def _bindable(port: int) -> bool:
+    if port > 65535:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @asynccontextmanager
@@ -144,7 +163,8 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
     """The suite on free ports. The public door's port is given both as HERALD_EDGE_PORT (nginx)
     and HERALD_GATEWAY_PORT (the Python gateway it replaces): whichever the code reads.
     `output`: where the services' logs go (discarded by default)."""
-    edge, auth, res, wh, docs = free_ports(5)
+    edge, docs, edge_status = free_ports(3)
+    auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
     db = f"herald_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
     env = {
@@ -160,6 +180,7 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
         "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
         "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
         "HERALD_DOCS_URL": f"http://127.0.0.1:{docs}",
+        "HERALD_EDGE_STATUS_ADDRESS": f"127.0.0.1:{edge_status}",
         "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
         "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
         "HERALD_QUEUE_PREFIX": prefix,
