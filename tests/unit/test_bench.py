@@ -180,3 +180,39 @@ def test_profile_summary_counts_self_inclusive_and_parts() -> None:
     assert "  50.0  write (asyncio/streams.py)" in lines  # self
     assert "  80.0  run (aiormq/connection.py)" in lines  # inclusive
     assert "  20.0  get (services/resource/handlers.py)" in lines
+
+
+def _peers() -> Any:
+    sys.path.insert(0, str(ROOT))
+    from bench.peers import directus
+
+    return directus
+
+
+def test_peer_rounds_take_each_figure_s_median() -> None:
+    peers = _peers()
+    runs = [
+        {"req_per_s": rps, "p50_ms": 1.0, "p99_ms": p99, "non_2xx": bad, "socket_errors": 0}
+        for rps, p99, bad in ((300, 50.0, 0), (100, 900.0, 2), (200, 70.0, 0))
+    ]
+    figures = peers.median_of(runs)
+    assert (figures["req_per_s"], figures["p99_ms"], figures["non_2xx"]) == (200, 70.0, 2)
+    assert figures["runs"] == runs
+
+
+def test_peer_table_holds_herald_to_the_ratios_and_counts_errors() -> None:
+    peers = _peers()
+
+    def side(rps: int, errors: int = 0) -> dict[str, Any]:
+        return {"req_per_s": rps, "p99_ms": 10.0, "non_2xx": errors, "socket_errors": 0}
+
+    figures = {
+        "get": {"herald": side(4000), "directus": side(1000)},  # 4.0 x: met
+        "list": {"herald": side(3900), "directus": side(1000)},  # 3.9 x: not
+        "create": {"herald": side(6000, errors=3), "directus": side(1000)},  # 6 x, but errors
+        "rss_mib": {"herald": {"auth": 80.0, "resource": 60.0}, "directus": {"1": 300.0}},
+    }
+    lines = peers.table(figures)
+    assert [line.rsplit("|", 2)[1].strip() for line in lines[2:5]] == ["yes", "**no**", "**no**"]
+    assert "| 4.0 x |" in lines[2] and "| 3.9 x |" in lines[3]
+    assert lines[5].startswith("| peak RSS, all processes | 140 MiB (2 processes) | 300 MiB (1 process) |")
