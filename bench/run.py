@@ -478,7 +478,7 @@ async def measure() -> dict[str, Any]:
         }
     else:
         # A suite of its own: the first one's creates would otherwise sit in the table too.
-        async with running_suite(None, HERALD_WEBHOOK_WORKER="false") as suite:
+        async with running_suite(None) as suite:
             print(f"seeding {BIG_LIST_EVENTS:,} events for the last list-50 run ...", file=sys.stderr)
             results["list_50_big"] = await list_50(suite, BIG_LIST_EVENTS, suite.pids())
             results["peak_rss_mib_big_list_suite"] = suite.peak_rss_mib()
