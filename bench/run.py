@@ -372,9 +372,12 @@ def wrk_with_cpu(pids: dict[str, int], url: str, token: str | None, **options: A
         100 * (idle_after - idle_before) / max(1, total_after - total_before), 1
     )
     done = max(1, figures["req_per_s"] * SECONDS)
-    figures["cpu_ms_per_request"] = {
-        name: round((cpu_seconds(pid) - before[name]) * 1000 / done, 3) for name, pid in pids.items()
-    }
+    figures["cpu_ms_per_request"] = {}
+    for name, pid in pids.items():
+        try:
+            figures["cpu_ms_per_request"][name] = round((cpu_seconds(pid) - before[name]) * 1000 / done, 3)
+        except OSError:  # it died meanwhile (the supervisor starts another): its time is lost
+            figures["cpu_ms_per_request"][name] = "exited"
     wrk_cpu = children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
     figures["cpu_ms_per_request"]["wrk"] = round(wrk_cpu * 1000 / done, 3)
     # Machine-wide: includes whatever else used PostgreSQL and RabbitMQ meanwhile.
