@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -216,3 +217,34 @@ def test_peer_table_holds_herald_to_the_ratios_and_counts_errors() -> None:
     assert [line.rsplit("|", 2)[1].strip() for line in lines[2:5]] == ["yes", "**no**", "**no**"]
     assert "| 4.0 x |" in lines[2] and "| 3.9 x |" in lines[3]
     assert lines[5].startswith("| peak RSS, all processes | 140 MiB (2 processes) | 300 MiB (1 process) |")
+
+
+def test_suite_processes_are_named_by_service_and_numbered_when_several() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.harness import suite_processes
+
+    # A launcher with two children that carry `services.resource` on their command line, as
+    # `python -m services.resource` does; each child waits for its stdin to close.
+    child = "import sys; sys.stdin.read()"
+    launcher = (
+        "import subprocess, sys\n"
+        f"kids = [subprocess.Popen([sys.executable, '-c', {child!r}, 'services.resource'], stdin=subprocess.PIPE)"
+        " for _ in range(2)]\n"
+        "print('started', flush=True)\n"
+        "sys.stdin.read()\n"
+        "for kid in kids:\n"
+        "    kid.stdin.close()\n"
+        "    kid.wait()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        named = suite_processes(proc.pid)
+        assert sorted(named) == ["resource", "resource 2", "suite"]
+        assert named["suite"] == proc.pid and len(set(named.values())) == 3
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(30)
