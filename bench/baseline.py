@@ -81,7 +81,8 @@ def two_hops(hello_port: int, proxy_port: int) -> Iterator[tuple[str, list[subpr
 NGINX = "/usr/sbin/nginx"
 
 # The same kind of configuration as the edge's: master and one worker a core, an upstream with
-# kept-alive connections, HTTP/1.1 to it, a request id passed on and a JSON access log.
+# kept-alive connections, HTTP/1.1 to it, a request id and the client address passed on and a
+# JSON access log.
 NGINX_CONF = """
 daemon off;
 master_process on;
@@ -111,6 +112,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Request-ID $request_id;
+            proxy_set_header X-Forwarded-For $remote_addr;
         }}
     }}
 }}
