@@ -8,7 +8,8 @@ import uuid
 
 import asyncpg
 
-from bench.resource_explain import explain, seed
+from bench.resource_explain import explain
+from bench.seed_events import seed_events
 from services.resource.app import MIGRATIONS, SCHEMA
 from shared.db import ensure_database
 from shared.migrations import apply_migrations
@@ -17,10 +18,10 @@ from shared.migrations import apply_migrations
 async def test_filtered_sorted_pages_are_index_scans(fresh_database_url: str) -> None:
     await ensure_database(fresh_database_url)
     await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
+    owners = [uuid.uuid4() for _ in range(500)]
+    await seed_events(fresh_database_url, 20_000, owners=owners)
     conn = await asyncpg.connect(fresh_database_url, server_settings={"search_path": SCHEMA})
     try:
-        owners = [uuid.uuid4() for _ in range(500)]
-        await seed(conn, 20_000, owners)
         results = await explain(conn, owners[7])
     finally:
         await conn.close()
