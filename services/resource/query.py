@@ -238,7 +238,7 @@ def _parse_fields(rtype: ResourceType, raw: str | None) -> list[str] | None:
     unknown = [name for name in names if name not in rtype.properties]
     if not names or unknown:
         raise Problem(400, f"fields: unknown field {', '.join(unknown) or '(none named)'}")
-    return names
+    return list(dict.fromkeys(names))  # a name given twice is one key (a JSON object's keys are unique)
 
 
 def _parse_count(raw: str | None) -> bool:
