@@ -123,7 +123,10 @@ async def running() -> AsyncIterator[Services]:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         await delete_amqp_names(prefix)
         admin_conn = await asyncpg.connect(f"{SERVER}/postgres")
         await admin_conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -34,7 +34,9 @@ async def refresh_statistics(db: Database) -> bool:
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", _LOCK):
             return False  # another replica is analyzing
         try:
-            await conn.execute("ANALYZE resources")
+            async with conn.transaction():  # behind a migration's lock, give up rather than wait
+                await conn.execute("SET LOCAL lock_timeout = '5s'")
+                await conn.execute("ANALYZE resources")
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", _LOCK)
     log.info("analyzed resources (%d rows changed of %d)", changed, live)

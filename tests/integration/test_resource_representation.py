@@ -12,8 +12,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from bench.seed_events import seed_events
 from services.resource.app import MIGRATIONS, SCHEMA
 from services.resource.documents import representation
+from services.resource.repo import COLUMNS_SQL
 from services.resource.types import EVENT_TYPE, LOCATION_TYPE
 from shared.db import ensure_database
 from shared.migrations import apply_migrations
@@ -162,3 +164,25 @@ async def test_migration_0003_renders_existing_rows_as_the_service_does(
             assert list(orjson.loads(text)) == list(expected)  # field order too
     finally:
         await conn.close()
+
+
+async def test_seeded_events_are_stored_as_the_service_renders_them(fresh_database_url: str) -> None:
+    """bench/seed_events.py builds the representation itself (for speed): it must be the one
+    the service would store, or the benchmarks would measure something else."""
+    await ensure_database(fresh_database_url)
+    await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
+    await seed_events(fresh_database_url, 300, owners=5, locations=3)
+    conn = await asyncpg.connect(fresh_database_url, server_settings={"search_path": SCHEMA})
+    try:
+        rows = await conn.fetch(f"SELECT {COLUMNS_SQL} FROM resources")
+    finally:
+        await conn.close()
+    assert len(rows) == 303
+    for record in rows:
+        row = dict(record)
+        row["doc"] = orjson.loads(row["doc"])
+        rtype = EVENT_TYPE if row["type"] == "event" else LOCATION_TYPE
+        expected = representation(rtype, row)
+        assert row["shown"] == orjson.dumps(expected).decode()  # byte for byte
+    statuses = {dict(r)["status"] for r in rows}
+    assert {"approved", "draft", "pending"} <= statuses
