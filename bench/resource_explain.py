@@ -54,6 +54,7 @@ def queries(member: uuid.UUID, cursor_row: dict[str, Any]) -> dict[str, tuple[Pr
                 "sort": "-startsAt",
             },
         ),
+        "member: own drafts (status=draft)": (as_member, {"status": "draft"}),
         "approver: status=pending by startsAt": (as_approver, {"status": "pending"}),
         "approver: tags[in]=tag3,tag4": (as_approver, {"tags[in]": "tag3,tag4"}),
         "approver: q=fireworks": (as_approver, {"q": "fireworks"}),

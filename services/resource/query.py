@@ -108,14 +108,33 @@ def _split(raw: str) -> list[str]:
     return parts
 
 
-def visibility(sql: Sql, rtype: ResourceType, caller: Principal) -> None:
-    """What the caller may not see does not exist for them (404 and absent from lists)."""
+def visibility(sql: Sql, rtype: ResourceType, caller: Principal, statuses: set[str] | None = None) -> None:
+    """What the caller may not see does not exist for them (404 and absent from lists).
+    `statuses`: what the query's status filters allow (None: any). When they allow only hidden
+    states, only the caller's own rows can match, and saying so lets PostgreSQL walk the owner's
+    index (a member's `?status=draft` at 1,000,000 events: 1.9 s through every draft, else)."""
     workflow = rtype.workflow
     if workflow is None or REVIEWER_ROLES.intersection(caller.roles):
         return
-    states = sql.param(list(workflow.public_states))
+    public = set(workflow.public_states)
+    if statuses is not None and statuses <= public:
+        return  # every row the filters allow is visible to all
     me = sql.param(uuid.UUID(caller.user_id))
+    if statuses is not None and not statuses & public:
+        sql.where.append(f"owner_id = {me}::uuid")
+        return
+    states = sql.param(list(workflow.public_states))
     sql.where.append(f"(status = ANY({states}::text[]) OR owner_id = {me}::uuid)")
+
+
+def _allowed_statuses(query: MultiMapping[str]) -> set[str] | None:
+    """The states the (already validated) status filters of a query allow; None: no filter."""
+    allowed: set[str] | None = None
+    for key, raw in query.items():
+        if key in ("status", "status[in]"):
+            values = set(_split(raw)) if key == "status[in]" else {raw}
+            allowed = values if allowed is None else allowed & values
+    return allowed
 
 
 @dataclass
@@ -201,7 +220,7 @@ def parse_list_query(
         if not text:
             raise Problem(400, "q must not be empty")
         sql.where.append(f"search @@ websearch_to_tsquery('simple', {sql.param(text)})")
-    visibility(sql, rtype, caller)
+    visibility(sql, rtype, caller, _allowed_statuses(query) if "status" in rtype.filters else None)
     listing = ListQuery(
         rtype=rtype,
         sql=sql,
