@@ -237,6 +237,7 @@ async def main(large: int, seconds: int) -> dict[str, Any]:
         if large > SMALL:
             seeded = await seed_events(services.dsn, large - SMALL, owners=owners, locations=0, seed=2)
             report["seed_seconds"] = round(seeded.seconds, 1)
+            report["seed_phases"] = {name: round(seconds, 1) for name, seconds in seeded.phases.items()}
             report[f"at_{large}"] = await figures(services, seconds)
     return report
 

@@ -49,6 +49,7 @@ class Seeded:
     locations: list[uuid.UUID]
     owners: list[uuid.UUID]
     seconds: float
+    phases: dict[str, float]  # seconds: rows made and copied, moved, indexes built, vacuumed
 
 
 _SLOTS = 3 * 365 * 96  # start times: every quarter of an hour over three years
@@ -210,23 +211,32 @@ async def seed_events(
             await conn.copy_records_to_table("seed_rows", records=place_rows, columns=COLUMNS)
             owner_texts = [str(owner) for owner in owner_ids]
             place_texts = [str(place) for place in place_ids]
+            phases = {"rows": time.perf_counter() - started}
             for first in range(0, count, CHUNK):
                 records = _events(rng, first, min(CHUNK, count - first), owner_texts, place_texts)
                 await conn.copy_records_to_table("seed_rows", records=records, columns=COLUMNS)
+            phases["rows"] = time.perf_counter() - started
             await conn.execute(_MOVE)
+            phases["move"] = time.perf_counter() - started - phases["rows"]
             for index in indexes:
                 await conn.execute(index["ddl"])
+            phases["indexes"] = time.perf_counter() - started - phases["rows"] - phases["move"]
+        mark = time.perf_counter()
         # As autovacuum leaves a table this size (it may be off here): statistics for the
         # planner, the visibility map for index-only scans (count=exact).
         await conn.execute("VACUUM (ANALYZE) resources")
+        phases["vacuum"] = time.perf_counter() - mark
     finally:
         await conn.close()
-    return Seeded(count, place_ids, owner_ids, time.perf_counter() - started)
+    return Seeded(count, place_ids, owner_ids, time.perf_counter() - started, phases)
 
 
 async def _main(dsn: str, count: int) -> None:
     seeded = await seed_events(dsn, count)
-    print(f"{seeded.events:,} events and {len(seeded.locations)} locations in {seeded.seconds:.1f} s")
+    parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in seeded.phases.items())
+    print(
+        f"{seeded.events:,} events and {len(seeded.locations)} locations in {seeded.seconds:.1f} s ({parts})"
+    )
 
 
 if __name__ == "__main__":
