@@ -290,7 +290,9 @@ class Worker:
         async def record_failure() -> None:
             async with self.db.transaction() as conn:
                 repo = DeliveryRepo(conn)
-                await repo.record_failure(claimed, outcome, status, delay, RETRY)
+                if not await repo.record_failure(claimed, outcome, status, delay, RETRY):
+                    log.warning("delivery %s moved on before this attempt was recorded", claimed.id)
+                    return  # recorded already, or another worker's lease: theirs to judge
                 if code == 410:
                     await repo.disable(sub_id, GONE)
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
@@ -312,8 +314,9 @@ class Worker:
             return item.claimed
         if age + 1 < self.lease_seconds:
             async with self.db.connection() as conn:
-                if await DeliveryRepo(conn).extend_lease(item.claimed.id, self.lease_seconds):
-                    return item.claimed
+                renewed = await DeliveryRepo(conn).extend_lease(item.claimed, self.lease_seconds)
+            if renewed is not None:
+                return renewed
         log.warning("delivery %s waited out its lease here; the sweeper sends it", item.claimed.id)
         return None
 
