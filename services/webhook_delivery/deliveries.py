@@ -422,19 +422,56 @@ class DeliveryRepo:
             raise NotFound("no such delivery")
         return (delivery_id, sub_id, RETRY)
 
-    async def recover(
+    async def recoverable(
         self, sub_id: uuid.UUID, since: datetime, until: datetime | None
-    ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
-        rows = await self.conn.fetch(
-            "UPDATE deliveries SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
-            " lease_until = NULL, enqueued_at = now(), updated_at = now()"
+    ) -> tuple[int, datetime]:
+        """How many failed and skipped deliveries the window holds now, and where it ends
+        (`until`, or now: what is created later is not in it)."""
+        row = await self.conn.fetchrow(
+            "SELECT count(*) AS n, coalesce($3::timestamptz, now()) AS until FROM deliveries"
             " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
-            "  AND ($3::timestamptz IS NULL OR created_at < $3) RETURNING id",
+            "  AND created_at < coalesce($3::timestamptz, now())",
             sub_id,
             since,
             until,
         )
-        return [(r["id"], sub_id, RETRY) for r in rows]
+        assert row is not None
+        return row["n"], row["until"]
+
+    async def recover_page(
+        self,
+        sub_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> tuple[list[tuple[uuid.UUID, uuid.UUID, str]], tuple[datetime, uuid.UUID] | None]:
+        """Make the next page of the window's failed and skipped deliveries (oldest first,
+        keyset-paged on (created_at, id), after `after`) due now on the retry lane: those
+        re-queued, and where the next page starts (None: this was the last). A delivery that
+        changed meanwhile (retried on its own) is passed over, not sent twice."""
+        rows = await self.conn.fetch(
+            "WITH page AS ("
+            " SELECT id, created_at FROM deliveries"
+            " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
+            "  AND created_at < $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))"
+            " ORDER BY created_at, id LIMIT $6),"
+            " done AS ("
+            " UPDATE deliveries d SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
+            "  lease_until = NULL, enqueued_at = now(), updated_at = now()"
+            " FROM page WHERE d.id = page.id AND d.status IN ('failed', 'skipped') RETURNING d.id)"
+            " SELECT page.id, page.created_at, done.id IS NOT NULL AS requeued"
+            " FROM page LEFT JOIN done ON done.id = page.id ORDER BY page.created_at, page.id",
+            sub_id,
+            since,
+            until,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        items = [(r["id"], sub_id, RETRY) for r in rows if r["requeued"]]
+        last = (rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
+        return items, last
 
     async def create_single(
         self, sub_id: uuid.UUID, event_id: uuid.UUID, topic: str, body: bytes
