@@ -59,13 +59,15 @@ class Recoveries:
                 if after is None:
                     break
         except BaseException as exc:
+            stopping = isinstance(exc, asyncio.CancelledError)
             log.error(
                 "recovering subscription %s stopped after %d of %d deliveries (%s); the rest are"
                 " still failed or skipped: recover the window again",
                 sub_id,
                 requeued,
                 expected,
-                type(exc).__name__ if isinstance(exc, asyncio.CancelledError) else exc,
+                "the service is stopping" if stopping else exc,
+                exc_info=not stopping,
             )
             raise
         log.info("recovered subscription %s: %d deliveries re-queued", sub_id, requeued)
