@@ -5,6 +5,7 @@ time, each once, and nothing outside the window or already delivered."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from services.webhook_delivery.app import SCHEMA
 from services.webhook_delivery.deliveries import DeliveryRepo
-from services.webhook_delivery.recovery import PAGE
+from services.webhook_delivery.recovery import PAGE, Recoveries
 from shared.config import Settings
+from shared.db import Database
 from tests.conftest import Suite
-from tests.delivery_support import connect, insert_subscription, wait_until
+from tests.delivery_support import connect, insert_subscription, own_lanes, wait_until
 from tests.receiver import Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,4 +150,47 @@ async def test_a_page_re_queued_leaves_the_rest_failed_or_skipped(
         assert len(items) == 1 and after is None
         assert await _statuses(conn, window) == {"pending": 7}
     finally:
+        await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
+
+
+async def test_a_job_stopped_mid_way_says_so_and_leaves_the_rest_to_recover_again(
+    settings: Settings,
+    db_and_receiver: tuple[asyncpg.Connection, Receiver],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn, _ = db_and_receiver
+    sub = await insert_subscription(conn, "http://127.0.0.1:9/hook", [TOPIC])
+    db = await Database.connect(settings.database_url, SCHEMA)
+    blocker = await connect(settings)
+    try:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        window = await _store(conn, sub["id"], [("failed", since + timedelta(seconds=i)) for i in range(5)])
+        # The fourth delivery is locked (being retried on its own, say): the job, a page of one
+        # delivery at a time, waits there after re-queuing three, and the service stops.
+        await blocker.execute("BEGIN")
+        await blocker.execute("SELECT 1 FROM deliveries WHERE event_id = $1 FOR UPDATE", window[3])
+        async with own_lanes(settings) as broker:
+            recoveries = Recoveries(db, broker, page=1)
+            job = recoveries.start(sub["id"], since, datetime.now(UTC), len(window))
+
+            async def waiting_at_the_fourth() -> bool:
+                return await _statuses(conn, window[:3]) == {"pending": 3} and bool(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+
+            await wait_until(waiting_at_the_fourth, what="the job to wait at the locked delivery")
+            with caplog.at_level(logging.ERROR, logger="herald.webhook.recovery"):
+                await recoveries.close()
+        assert job.cancelled()
+        assert "stopped after 3 of 5 deliveries (the service is stopping)" in caplog.text
+        await blocker.execute("ROLLBACK")
+        assert await _statuses(conn, window[3:]) == {"failed": 2}
+        count, _ = await DeliveryRepo(conn).recoverable(sub["id"], since, None)
+        assert count == 2
+    finally:
+        await blocker.close()
+        await db.close()
         await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])

@@ -21,8 +21,7 @@ from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database
 from shared.events import make_event
-from tests.conftest import delete_amqp_names
-from tests.delivery_support import connect, deliveries_of, insert_subscription, wait_until
+from tests.delivery_support import connect, deliveries_of, insert_subscription, own_lanes, wait_until
 from tests.receiver import Answer, Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,12 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    prefix = f"{settings.queue_prefix}.stop-{uuid.uuid4().hex[:8]}"  # lanes of its own
-    broker = Broker(settings.amqp_url, prefix=prefix)
-    await broker.connect()
-    yield broker
-    await broker.close()
-    await delete_amqp_names(prefix)
+    async with own_lanes(settings) as broker:
+        yield broker
 
 
 @pytest.fixture
