@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.webhook_delivery.app import SCHEMA
 from services.webhook_delivery.fanout import Fanout
-from services.webhook_delivery.index import IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.index import IndexedSubscription, SubscriptionIndex
 from services.webhook_delivery.worker import Worker
 from shared.amqp import Broker
 from shared.config import Settings
@@ -57,14 +57,15 @@ async def test_a_fanout_waiting_for_room_goes_on_when_the_worker_stops(
     )
     conn = await connect(settings)
     db = await Database.connect(settings.database_url, SCHEMA)
-    refresher = IndexRefresher(db, SubscriptionIndex())
     worker: Worker | None = None
     try:
         sub = await insert_subscription(conn, hanging.url, ["location.created"])
-        await refresher.start()
-        worker = Worker(changed, db, broker, refresher.index)
+        # An index of this subscription only (the session's database holds other tests' too).
+        index = SubscriptionIndex()
+        index.put(IndexedSubscription.from_row(sub))
+        worker = Worker(changed, db, broker, index)
         await worker.start()
-        fanout = Fanout(db, broker, refresher.index, worker)
+        fanout = Fanout(db, broker, index, worker)
         events = [
             make_event("location.created", {"id": str(uuid.uuid4()), "name": f"E{i}"}, str(uuid.uuid4()))
             for i in range(worker.room + 1)
@@ -91,6 +92,5 @@ async def test_a_fanout_waiting_for_room_goes_on_when_the_worker_stops(
     finally:
         if worker is not None:
             await worker.stop(grace=0)
-        await refresher.close()
         await db.close()
         await conn.close()
