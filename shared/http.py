@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from shared.appkeys import READY_CHECKS, SERVICE_NAME, SETTINGS
@@ -215,7 +216,9 @@ def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> 
 
 
 def next_link(request: web.Request, cursor: str) -> str:
-    query = dict(request.query)
+    """The next page's link: the same query (a repeated parameter keeps every value, in order)
+    with this cursor in place of any other."""
+    query = MultiDict(request.query)
     query["cursor"] = cursor
     return f'<{request.rel_url.with_query(query)}>; rel="next"'
 

@@ -229,17 +229,27 @@ def merge(fragments: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def document_response(request: web.Request, body: bytes, etag: str) -> web.Response:
     """The document, or a 304 when the caller already has this version."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("If-None-Match") == etag:
+    if _has_version(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, headers=headers, content_type=JSON_CONTENT_TYPE, charset="utf-8")
 
 
+def _has_version(if_none_match: str | None, etag: str) -> bool:
+    """`If-None-Match` (a list of tags, or `*`) names this one; compared weakly (RFC 9110)."""
+    if not if_none_match:
+        return False
+    tags = (tag.strip() for tag in if_none_match.split(","))
+    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in tags)
+
+
 def etag_of(body: bytes) -> str:
+    """A strong ETag: the hash of the bytes served."""
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def add_fragment_route(app: web.Application, document: Mapping[str, Any]) -> None:
-    """Serve `document` at GET /openapi.json, public, with an ETag (the gateway revalidates)."""
+    """Serve `document` at GET /openapi.json, public, with an ETag computed once (revalidated
+    with If-None-Match: a 304 while it is the same). Every service serves its fragment so."""
     body = orjson.dumps(document)
     etag = etag_of(body)
 

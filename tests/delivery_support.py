@@ -4,8 +4,9 @@ events published to the test's exchange, and waits on what the engine does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,11 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from bench.harness import delete_amqp_names
+from services.webhook_delivery import lanes
 from services.webhook_delivery.app import MIGRATIONS
 from services.webhook_delivery.engine import INDEX
+from shared.amqp import Broker
 from shared.config import Settings
 from shared.events import make_event
 from shared.service import prepare_database
@@ -28,6 +32,24 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     """To the test database, migrated (whichever test of the session comes first)."""
     await prepare_database(settings, SCHEMA, MIGRATIONS)
     return await asyncpg.connect(settings.database_url, server_settings={"search_path": SCHEMA})
+
+
+@contextlib.asynccontextmanager
+async def own_lanes(settings: Settings) -> AsyncIterator[Broker]:
+    """A broker connection with delivery lanes of its own (no other test's messages on them),
+    deleted afterwards."""
+    prefix = f"{settings.queue_prefix}.{uuid.uuid4().hex[:8]}"
+    broker = Broker(settings.amqp_url, prefix=prefix)
+    await broker.connect()
+    try:
+        channel = await broker.channel()
+        for lane in lanes.LANES:
+            await lanes.declare_lane(broker, channel, lane)
+        await channel.close()
+        yield broker
+    finally:
+        await broker.close()
+        await delete_amqp_names(prefix)
 
 
 async def insert_subscription(

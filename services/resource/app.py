@@ -18,14 +18,13 @@ from services.resource.statistics import keep_statistics_fresh
 from services.resource.types import TYPES, ResourceType
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings
-from shared.http import json_response
+from shared.openapi import add_fragment_route
 from shared.outbox import LocalRelay, OutboxRelay
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 
 log = logging.getLogger("herald.resource")
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "resource"
-OPENAPI_PATH = "/openapi.json"
 STATISTICS_SECONDS = 30.0  # how often the service checks whether `resources` needs an ANALYZE
 
 
@@ -65,17 +64,12 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, types: Sequence[ResourceType] = TYPES) -> web.Application:
     """`types` defaults to the product's; tests declare more to show the engine is generic."""
-    app = base_app(settings, "resource", public_paths=(OPENAPI_PATH,))
+    app = base_app(settings, "resource")
     app[OUTBOX_RELAY] = LocalRelay()
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
     app.cleanup_ctx.append(background_ctx)
     add_routes(app, types)
-    document = fragment(types)
-
-    async def openapi(request: web.Request) -> web.Response:
-        return json_response(document)
-
-    app.router.add_get(OPENAPI_PATH, openapi, allow_head=False)
+    add_fragment_route(app, fragment(types))
     return app

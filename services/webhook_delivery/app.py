@@ -11,8 +11,9 @@ from services.webhook_delivery import handlers
 from services.webhook_delivery.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.delivery_openapi import delivery_paths
 from services.webhook_delivery.engine import engine_ctx
-from services.webhook_delivery.openapi import openapi_handler, subscription_paths
+from services.webhook_delivery.openapi import document, subscription_paths
 from shared.config import Settings
+from shared.openapi import add_fragment_route
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -20,7 +21,7 @@ SCHEMA = "webhook_delivery"
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = base_app(settings, "webhook_delivery", public_paths=("/openapi.json",))
+    app = base_app(settings, "webhook_delivery")
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(verifier_ctx())
@@ -29,5 +30,5 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_api:
         handlers.add_routes(app)
         add_delivery_routes(app)
-        app.router.add_get("/openapi.json", openapi_handler(subscription_paths(), delivery_paths()))
+        add_fragment_route(app, document(subscription_paths(), delivery_paths()))
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,12 +26,16 @@ _DELIVERY_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A delivery a worker holds the lease on, with what it needs to send it."""
+    """A delivery a worker holds the lease on, with what it needs to send it. The lease is known
+    by when it ends (`lease_until`, to the microsecond): a claim is taken only once the previous
+    lease has ended, so a later one never ends at the same moment. Its attempt is recorded only
+    while that lease is still the delivery's and `attempts` unchanged (see `record_failure`)."""
 
     id: uuid.UUID
     subscription_id: uuid.UUID
     event_id: uuid.UUID
     attempts: int
+    lease_until: datetime
     body: bytes
     url: str
     headers: dict[str, str]
@@ -97,10 +101,11 @@ class DeliveryRepo:
             "  CASE WHEN t.p AND t.l THEN now() + make_interval(secs => $8) END"
             " FROM e, t"
             " ON CONFLICT (subscription_id, event_id) DO NOTHING"
-            " RETURNING id, subscription_id, status, lease_until IS NOT NULL AS leased)"
-            " SELECT d.id, d.subscription_id, d.status, d.leased, s.url, s.headers, s.secret,"
+            " RETURNING id, subscription_id, status, lease_until)"
+            " SELECT d.id, d.subscription_id, d.status, d.lease_until, s.url, s.headers, s.secret,"
             "  s.previous_secret, s.previous_secret_until > now() AS previous_signs"
-            " FROM e LEFT JOIN d ON true LEFT JOIN subscriptions s ON s.id = d.subscription_id AND d.leased",
+            " FROM e LEFT JOIN d ON true"
+            " LEFT JOIN subscriptions s ON s.id = d.subscription_id AND d.lease_until IS NOT NULL",
             event_id,
             topic,
             body,
@@ -118,7 +123,7 @@ class DeliveryRepo:
                 continue  # stored, but every subscription it matched was deleted meanwhile
             if r["status"] != PENDING:
                 result.skipped += 1
-            elif r["leased"]:
+            elif r["lease_until"] is not None:
                 result.leased.append(_claimed(r, event_id, body, attempts=0))
             else:
                 result.to_lane.append((r["id"], r["subscription_id"], FIRST))
@@ -143,7 +148,7 @@ class DeliveryRepo:
             " UPDATE deliveries SET lease_until = now() + make_interval(secs => $2), enqueued_at = NULL"
             " WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()"
             "  AND (lease_until IS NULL OR lease_until < now())"
-            " RETURNING id, subscription_id, event_id, attempts)"
+            " RETURNING id, subscription_id, event_id, attempts, lease_until)"
             " SELECT c.*, e.body, s.url, s.headers, s.active, s.secret, s.previous_secret,"
             "  s.previous_secret_until > now() AS previous_signs"
             " FROM c JOIN webhook_events e ON e.id = c.event_id"
@@ -178,16 +183,18 @@ class DeliveryRepo:
             seconds,
         )
 
-    async def extend_lease(self, delivery_id: uuid.UUID, lease_seconds: float) -> bool:
-        """Renew a lease this worker still holds (only call it while it surely does)."""
-        return bool(
-            await self.conn.fetchval(
-                "UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)"
-                " WHERE id = $1 AND status = 'pending' AND lease_until > now() RETURNING true",
-                delivery_id,
-                lease_seconds,
-            )
+    async def extend_lease(self, claimed: Claimed, lease_seconds: float) -> Claimed | None:
+        """Renew a lease this worker still holds: the delivery with its new lease, or None when
+        the lease is no longer this one (or has run out)."""
+        until = await self.conn.fetchval(
+            "UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)"
+            " WHERE id = $1 AND status = 'pending' AND lease_until = $3 AND lease_until > now()"
+            " RETURNING lease_until",
+            claimed.id,
+            lease_seconds,
+            claimed.lease_until,
         )
+        return None if until is None else replace(claimed, lease_until=until)
 
     async def release(self, delivery_ids: list[uuid.UUID]) -> None:
         """No message carries these any more (a stopping worker held them in memory)."""
@@ -206,57 +213,76 @@ class DeliveryRepo:
 
     async def record_failure(
         self, claimed: Claimed, outcome: Outcome, status: str, retry_in: float | None, lane: str
-    ) -> None:
+    ) -> bool:
         """Log a failed attempt and move the delivery on, in one statement: `status` (pending or
         failed), and when still pending, due again in `retry_in` seconds on `lane`. Successes
-        are recorded many at a time (`record_successes`)."""
-        await self.conn.execute(
-            "WITH a AS ("
-            " INSERT INTO delivery_attempts"
-            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-            " VALUES ($1, $7, $5, $8, $6, $9))"
-            " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
-            " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
-            " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
-            " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
-            " updated_at = now() WHERE id = $1",
-            claimed.id,
-            status,
-            lane,
-            retry_in or 0.0,
-            outcome.status_code,
-            outcome.error,
-            outcome.attempted_at,
-            outcome.duration_ms,
-            outcome.response_body,
+        are recorded many at a time (`record_successes`).
+
+        Only the attempt that `claimed` started is recorded, once: while the delivery is still
+        pending under that lease with that attempt count. A write that comes late (held up by
+        an outage, replayed after a lost answer) finds the delivery moved on, recorded or sent
+        by another worker since, and changes nothing: False."""
+        return bool(
+            await self.conn.fetchval(
+                "WITH d AS ("
+                " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
+                " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
+                " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
+                " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
+                " updated_at = now()"
+                " WHERE id = $1 AND status = 'pending' AND attempts = $10 AND lease_until = $11"
+                " RETURNING id)"
+                " INSERT INTO delivery_attempts"
+                " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
+                " SELECT id, $7, $5, $8, $6, $9 FROM d RETURNING true",
+                claimed.id,
+                status,
+                lane,
+                retry_in or 0.0,
+                outcome.status_code,
+                outcome.error,
+                outcome.attempted_at,
+                outcome.duration_ms,
+                outcome.response_body,
+                claimed.attempts,
+                claimed.lease_until,
+            )
         )
 
-    async def record_successes(self, done: list[tuple[Claimed, Outcome]]) -> None:
-        """Log many successful attempts in one statement (the worker's group commit). A success
-        also ends its subscription's run of failures (touching the row only when there was one:
-        every UPDATE of a subscription notifies each worker's index)."""
-        await self.conn.execute(
+    async def record_successes(self, done: list[tuple[Claimed, Outcome]]) -> int:
+        """Log many successful attempts in one statement (the worker's group commit), each under
+        the same condition as `record_failure`; how many were recorded. A success also ends its
+        subscription's run of failures (touching the row only when there was one: every UPDATE
+        of a subscription notifies each worker's index)."""
+        recorded = await self.conn.fetchval(
             "WITH v AS ("
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::float8[],"
-            "  $6::text[]) AS v (id, sub, at, code, ms, body)),"
-            " a AS ("
-            " INSERT INTO delivery_attempts"
-            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-            " SELECT id, at, code, ms, NULL, body FROM v),"
-            " s AS ("
-            " UPDATE subscriptions SET failing_since = NULL"
-            " WHERE id IN (SELECT sub FROM v) AND failing_since IS NOT NULL)"
+            "  $6::text[], $7::int[], $8::timestamptz[]) AS v (id, sub, at, code, ms, body, n, lease)),"
+            " d AS ("
             " UPDATE deliveries d SET status = 'succeeded', attempts = d.attempts + 1,"
             " next_attempt_at = NULL, lease_until = NULL, enqueued_at = NULL,"
             " last_status_code = v.code, last_error = NULL, updated_at = now()"
-            " FROM v WHERE d.id = v.id",
+            " FROM v WHERE d.id = v.id AND d.status = 'pending' AND d.attempts = v.n"
+            "  AND d.lease_until = v.lease"
+            " RETURNING v.*),"
+            " a AS ("
+            " INSERT INTO delivery_attempts"
+            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
+            " SELECT id, at, code, ms, NULL, body FROM d),"
+            " s AS ("
+            " UPDATE subscriptions SET failing_since = NULL"
+            " WHERE id IN (SELECT sub FROM d) AND failing_since IS NOT NULL)"
+            " SELECT count(*) FROM d",
             [c.id for c, _ in done],
             [c.subscription_id for c, _ in done],
             [o.attempted_at for _, o in done],
             [o.status_code for _, o in done],
             [o.duration_ms for _, o in done],
             [o.response_body for _, o in done],
+            [c.attempts for c, _ in done],
+            [c.lease_until for c, _ in done],
         )
+        return int(recorded)
 
     async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> bool:
         """Open (or extend) the failure run; disable when it has lasted `disable_after` seconds.
@@ -396,19 +422,56 @@ class DeliveryRepo:
             raise NotFound("no such delivery")
         return (delivery_id, sub_id, RETRY)
 
-    async def recover(
+    async def recoverable(
         self, sub_id: uuid.UUID, since: datetime, until: datetime | None
-    ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
-        rows = await self.conn.fetch(
-            "UPDATE deliveries SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
-            " lease_until = NULL, enqueued_at = now(), updated_at = now()"
+    ) -> tuple[int, datetime]:
+        """How many failed and skipped deliveries the window holds now, and where it ends
+        (`until`, or now: what is created later is not in it)."""
+        row = await self.conn.fetchrow(
+            "SELECT count(*) AS n, coalesce($3::timestamptz, now()) AS until FROM deliveries"
             " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
-            "  AND ($3::timestamptz IS NULL OR created_at < $3) RETURNING id",
+            "  AND created_at < coalesce($3::timestamptz, now())",
             sub_id,
             since,
             until,
         )
-        return [(r["id"], sub_id, RETRY) for r in rows]
+        assert row is not None
+        return row["n"], row["until"]
+
+    async def recover_page(
+        self,
+        sub_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> tuple[list[tuple[uuid.UUID, uuid.UUID, str]], tuple[datetime, uuid.UUID] | None]:
+        """Make the next page of the window's failed and skipped deliveries (oldest first,
+        keyset-paged on (created_at, id), after `after`) due now on the retry lane: those
+        re-queued, and where the next page starts (None: this was the last). A delivery that
+        changed meanwhile (retried on its own) is passed over, not sent twice."""
+        rows = await self.conn.fetch(
+            "WITH page AS ("
+            " SELECT id, created_at FROM deliveries"
+            " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
+            "  AND created_at < $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))"
+            " ORDER BY created_at, id LIMIT $6),"
+            " done AS ("
+            " UPDATE deliveries d SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
+            "  lease_until = NULL, enqueued_at = now(), updated_at = now()"
+            " FROM page WHERE d.id = page.id AND d.status IN ('failed', 'skipped') RETURNING d.id)"
+            " SELECT page.id, page.created_at, done.id IS NOT NULL AS requeued"
+            " FROM page LEFT JOIN done ON done.id = page.id ORDER BY page.created_at, page.id",
+            sub_id,
+            since,
+            until,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        items = [(r["id"], sub_id, RETRY) for r in rows if r["requeued"]]
+        last = (rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
+        return items, last
 
     async def create_single(
         self, sub_id: uuid.UUID, event_id: uuid.UUID, topic: str, body: bytes
@@ -435,6 +498,7 @@ def _claimed(row: Any, event_id: uuid.UUID, body: bytes, *, attempts: int, activ
         subscription_id=row["subscription_id"],
         event_id=event_id,
         attempts=attempts,
+        lease_until=row["lease_until"],
         body=body,
         url=row["url"],
         headers=_json_object(row["headers"]),

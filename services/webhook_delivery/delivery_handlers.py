@@ -1,6 +1,7 @@
 """HTTP handlers of the delivery log and its commands: list a subscription's deliveries with
-their attempts, retry one, recover a window of failed or skipped ones, and ping. Only the
-subscription's owner or an admin gets an answer; anyone else gets the same 404 as a missing one."""
+their attempts, retry one, recover a window of failed or skipped ones (in the background:
+recovery.py), and ping. Only the subscription's owner or an admin gets an answer; anyone else
+gets the same 404 as a missing one."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.webhook_delivery.deliveries import (
     DeliveryRepo,
     public_delivery,
 )
+from services.webhook_delivery.recovery import RECOVERIES, recoveries_ctx
 from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event
@@ -133,12 +135,11 @@ async def recover(request: web.Request) -> web.Response:
     if until is not None and until <= since:
         raise ValidationFailed([{"field": "until", "message": "must be after since"}])
     _require_active(active)
-    async with request.app[DATABASE].transaction() as conn:
-        items = await DeliveryRepo(conn).recover(sub_id, since, until)
-    await lanes.publish(request.app[BROKER], items)
-    return json_response(
-        {"redelivering": len(items), "deliveryIds": [str(d) for d, _, _ in items]}, status=202
-    )
+    async with request.app[DATABASE].connection() as conn:
+        count, end = await DeliveryRepo(conn).recoverable(sub_id, since, until)
+    if count:
+        request.app[RECOVERIES].start(sub_id, since, end, count)
+    return json_response({"deliveries": count}, status=202)
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -161,3 +162,4 @@ def add_delivery_routes(app: web.Application) -> None:
     r.add_post("/v2/subscription/{id}/deliveries/{deliveryId}/retry", retry_delivery)
     r.add_post("/v2/subscription/{id}/recover", recover)
     r.add_post("/v2/subscription/{id}/ping", ping)
+    app.cleanup_ctx.append(recoveries_ctx)

@@ -52,11 +52,24 @@ RECOVERED: dict[str, Any] = {
     "title": "SubscriptionRecoverResult",
     "type": "object",
     "properties": {
-        "redelivering": {"type": "integer", "minimum": 0},
-        "deliveryIds": {"type": "array", "items": UUID},
+        "deliveries": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "How many failed and skipped deliveries the window held when asked:"
+            " those being sent again.",
+        },
     },
-    "required": ["redelivering", "deliveryIds"],
+    "required": ["deliveries"],
 }
+RECOVER_DESCRIPTION = (
+    "Every delivery of the subscription created in the window (from `since`, up to `until` or"
+    " now) that is `failed` or `skipped` is sent again: made `pending`, due now on the retry"
+    " lane. The answer comes at once, with how many that is; they are re-queued in the"
+    " background, a page at a time, oldest first, and show as `pending` in the delivery log as"
+    " they are. If the service stops before the job is done, what it had not reached is still"
+    " `failed` or `skipped`: recover the same window again (that takes only what is still"
+    " failed or skipped)."
+)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -147,9 +160,10 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 "recoverDeliveries",
                 "Send again every failed or skipped delivery created in a time window",
                 {
-                    "202": _json(_ref("SubscriptionRecoverResult"), "What is being sent again"),
+                    "202": _json(_ref("SubscriptionRecoverResult"), "Accepted: re-queued in the background"),
                     **_errors(400, 409, 413, 415, 422),
                 },
+                description=RECOVER_DESCRIPTION,
                 requestBody={
                     "required": True,
                     "content": {JSON_CONTENT_TYPE: {"schema": _ref("SubscriptionRecoverRequest")}},

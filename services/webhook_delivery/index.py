@@ -128,11 +128,18 @@ class IndexRefresher:
         listener = await asyncpg.connect(
             self.db.dsn, server_settings={"search_path": self.db.schema, "application_name": LISTENER_NAME}
         )
-        listener.add_termination_listener(lambda _conn: self._lost.set())
-        await listener.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self._changed.put_nowait(payload))
+        try:
+            listener.add_termination_listener(lambda _conn: self._lost.set())
+            await listener.add_listener(
+                CHANNEL, lambda _c, _pid, _ch, payload: self._changed.put_nowait(payload)
+            )
+            async with self.db.connection() as conn:
+                rows = await conn.fetch(f"SELECT {_COLUMNS} FROM subscriptions")
+        except BaseException:
+            # Closed here, not left to the garbage collector: every retry would hold one more.
+            listener.terminate()
+            raise
         self._listener = listener
-        async with self.db.connection() as conn:
-            rows = await conn.fetch(f"SELECT {_COLUMNS} FROM subscriptions")
         self.index.replace_all(IndexedSubscription.from_row(r) for r in rows)
         self.index.loaded.set()
         log.info("subscription index loaded: %d subscriptions", len(rows))

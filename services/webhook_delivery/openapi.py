@@ -4,11 +4,7 @@ responses point at `#/components/responses/Problem`, which the gateway's fragmen
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import orjson
-from aiohttp import web
 
 from services.webhook_delivery import schemas
 from shared.http import JSON_CONTENT_TYPE
@@ -226,12 +222,3 @@ def document(*parts: tuple[Paths, Schemas]) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": models},
     }
-
-
-def openapi_handler(*parts: tuple[Paths, Schemas]) -> Callable[[web.Request], Awaitable[web.Response]]:
-    body = orjson.dumps(document(*parts))
-
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type=JSON_CONTENT_TYPE, charset="utf-8")
-
-    return serve

@@ -5,10 +5,14 @@ attempt is stored."""
 
 from __future__ import annotations
 
+import logging
+
 from services.webhook_delivery.deliveries import Claimed, DeliveryRepo, Outcome
 from services.webhook_delivery.outage import UNAVAILABLE, until_available
 from shared.db import Database
 from shared.group_commit import GroupCommit
+
+log = logging.getLogger("herald.webhook.recorder")
 
 BATCH = 500  # attempts per statement at most
 
@@ -24,12 +28,18 @@ class Recorder:
         await self._group.submit((claimed, outcome))
 
     async def _write(self, done: list[tuple[Claimed, Outcome]]) -> None:
-        async def store() -> None:
+        async def store() -> int:
             async with self.db.connection() as conn:
-                await DeliveryRepo(conn).record_successes(done)
+                return await DeliveryRepo(conn).record_successes(done)
 
         # Sent already: wait out a database outage rather than send them again later.
-        await until_available(store, f"recording {len(done)} deliveries")
+        recorded = await until_available(store, f"recording {len(done)} deliveries")
+        if recorded < len(done):
+            log.warning(
+                "%d of %d deliveries moved on before their attempts were recorded",
+                len(done) - recorded,
+                len(done),
+            )
 
     async def close(self, seconds: float) -> None:
         """Let what is being written finish (bounded: a success not stored is sent again)."""

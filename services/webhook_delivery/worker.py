@@ -157,8 +157,9 @@ class Worker:
     # -- first attempts from the fan-out ----------------------------------------------------
 
     async def wait_for_room(self) -> None:
-        """Until this process holds few enough leased deliveries to take on more."""
-        while len(self.leased) >= self.room:
+        """Until this process holds few enough leased deliveries to take on more, or stops
+        (then it leases nothing more: the fan-out puts every delivery on a lane)."""
+        while len(self.leased) >= self.room and not self._stopping:
             self._roomy.clear()
             await self._roomy.wait()
 
@@ -227,9 +228,15 @@ class Worker:
             self._forget(item)
 
     def _forget(self, item: Parked) -> None:
-        if isinstance(item, Leased) and self.leased.pop(item.claimed.id, None) is not None:
-            if len(self.leased) < self.room:
-                self._roomy.set()
+        if isinstance(item, Leased):
+            self._unlease([item.claimed.id])
+
+    def _unlease(self, ids: list[uuid.UUID]) -> None:
+        """No longer held here: a fan-out waiting for room may go on."""
+        for delivery_id in ids:
+            self.leased.pop(delivery_id, None)
+        if len(self.leased) < self.room or self._stopping:
+            self._roomy.set()
 
     async def _hold(self, item: Parked, seconds: float) -> None:
         """The circuit is open: due again when it half-opens, without an attempt."""
@@ -290,7 +297,9 @@ class Worker:
         async def record_failure() -> None:
             async with self.db.transaction() as conn:
                 repo = DeliveryRepo(conn)
-                await repo.record_failure(claimed, outcome, status, delay, RETRY)
+                if not await repo.record_failure(claimed, outcome, status, delay, RETRY):
+                    log.warning("delivery %s moved on before this attempt was recorded", claimed.id)
+                    return  # recorded already, or another worker's lease: theirs to judge
                 if code == 410:
                     await repo.disable(sub_id, GONE)
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
@@ -312,8 +321,9 @@ class Worker:
             return item.claimed
         if age + 1 < self.lease_seconds:
             async with self.db.connection() as conn:
-                if await DeliveryRepo(conn).extend_lease(item.claimed.id, self.lease_seconds):
-                    return item.claimed
+                renewed = await DeliveryRepo(conn).extend_lease(item.claimed, self.lease_seconds)
+            if renewed is not None:
+                return renewed
         log.warning("delivery %s waited out its lease here; the sweeper sends it", item.claimed.id)
         return None
 
@@ -331,8 +341,7 @@ class Worker:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2), self.db.connection() as conn:
                 await DeliveryRepo(conn).hand_back(ids)
-        for delivery_id in ids:
-            self.leased.pop(delivery_id, None)
+        self._unlease(ids)
 
     # -- the sweeper ------------------------------------------------------------------------
 
@@ -375,6 +384,7 @@ class Worker:
         """Stop taking messages, let attempts in flight finish for up to `grace` seconds, then
         hand the rest back (their messages return to the lanes when the channels close)."""
         self._stopping = True
+        self._roomy.set()  # a fan-out waiting for room goes on, to the lanes
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)

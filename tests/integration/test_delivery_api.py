@@ -170,12 +170,11 @@ async def test_retry_and_recover_deliver_once_the_receiver_is_fixed(env: Env, re
         token=token,
         json={"since": "2000-01-01T00:00:00Z", "until": "2000-01-02T00:00:00Z"},
     )
-    assert resp.status == 202 and result["redelivering"] == 0
+    assert resp.status == 202 and result == {"deliveries": 0}
     resp, result = await suite.request(
         "POST", f"{base}/recover", token=token, json={"since": since.isoformat()}
     )
-    assert resp.status == 202, result
-    assert result["deliveryIds"] == [str(by_event[two["id"]]["id"])]
+    assert resp.status == 202 and result == {"deliveries": 1}, result  # the other one succeeded
     await receiver.wait_for(6)
     await wait_status(env.conn, sub["id"], "succeeded", 2)
     await asyncio.sleep(0.5)
@@ -216,7 +215,7 @@ async def test_skipped_while_disabled_then_recovered(env: Env, receiver: Receive
     resp, result = await suite.request(
         "POST", f"{base}/recover", token=token, json={"since": since.isoformat()}
     )
-    assert resp.status == 202 and result["redelivering"] == 1
+    assert resp.status == 202 and result == {"deliveries": 1}
     [got] = await receiver.wait_for(1)
     assert got.webhook_id == gone["id"]
     [delivery] = await wait_status(env.conn, sub["id"], "succeeded")
