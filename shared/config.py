@@ -83,10 +83,25 @@ class Settings:
     argon2_memory_kib: int = _env("HERALD_ARGON2_MEMORY_KIB", 19456, "argon2id memory in KiB")
     argon2_parallelism: int = _env("HERALD_ARGON2_PARALLELISM", 1, "argon2id lanes")
     login_max_failures: int = _env(
-        "HERALD_LOGIN_MAX_FAILURES", 5, "Failed logins for one email before it is locked for a while"
+        "HERALD_LOGIN_MAX_FAILURES",
+        5,
+        "Failed logins for one email from one client address before that pair is locked for a while",
     )
     login_max_failures_per_address: int = _env(
-        "HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, "Failed logins from one client address before 429"
+        "HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        20,
+        "Failed logins from one client address (any emails) before that address is locked",
+    )
+    login_max_failures_per_email: int = _env(
+        "HERALD_LOGIN_MAX_FAILURES_PER_EMAIL",
+        50,
+        "Failed logins for one email from all addresses before it is locked for addresses"
+        " that never logged in to it (known addresses still get in)",
+    )
+    login_known_address_days: int = _env(
+        "HERALD_LOGIN_KNOWN_ADDRESS_DAYS",
+        90,
+        "Days an address a user logged in from stays known to the per-email lock",
     )
     login_failure_window: int = _env("HERALD_LOGIN_FAILURE_WINDOW", 900, "Seconds over which failures count")
     login_lockout_seconds: int = _env("HERALD_LOGIN_LOCKOUT_SECONDS", 300, "How long a lock-out lasts")

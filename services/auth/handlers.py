@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 
@@ -10,15 +9,15 @@ import asyncpg
 from aiohttp import web
 
 from services.auth import schemas
-from services.auth.appkeys import PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
-from services.auth.repo import ThrottleRepo, UserRepo, public_user
+from services.auth.appkeys import PASSWORDS, SIGNING_KEY
+from services.auth.repo import UserRepo, public_user
+from services.auth.throttle import login_attempt
 from services.auth.tokens import issue_token, published_keys
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal, public, require_role, unauthorized
 from shared.events import USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED, make_event
 from shared.http import (
     JSON_CONTENT_TYPE,
-    client_address,
     decode_cursor,
     encode_cursor,
     json_response,
@@ -71,28 +70,6 @@ async def _emit(
 # -- tokens ----------------------------------------------------------------------------------
 
 
-async def _reserve(request: web.Request, keys: list[tuple[str, int]], refusal: str) -> None:
-    """Reserve this attempt on every (key, limit), all or none: 429 when one key refuses."""
-    window = request.app[SETTINGS].login_failure_window
-    async with request.app[DATABASE].transaction() as conn:
-        throttle = ThrottleRepo(conn)
-        for key, limit in keys:
-            wait = await throttle.reserve(key, limit=limit, window=window)
-            if wait > 0:  # raising here rolls back the reservations already made
-                raise Problem(429, refusal, headers={"Retry-After": str(math.ceil(wait))})
-
-
-async def _settle(request: web.Request, keys: list[tuple[str, int]], matched: bool | None) -> None:
-    """The attempt's outcome: a failure counts; a success clears the email's failures (not the
-    address's); None (the check itself broke) only gives the reservation back."""
-    lockout = request.app[SETTINGS].login_lockout_seconds
-    async with request.app[DATABASE].transaction() as conn:
-        throttle = ThrottleRepo(conn)
-        for key, limit in keys:
-            clear = matched is True and key.startswith("email:")
-            await throttle.settle(key, failed=matched is False, clear=clear, limit=limit, lockout=lockout)
-
-
 @public
 async def request_token(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -100,23 +77,14 @@ async def request_token(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     db = request.app[DATABASE]
     email, password = body["email"].strip(), body["password"]
-    address = client_address(request, request.app[TRUSTED_PROXIES])
-    # Address before email, always: every transaction locks these rows in the same order.
-    keys = [
-        (f"addr:{address}", settings.login_max_failures_per_address),
-        (f"email:{email.lower()}", settings.login_max_failures),
-    ]
-    await _reserve(request, keys, "too many failed logins; try again later")
     passwords = request.app[PASSWORDS]
-    matched: bool | None = None  # None: the check itself failed; the attempt is only released
-    try:
+    async with login_attempt(request, email, "too many failed logins; try again later") as attempt:
         async with db.connection() as conn:
             user = await UserRepo(conn).by_email(email)
         verified = await passwords.verify(user["password_hash"] if user else None, password)
-        matched = verified and user is not None and user["active"]
-    finally:
-        await _settle(request, keys, matched)
-    if not matched or user is None:
+        attempt.matched = verified and user is not None and user["active"]
+        attempt.user_id = user["id"] if user else None
+    if not attempt.matched or user is None:
         raise unauthorized(BAD_CREDENTIALS, invalid_token=False)
     rehashed = await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
     if rehashed:
@@ -270,7 +238,6 @@ async def get_me(request: web.Request) -> web.Response:
 
 async def patch_me(request: web.Request) -> web.Response:
     caller = principal(request)
-    settings = request.app[SETTINGS]
     body = await read_json(request, MERGE_PATCH)
     validate(schemas.ME_PATCH, body)
     db, passwords = request.app[DATABASE], request.app[PASSWORDS]
@@ -283,14 +250,12 @@ async def patch_me(request: web.Request) -> web.Response:
             raise ValidationFailed(
                 [{"field": "currentPassword", "message": "is required to change email or password"}]
             )
-        keys = [(f"email:{current['email'].lower()}", settings.login_max_failures)]
-        await _reserve(request, keys, "too many wrong passwords; try again later")
-        matched: bool | None = None
-        try:
-            matched = await passwords.verify(current["password_hash"], body["currentPassword"])
-        finally:
-            await _settle(request, keys, matched)
-        if not matched:
+        async with login_attempt(
+            request, current["email"], "too many wrong passwords; try again later"
+        ) as attempt:
+            attempt.matched = await passwords.verify(current["password_hash"], body["currentPassword"])
+            attempt.user_id = current["id"]
+        if not attempt.matched:
             raise Forbidden("currentPassword is wrong")
     new_hash = await passwords.hash(body["password"]) if "password" in body else None
     async with db.transaction() as conn:
