@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from typing import Any
 
@@ -29,6 +30,7 @@ from shared.http import (
 from shared.outbox import enqueue
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.validation import validate
+from shared.verifier import INTERNAL_TOKEN_HEADER
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 SCHEMA = "auth"
@@ -100,9 +102,25 @@ async def jwks(request: web.Request) -> web.Response:
     return json_response({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
 
 
-@public
+def _require_internal_token(request: web.Request) -> None:
+    """Only Herald's services may ask: they send HERALD_INTERNAL_TOKEN (compared in constant
+    time, so the answer's timing does not tell how much of a guess was right)."""
+    offered = request.headers.get(INTERNAL_TOKEN_HEADER)
+    if offered is None:
+        raise Problem(
+            401,
+            f"this look-up is internal to Herald: send {INTERNAL_TOKEN_HEADER}",
+            headers={"WWW-Authenticate": 'Herald-Internal realm="herald"'},
+        )
+    expected = request.app[SETTINGS].internal_token
+    if not hmac.compare_digest(offered.encode(), expected.encode()):
+        raise Forbidden(f"{INTERNAL_TOKEN_HEADER} is wrong")
+
+
+@public  # no user token: the internal credential instead
 async def credentials(request: web.Request) -> web.Response:
-    """For token verifiers (not routed by the gateway): the user's credential version."""
+    """For token verifiers (not routed by the edge): the user's credential version."""
+    _require_internal_token(request)
     user_id = _user_id(request)
     async with request.app[DATABASE].connection() as conn:
         found = await UserRepo(conn).credentials(str(user_id))
