@@ -10,13 +10,14 @@ import asyncpg
 from aiohttp import web
 
 from services.auth import schemas
+from services.auth.accounts import SCHEMA, emit, save_changes
 from services.auth.appkeys import PASSWORDS, SIGNING_KEY
 from services.auth.repo import UserRepo, public_user
 from services.auth.throttle import login_attempt
 from services.auth.tokens import issue_token, published_keys
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal, public, require_role, unauthorized
-from shared.events import USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED, make_event
+from shared.events import USER_DELETED, make_event
 from shared.http import (
     JSON_CONTENT_TYPE,
     decode_cursor,
@@ -33,7 +34,6 @@ from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
-SCHEMA = "auth"
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
 
@@ -52,21 +52,6 @@ def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> No
         if name in body:
             if body.pop(name) != shown.get(name):
                 raise Problem(400, f"{name} is read-only and cannot be changed")
-
-
-async def _emit(
-    conn: asyncpg.Connection, before: dict[str, Any] | None, after: dict[str, Any], actor: str | None
-) -> None:
-    if before is None:
-        await enqueue(conn, SCHEMA, make_event(USER_CREATED, public_user(after), actor))
-    elif after["credential_version"] != before["credential_version"]:
-        data = {
-            "id": str(after["id"]),
-            "cv": after["credential_version"],
-            "active": after["active"],
-            "roles": list(after["roles"]),  # webhook delivery filters by what a subscriber may read
-        }
-        await enqueue(conn, SCHEMA, make_event(USER_CREDENTIALS_CHANGED, data, actor))
 
 
 # -- tokens ----------------------------------------------------------------------------------
@@ -168,7 +153,7 @@ async def create_user(request: web.Request) -> web.Response:
             roles=body.get("roles", ["member"]),
             active=body.get("active", True),
         )
-        await _emit(conn, None, user, caller.user_id)
+        await emit(conn, None, user, caller.user_id)
     shown = public_user(user)
     return json_response(shown, status=201, headers={"Location": f"/v2/user/{shown['id']}"})
 
@@ -202,8 +187,7 @@ async def _change_user(
             changes["password_hash"] = new_hash
         changes = {k: v for k, v in changes.items() if k == "password_hash" or before[k] != v}
         await _guard_last_admin(conn, before, changes)
-        after = await repo.update(user_id, changes)
-        await _emit(conn, before, after, caller.user_id)
+        after = await save_changes(conn, before, changes, caller.user_id)
     return json_response(public_user(after))
 
 
@@ -288,8 +272,7 @@ async def patch_me(request: web.Request) -> web.Response:
             changes["email"] = body["email"].strip()
         if new_hash:
             changes["password_hash"] = new_hash
-        after = await repo.update(caller.user_id, changes)
-        await _emit(conn, before, after, caller.user_id)
+        after = await save_changes(conn, before, changes, caller.user_id)
     return json_response(public_user(after))
 
 

@@ -40,9 +40,10 @@ class UserRepo:
             raise NotFound("no such user")
         return dict(row)
 
-    async def by_email(self, email: str) -> dict[str, Any] | None:
+    async def by_email(self, email: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        lock = " FOR UPDATE" if for_update else ""
         row = await self.conn.fetchrow(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower($1)", email
+            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower($1){lock}", email
         )
         return dict(row) if row else None
 
@@ -185,6 +186,14 @@ class ThrottleRepo:
         elif clear:
             failures = 0
         await self._save(key, failures, pending, started, locked_until)
+
+    async def forget_email(self, email: str) -> None:
+        """Drop an email's counters and lock-outs, from every address (a password reset)."""
+        await self.conn.execute(
+            "DELETE FROM login_throttle WHERE key = 'email:' || $1"
+            " OR (key LIKE 'pair:%' AND substr(key, strpos(key, ' ') + 1) = $1)",
+            email.lower(),
+        )
 
     async def prune(self, window: int, now: datetime) -> None:
         await self.conn.execute(
