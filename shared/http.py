@@ -68,6 +68,14 @@ def _observe(service: str, method: str, route: str, status: int, elapsed: float)
     counted.inc()
 
 
+def _log_level(status: int) -> int:
+    """Answers below 400 are the bulk and cost more to log than to make: DEBUG. What needs a
+    look is logged by default: 4xx at INFO, 5xx at WARNING."""
+    if status < 400:
+        return logging.DEBUG
+    return logging.INFO if status < 500 else logging.WARNING
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """The request id (kept from the caller when well formed, made otherwise; in the logs, the
@@ -91,8 +99,10 @@ async def request_middleware(request: web.Request, handler: Any) -> web.StreamRe
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
         _observe(request.app[SERVICE_NAME], request.method, route, status, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
+        level = _log_level(status)
+        if log.isEnabledFor(level):
+            log.log(
+                level,
                 "%s %s %d",
                 request.method,
                 request.path,
