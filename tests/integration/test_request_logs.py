@@ -1,5 +1,6 @@
 """The one log line per request: below 400 at DEBUG (cheap under load), 400 and above at INFO
-or higher."""
+or higher; a client that hangs up in the middle of its body is a quiet 499 (INFO, no
+traceback, 499 in the request metrics), not a 500 with an error."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from shared.authn import public
 from shared.config import Settings
@@ -54,6 +56,14 @@ def request_lines() -> Any:
     logger.setLevel(level)
 
 
+def _count(status: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "herald_http_requests_total",
+        {"service": SERVICE, "method": "POST", "route": PATH, "status": status},
+    )
+    return value or 0.0
+
+
 @public
 async def echo(request: web.Request) -> web.Response:
     return json_response(await read_json(request))
@@ -86,6 +96,36 @@ async def serve_echo(settings: Settings) -> AsyncIterator[Any]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("handler_cancellation", [False, True], ids=["as-deployed", "handler-cancelled"])
+async def test_a_client_that_hangs_up_mid_body_is_a_quiet_499(
+    serve_echo: Any,
+    handler_cancellation: bool,
+    request_lines: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = await serve_echo(handler_cancellation)
+    lines = request_lines(PATH)
+    before_499, before_500 = _count("499"), _count("500")
+    caplog.set_level(logging.DEBUG)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST {PATH} HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n".encode()
+        + b'{"email": '
+    )
+    await writer.drain()
+    writer.close()  # 10 bytes of the 1000 announced, then gone
+    await writer.wait_closed()
+    await asyncio.wait_for(lines.arrived.wait(), timeout=30)
+    (line,) = [r for r in lines.records if PATH in r.getMessage()]
+    assert line.levelno == logging.INFO and getattr(line, "status", None) == 499, line.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+    ]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert (_count("499"), _count("500")) == (before_499 + 1, before_500)
 
 
 async def test_answers_below_400_are_logged_at_debug_the_rest_at_info_or_above(
