@@ -5,16 +5,28 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install services-up browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
+.PHONY: install lock services-up browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency (runtime, dev extras, the build backend) pinned with its hashes in
+# requirements.lock; the image installs requirements-runtime.lock. `make lock` refreshes both
+# from pyproject.toml; `pip check` fails the install when the lock misses something.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; echo "requirements.lock is behind pyproject.toml: run make lock"; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed
+
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q 'pip-tools>=7.4,<8'
+	$(PY) -m piptools compile $(LOCK_FLAGS) --extra dev --build-deps-for editable -o requirements.lock pyproject.toml
+	$(PY) -m piptools compile $(LOCK_FLAGS) --build-deps-for wheel -o requirements-runtime.lock pyproject.toml
 
 services-up: install
 	@$(PY) deploy/dev/ensure_services.py

@@ -23,6 +23,12 @@ def _placeholder(value: str) -> bool:
     return lowered in PLACEHOLDERS or lowered.startswith(("change-this", "change-me", "changeme"))
 
 
+# Works out of the box for `make run` (every process reads the same environment); refused by
+# production, where each deployment sets a random one (openssl rand -hex 32).
+DEVELOPMENT_INTERNAL_TOKEN = "herald-development-internal-token"  # noqa: S105 (refused by production)
+MIN_INTERNAL_TOKEN_LENGTH = 16
+
+
 class SettingsError(ValueError):
     """A setting is malformed, or a production deployment still carries a placeholder."""
 
@@ -68,6 +74,12 @@ class Settings:
     signing_key_file: str = _env(
         "HERALD_SIGNING_KEY_FILE", "", "Path of a PEM file, instead of HERALD_SIGNING_KEY"
     )
+    internal_token: str = _env(
+        "HERALD_INTERNAL_TOKEN",
+        DEVELOPMENT_INTERNAL_TOKEN,
+        "Shared secret the services send to auth's internal look-up (`X-Herald-Internal-Token`);"
+        " production refuses the default",
+    )
     cv_cache_seconds: float = _env(
         "HERALD_CV_CACHE_SECONDS", 60.0, "How long a verifier trusts a credential version without an event"
     )
@@ -83,10 +95,25 @@ class Settings:
     argon2_memory_kib: int = _env("HERALD_ARGON2_MEMORY_KIB", 19456, "argon2id memory in KiB")
     argon2_parallelism: int = _env("HERALD_ARGON2_PARALLELISM", 1, "argon2id lanes")
     login_max_failures: int = _env(
-        "HERALD_LOGIN_MAX_FAILURES", 5, "Failed logins for one email before it is locked for a while"
+        "HERALD_LOGIN_MAX_FAILURES",
+        5,
+        "Failed logins for one email from one client address before that pair is locked for a while",
     )
     login_max_failures_per_address: int = _env(
-        "HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, "Failed logins from one client address before 429"
+        "HERALD_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        20,
+        "Failed logins from one client address (any emails) before that address is locked",
+    )
+    login_max_failures_per_email: int = _env(
+        "HERALD_LOGIN_MAX_FAILURES_PER_EMAIL",
+        50,
+        "Failed logins for one email from all addresses before it is locked for addresses"
+        " that never logged in to it (known addresses still get in)",
+    )
+    login_known_address_days: int = _env(
+        "HERALD_LOGIN_KNOWN_ADDRESS_DAYS",
+        90,
+        "Days an address a user logged in from stays known to the per-email lock",
     )
     login_failure_window: int = _env("HERALD_LOGIN_FAILURE_WINDOW", 900, "Seconds over which failures count")
     login_lockout_seconds: int = _env("HERALD_LOGIN_LOCKOUT_SECONDS", 300, "How long a lock-out lasts")
@@ -198,6 +225,8 @@ class Settings:
                 ipaddress.ip_network(net, strict=False)
             except ValueError as exc:
                 raise SettingsError(f"HERALD_TRUSTED_PROXIES: {exc}") from None
+        if not self.internal_token:
+            raise SettingsError("HERALD_INTERNAL_TOKEN must not be empty")
         if not self.production:
             return
         if self.admin_password and _placeholder(self.admin_password):
@@ -212,6 +241,15 @@ class Settings:
                 or (parts.password is not None and _placeholder(parts.password))
             ):
                 raise SettingsError(f"{name} carries a placeholder or default password; set a real one")
+        if (
+            self.internal_token == DEVELOPMENT_INTERNAL_TOKEN
+            or _placeholder(self.internal_token)
+            or len(self.internal_token) < MIN_INTERNAL_TOKEN_LENGTH
+        ):
+            raise SettingsError(
+                "HERALD_INTERNAL_TOKEN is the development default, a placeholder or shorter than"
+                f" {MIN_INTERNAL_TOKEN_LENGTH} characters; set a random one (openssl rand -hex 32)"
+            )
 
     def signing_key_pem(self) -> str:
         if self.signing_key_file:

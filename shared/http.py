@@ -21,12 +21,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from shared.appkeys import READY_CHECKS, SERVICE_NAME, SETTINGS
 from shared.logging import request_id_var
-from shared.problems import Problem
+from shared.problems import Problem, client_went_away
 
 log = logging.getLogger("herald.http")
 
 JSON_CONTENT_TYPE = "application/json"
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up before the answer
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 REQUESTS = Counter(
@@ -69,11 +70,20 @@ def _observe(service: str, method: str, route: str, status: int, elapsed: float)
     counted.inc()
 
 
+def _log_level(status: int) -> int:
+    """Answers below 400 are the bulk and cost more to log than to make: DEBUG. What needs a
+    look is logged by default: 4xx (and 499) at INFO, 5xx at WARNING."""
+    if status < 400:
+        return logging.DEBUG
+    return logging.INFO if status < 500 else logging.WARNING
+
+
 @web.middleware
 async def request_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """The request id (kept from the caller when well formed, made otherwise; in the logs, the
     answer and what the services are sent), then one log line and two metrics per request,
-    labelled by route template, not raw path."""
+    labelled by route template, not raw path. A client that hung up before the answer counts
+    as 499 (nginx's "client closed request"): an INFO line, no traceback, no 500."""
     rid = make_request_id(request.headers.get(REQUEST_ID_HEADER))
     token = request_id_var.set(rid)
     started = time.perf_counter()
@@ -87,13 +97,23 @@ async def request_middleware(request: web.Request, handler: Any) -> web.StreamRe
         status = exc.status
         exc.headers[REQUEST_ID_HEADER] = rid
         raise
+    except (ConnectionResetError, asyncio.CancelledError) as exc:
+        if not client_went_away(request, exc):
+            raise
+        status = CLIENT_CLOSED_REQUEST
+        if isinstance(exc, asyncio.CancelledError):
+            raise  # the server cancels handlers of lost connections when told to: let it
+        # Raised further, aiohttp would log it as an error; this answer is never sent.
+        return web.Response(status=status)
     finally:
         elapsed = time.perf_counter() - started
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
         _observe(request.app[SERVICE_NAME], request.method, route, status, elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
+        level = _log_level(status)
+        if log.isEnabledFor(level):
+            log.log(
+                level,
                 "%s %s %d",
                 request.method,
                 request.path,

@@ -3,6 +3,7 @@ errors that repositories raise and the error middleware turns into it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -92,9 +93,18 @@ _HTTP_DETAILS = {
 }
 
 
+def client_went_away(request: web.Request, exc: BaseException) -> bool:
+    """The client closed its connection before the answer (in the middle of its body, say):
+    nothing to answer and nothing of ours that failed."""
+    return isinstance(exc, ConnectionResetError | asyncio.CancelledError) and request.transport is None
+
+
 def problem_answer(request: web.Request, exc: Exception) -> web.Response:
     """The problem+json answer for what a handler raised; raises it again when it is not an
-    error (an HTTPException below 400: a redirect). Call it from an `except` block."""
+    error (an HTTPException below 400: a redirect) or when the client went away (the request
+    log counts it). Call it from an `except` block."""
+    if client_went_away(request, exc):
+        raise exc
     if isinstance(exc, Problem):
         return problem_response(exc)
     if isinstance(exc, web.HTTPException):

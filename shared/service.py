@@ -136,7 +136,7 @@ def verifier_ctx(
             fetch_jwks, fetch_cv = fetchers(app)
         else:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-            fetch_jwks, fetch_cv = http_fetchers(session, settings.auth_url)
+            fetch_jwks, fetch_cv = http_fetchers(session, settings.auth_url, settings.internal_token)
         verifier = TokenVerifier(
             issuer=settings.token_issuer,
             audience=settings.token_audience,

@@ -26,6 +26,7 @@ log = logging.getLogger("herald.verifier")
 
 ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "cv", "iat", "nbf", "exp", "jti"]
+INTERNAL_TOKEN_HEADER = "X-Herald-Internal-Token"  # noqa: S105 (a header name; auth requires it)
 STALE_RETRY_SECONDS = 5.0  # while auth is unreachable, how long a stale version is served as is
 
 
@@ -92,8 +93,11 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
-def http_fetchers(session: aiohttp.ClientSession, auth_url: str) -> tuple[JwksFetcher, CvFetcher]:
-    """Fetchers that ask the auth service over HTTP."""
+def http_fetchers(
+    session: aiohttp.ClientSession, auth_url: str, internal_token: str
+) -> tuple[JwksFetcher, CvFetcher]:
+    """Fetchers that ask the auth service over HTTP; the credential look-up is internal and
+    carries HERALD_INTERNAL_TOKEN."""
 
     async def fetch_jwks() -> dict[str, Any]:
         async with session.get(f"{auth_url}/v2/.well-known/jwks.json") as resp:
@@ -101,7 +105,8 @@ def http_fetchers(session: aiohttp.ClientSession, auth_url: str) -> tuple[JwksFe
             return await resp.json()
 
     async def fetch_cv(user_id: str) -> Credentials | None:
-        async with session.get(f"{auth_url}/internal/users/{user_id}/credentials") as resp:
+        url = f"{auth_url}/internal/users/{user_id}/credentials"
+        async with session.get(url, headers={INTERNAL_TOKEN_HEADER: internal_token}) as resp:
             if resp.status == 404:
                 return None
             resp.raise_for_status()

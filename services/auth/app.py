@@ -12,12 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from services.auth.appkeys import PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
+from services.auth import throttle
+from services.auth.appkeys import CLOCK, PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
 from services.auth.bootstrap import ensure_first_admin
 from services.auth.handlers import add_routes
 from services.auth.openapi import build_fragment
 from services.auth.passwords import Passwords
-from services.auth.repo import ThrottleRepo, UserRepo
+from services.auth.repo import UserRepo
 from services.auth.tokens import load_signing_key, published_keys
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings, SettingsError
@@ -63,8 +64,7 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(600)
             with contextlib.suppress(Exception):
-                async with app[DATABASE].connection() as conn:
-                    await ThrottleRepo(conn).prune(settings.login_failure_window)
+                await throttle.prune(app)
 
     tasks = [asyncio.create_task(relay.run()), asyncio.create_task(prune_throttle())]
     yield
@@ -74,11 +74,12 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     await relay.close()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: throttle.Clock = throttle.wall_clock) -> web.Application:
     if settings.production and not (settings.signing_key or settings.signing_key_file):
         # Only auth signs, so only auth needs the private key; generated keys are for development.
         raise SettingsError("production needs HERALD_SIGNING_KEY or HERALD_SIGNING_KEY_FILE")
     app = base_app(settings, "auth")
+    app[CLOCK] = clock
     app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
     app.cleanup_ctx.append(database_ctx(SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(broker_ctx)

@@ -1,5 +1,5 @@
 """The first admin: created from settings, or with a generated password printed once, when
-the user table is empty."""
+the user table is empty. Later starts ignore HERALD_ADMIN_PASSWORD, and say so."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import logging
 import secrets
 import sys
 
+from services.auth.accounts import emit
 from services.auth.passwords import Passwords
-from services.auth.repo import UserRepo, public_user
+from services.auth.repo import UserRepo
 from shared.config import Settings
 from shared.db import Database
-from shared.events import USER_CREATED, make_event
-from shared.outbox import enqueue
 
 log = logging.getLogger("herald.auth.bootstrap")
 _BOOTSTRAP_LOCK = 0x626F_6F74
@@ -23,6 +22,13 @@ async def ensure_first_admin(db: Database, passwords: Passwords, settings: Setti
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _BOOTSTRAP_LOCK)
         repo = UserRepo(conn)
         if await repo.any_user():
+            if settings.admin_password:
+                # Said at every start: an operator who set it to regain access learns why not.
+                log.info(
+                    "HERALD_ADMIN_PASSWORD is ignored: users exist, and it only sets the first"
+                    " admin's password; to set a password now, run"
+                    " `python -m services.auth reset-password EMAIL`"
+                )
             return False
         password = settings.admin_password or secrets.token_urlsafe(18)
         user = await repo.create(
@@ -31,7 +37,7 @@ async def ensure_first_admin(db: Database, passwords: Passwords, settings: Setti
             password_hash=await passwords.hash(password),
             roles=["admin"],
         )
-        await enqueue(conn, "auth", make_event(USER_CREATED, public_user(user)))
+        await emit(conn, None, user, None)
     log.info("created the first admin", extra={"email": settings.admin_email})
     if not settings.admin_password:
         # Printed once, to the terminal only; never logged and never stored in clear.

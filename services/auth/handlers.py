@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import hmac
 import uuid
 from typing import Any
 
@@ -10,15 +10,16 @@ import asyncpg
 from aiohttp import web
 
 from services.auth import schemas
-from services.auth.appkeys import PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
-from services.auth.repo import ThrottleRepo, UserRepo, public_user
+from services.auth.accounts import SCHEMA, emit, save_changes
+from services.auth.appkeys import PASSWORDS, SIGNING_KEY
+from services.auth.repo import UserRepo, public_user
+from services.auth.throttle import login_attempt
 from services.auth.tokens import issue_token, published_keys
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal, public, require_role, unauthorized
-from shared.events import USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED, make_event
+from shared.events import USER_DELETED, make_event
 from shared.http import (
     JSON_CONTENT_TYPE,
-    client_address,
     decode_cursor,
     encode_cursor,
     json_response,
@@ -30,9 +31,9 @@ from shared.http import (
 from shared.outbox import enqueue
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.validation import validate
+from shared.verifier import INTERNAL_TOKEN_HEADER
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
-SCHEMA = "auth"
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
 
@@ -53,44 +54,7 @@ def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> No
                 raise Problem(400, f"{name} is read-only and cannot be changed")
 
 
-async def _emit(
-    conn: asyncpg.Connection, before: dict[str, Any] | None, after: dict[str, Any], actor: str | None
-) -> None:
-    if before is None:
-        await enqueue(conn, SCHEMA, make_event(USER_CREATED, public_user(after), actor))
-    elif after["credential_version"] != before["credential_version"]:
-        data = {
-            "id": str(after["id"]),
-            "cv": after["credential_version"],
-            "active": after["active"],
-            "roles": list(after["roles"]),  # webhook delivery filters by what a subscriber may read
-        }
-        await enqueue(conn, SCHEMA, make_event(USER_CREDENTIALS_CHANGED, data, actor))
-
-
 # -- tokens ----------------------------------------------------------------------------------
-
-
-async def _reserve(request: web.Request, keys: list[tuple[str, int]], refusal: str) -> None:
-    """Reserve this attempt on every (key, limit), all or none: 429 when one key refuses."""
-    window = request.app[SETTINGS].login_failure_window
-    async with request.app[DATABASE].transaction() as conn:
-        throttle = ThrottleRepo(conn)
-        for key, limit in keys:
-            wait = await throttle.reserve(key, limit=limit, window=window)
-            if wait > 0:  # raising here rolls back the reservations already made
-                raise Problem(429, refusal, headers={"Retry-After": str(math.ceil(wait))})
-
-
-async def _settle(request: web.Request, keys: list[tuple[str, int]], matched: bool | None) -> None:
-    """The attempt's outcome: a failure counts; a success clears the email's failures (not the
-    address's); None (the check itself broke) only gives the reservation back."""
-    lockout = request.app[SETTINGS].login_lockout_seconds
-    async with request.app[DATABASE].transaction() as conn:
-        throttle = ThrottleRepo(conn)
-        for key, limit in keys:
-            clear = matched is True and key.startswith("email:")
-            await throttle.settle(key, failed=matched is False, clear=clear, limit=limit, lockout=lockout)
 
 
 @public
@@ -100,23 +64,14 @@ async def request_token(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     db = request.app[DATABASE]
     email, password = body["email"].strip(), body["password"]
-    address = client_address(request, request.app[TRUSTED_PROXIES])
-    # Address before email, always: every transaction locks these rows in the same order.
-    keys = [
-        (f"addr:{address}", settings.login_max_failures_per_address),
-        (f"email:{email.lower()}", settings.login_max_failures),
-    ]
-    await _reserve(request, keys, "too many failed logins; try again later")
     passwords = request.app[PASSWORDS]
-    matched: bool | None = None  # None: the check itself failed; the attempt is only released
-    try:
+    async with login_attempt(request, email, "too many failed logins; try again later") as attempt:
         async with db.connection() as conn:
             user = await UserRepo(conn).by_email(email)
         verified = await passwords.verify(user["password_hash"] if user else None, password)
-        matched = verified and user is not None and user["active"]
-    finally:
-        await _settle(request, keys, matched)
-    if not matched or user is None:
+        attempt.matched = verified and user is not None and user["active"]
+        attempt.user_id = user["id"] if user else None
+    if not attempt.matched or user is None:
         raise unauthorized(BAD_CREDENTIALS, invalid_token=False)
     rehashed = await passwords.hash(password) if passwords.needs_rehash(user["password_hash"]) else None
     if rehashed:
@@ -132,9 +87,25 @@ async def jwks(request: web.Request) -> web.Response:
     return json_response({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
 
 
-@public
+def _require_internal_token(request: web.Request) -> None:
+    """Only Herald's services may ask: they send HERALD_INTERNAL_TOKEN (compared in constant
+    time, so the answer's timing does not tell how much of a guess was right)."""
+    offered = request.headers.get(INTERNAL_TOKEN_HEADER)
+    if offered is None:
+        raise Problem(
+            401,
+            f"this look-up is internal to Herald: send {INTERNAL_TOKEN_HEADER}",
+            headers={"WWW-Authenticate": 'Herald-Internal realm="herald"'},
+        )
+    expected = request.app[SETTINGS].internal_token
+    if not hmac.compare_digest(offered.encode(), expected.encode()):
+        raise Forbidden(f"{INTERNAL_TOKEN_HEADER} is wrong")
+
+
+@public  # no user token: the internal credential instead
 async def credentials(request: web.Request) -> web.Response:
-    """For token verifiers (not routed by the gateway): the user's credential version."""
+    """For token verifiers (not routed by the edge): the user's credential version."""
+    _require_internal_token(request)
     user_id = _user_id(request)
     async with request.app[DATABASE].connection() as conn:
         found = await UserRepo(conn).credentials(str(user_id))
@@ -182,7 +153,7 @@ async def create_user(request: web.Request) -> web.Response:
             roles=body.get("roles", ["member"]),
             active=body.get("active", True),
         )
-        await _emit(conn, None, user, caller.user_id)
+        await emit(conn, None, user, caller.user_id)
     shown = public_user(user)
     return json_response(shown, status=201, headers={"Location": f"/v2/user/{shown['id']}"})
 
@@ -216,8 +187,7 @@ async def _change_user(
             changes["password_hash"] = new_hash
         changes = {k: v for k, v in changes.items() if k == "password_hash" or before[k] != v}
         await _guard_last_admin(conn, before, changes)
-        after = await repo.update(user_id, changes)
-        await _emit(conn, before, after, caller.user_id)
+        after = await save_changes(conn, before, changes, caller.user_id)
     return json_response(public_user(after))
 
 
@@ -270,7 +240,6 @@ async def get_me(request: web.Request) -> web.Response:
 
 async def patch_me(request: web.Request) -> web.Response:
     caller = principal(request)
-    settings = request.app[SETTINGS]
     body = await read_json(request, MERGE_PATCH)
     validate(schemas.ME_PATCH, body)
     db, passwords = request.app[DATABASE], request.app[PASSWORDS]
@@ -283,14 +252,12 @@ async def patch_me(request: web.Request) -> web.Response:
             raise ValidationFailed(
                 [{"field": "currentPassword", "message": "is required to change email or password"}]
             )
-        keys = [(f"email:{current['email'].lower()}", settings.login_max_failures)]
-        await _reserve(request, keys, "too many wrong passwords; try again later")
-        matched: bool | None = None
-        try:
-            matched = await passwords.verify(current["password_hash"], body["currentPassword"])
-        finally:
-            await _settle(request, keys, matched)
-        if not matched:
+        async with login_attempt(
+            request, current["email"], "too many wrong passwords; try again later"
+        ) as attempt:
+            attempt.matched = await passwords.verify(current["password_hash"], body["currentPassword"])
+            attempt.user_id = current["id"]
+        if not attempt.matched:
             raise Forbidden("currentPassword is wrong")
     new_hash = await passwords.hash(body["password"]) if "password" in body else None
     async with db.transaction() as conn:
@@ -305,8 +272,7 @@ async def patch_me(request: web.Request) -> web.Response:
             changes["email"] = body["email"].strip()
         if new_hash:
             changes["password_hash"] = new_hash
-        after = await repo.update(caller.user_id, changes)
-        await _emit(conn, before, after, caller.user_id)
+        after = await save_changes(conn, before, changes, caller.user_id)
     return json_response(public_user(after))
 
 

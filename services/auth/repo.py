@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -40,9 +40,10 @@ class UserRepo:
             raise NotFound("no such user")
         return dict(row)
 
-    async def by_email(self, email: str) -> dict[str, Any] | None:
+    async def by_email(self, email: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        lock = " FOR UPDATE" if for_update else ""
         row = await self.conn.fetchrow(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower($1)", email
+            f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower($1){lock}", email
         )
         return dict(row) if row else None
 
@@ -122,15 +123,20 @@ class ThrottleRepo:
 
     An attempt is reserved before the password is checked and settled after: attempts sent
     together cannot all slip past the limit, and successes never count as failures. Call both
-    inside a transaction (rows are locked while they change)."""
+    inside a transaction (rows are locked while they change). `now` comes from the caller's
+    clock (tests move it instead of waiting)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def _row(self, key: str) -> asyncpg.Record:
-        await self.conn.execute("INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT DO NOTHING", key)
+    async def _row(self, key: str, now: datetime) -> asyncpg.Record:
+        await self.conn.execute(
+            "INSERT INTO login_throttle (key, window_started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            key,
+            now,
+        )
         row = await self.conn.fetchrow(
-            "SELECT failures, pending, window_started_at, locked_until, now() AS now"
+            "SELECT failures, pending, window_started_at, locked_until"
             " FROM login_throttle WHERE key = $1 FOR UPDATE",
             key,
         )
@@ -148,10 +154,10 @@ class ThrottleRepo:
             locked_until,
         )
 
-    async def reserve(self, key: str, *, limit: int, window: int) -> float:
+    async def reserve(self, key: str, *, limit: int, window: int, now: datetime) -> float:
         """0 when the attempt may go on (settle it afterwards); otherwise seconds to wait."""
-        row = await self._row(key)
-        now, locked_until = row["now"], row["locked_until"]
+        row = await self._row(key, now)
+        locked_until = row["locked_until"]
         if locked_until is not None and locked_until > now:
             return (locked_until - now).total_seconds()
         failures, pending, started = row["failures"], row["pending"], row["window_started_at"]
@@ -163,11 +169,13 @@ class ThrottleRepo:
         await self._save(key, failures, pending + 1, started, None)
         return 0.0
 
-    async def settle(self, key: str, *, failed: bool, clear: bool, limit: int, lockout: int) -> None:
+    async def settle(
+        self, key: str, *, failed: bool, clear: bool, limit: int, lockout: int, now: datetime
+    ) -> None:
         """The reserved attempt's outcome. A failure that reaches `limit` locks the key for
-        `lockout` seconds; `clear` (an email's success) forgets its failures."""
-        row = await self._row(key)
-        now, locked_until = row["now"], row["locked_until"]
+        `lockout` seconds; `clear` (a success) forgets its failures."""
+        row = await self._row(key, now)
+        locked_until = row["locked_until"]
         failures, pending, started = row["failures"], max(row["pending"] - 1, 0), row["window_started_at"]
         if locked_until is not None and locked_until > now:
             pass  # locked meanwhile: this attempt changes nothing more
@@ -179,9 +187,49 @@ class ThrottleRepo:
             failures = 0
         await self._save(key, failures, pending, started, locked_until)
 
-    async def prune(self, window: int) -> None:
+    async def forget_email(self, email: str) -> None:
+        """Drop an email's counters and lock-outs, from every address (a password reset)."""
         await self.conn.execute(
-            "DELETE FROM login_throttle WHERE window_started_at < now() - make_interval(secs => $1)"
-            " AND (locked_until IS NULL OR locked_until < now())",
-            float(window),
+            "DELETE FROM login_throttle WHERE key = 'email:' || $1"
+            " OR (key LIKE 'pair:%' AND substr(key, strpos(key, ' ') + 1) = $1)",
+            email.lower(),
         )
+
+    async def prune(self, window: int, now: datetime) -> None:
+        await self.conn.execute(
+            "DELETE FROM login_throttle WHERE window_started_at < $1 AND (locked_until IS NULL OR locked_until < $2)",
+            now - timedelta(seconds=window),
+            now,
+        )
+
+
+class KnownAddressRepo:
+    """Client addresses each user has logged in from with the right password."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def known(self, email: str, address: str, since: datetime) -> bool:
+        """Whether the user with this email logged in from `address` since then. The same one
+        query whether or not such a user exists: the answer's timing says nothing about it."""
+        return bool(
+            await self.conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM login_known_addresses k JOIN users u ON u.id = k.user_id"
+                " WHERE lower(u.email) = lower($1) AND k.address = $2 AND k.last_login_at >= $3)",
+                email,
+                address,
+                since,
+            )
+        )
+
+    async def remember(self, user_id: uuid.UUID, address: str, now: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO login_known_addresses (user_id, address, last_login_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (user_id, address) DO UPDATE SET last_login_at = excluded.last_login_at",
+            user_id,
+            address,
+            now,
+        )
+
+    async def prune(self, before: datetime) -> None:
+        await self.conn.execute("DELETE FROM login_known_addresses WHERE last_login_at < $1", before)

@@ -113,8 +113,10 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(
 ) -> None:
     stderr_path = tmp_path / "stderr.log"
     with open(stderr_path, "wb") as stderr, open(tmp_path / "stdout.log", "wb") as stdout:
+        # DEBUG: the request lines of answers below 400, which the request ids are checked in.
+        env = {**suite_env, "HERALD_LOG_LEVEL": "DEBUG"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services"], cwd=ROOT, env=suite_env, stdout=stdout, stderr=stderr
+            [sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr
         )
     gateway = f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}"
     try:

@@ -1,11 +1,13 @@
-"""Repeated failed logins: per email and per client address, 429 with Retry-After; a lock-out
-that even the right password does not lift until it ends."""
+"""Repeated failed logins, 429 with Retry-After: per (email, client address) pair, per client
+address, and a slower per-email brake that an address the owner logged in from before passes,
+so that nobody can lock an account's owner out by guessing at it."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -16,14 +18,32 @@ from shared.config import Settings
 from tests.conftest import Suite, server_url
 
 
+class Clock:
+    """The throttle's clock, moved by hand: lock-outs end without waiting for them."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @pytest.fixture
-async def start_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Any]:
-    """`await start_auth(**changes)`: auth alone, with these settings changed."""
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def start_auth(aiohttp_server: Any, settings: Settings, clock: Clock) -> AsyncIterator[Any]:
+    """`await start_auth(**changes)`: auth alone, with these settings changed, on `clock`."""
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(**changes: Any) -> Suite:
         changed = dataclasses.replace(settings, **changes)
-        url = server_url(await aiohttp_server(auth_app(changed)))
+        url = server_url(await aiohttp_server(auth_app(changed, clock)))
         sessions.append(aiohttp.ClientSession())
         return Suite(changed, url, url, sessions[-1])
 
@@ -32,7 +52,81 @@ async def start_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[A
         await session.close()
 
 
-async def test_an_email_is_locked_after_repeated_failures(start_auth: Any, settings: Settings) -> None:
+def new_address() -> str:
+    """A client address of its own (IPv6 documentation range), sent as X-Forwarded-For from
+    loopback, which auth trusts as a proxy in the tests' settings."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
+async def login(auth: Suite, email: str, password: str, address: str | None = None) -> aiohttp.ClientResponse:
+    headers = {"X-Forwarded-For": address} if address else None
+    resp, _ = await auth.request(
+        "POST", "/v2/requesttoken", json={"email": email, "password": password}, headers=headers
+    )
+    return resp
+
+
+async def test_guesses_from_many_addresses_do_not_lock_the_owner_out(start_auth: Any) -> None:
+    auth = await start_auth()  # the default limits: 5 a pair, 50 an email
+    user, password, _ = await auth.new_user()
+    for _ in range(10):
+        assert (await login(auth, user["email"], "wrong-password", new_address())).status == 401
+    assert (await login(auth, user["email"], password)).status == 200  # the owner, from 127.0.0.1
+
+
+async def test_an_address_that_keeps_guessing_locks_only_itself(start_auth: Any, clock: Clock) -> None:
+    auth = await start_auth(login_max_failures=3, login_lockout_seconds=120)
+    user, password, _ = await auth.new_user()
+    guesser, elsewhere = new_address(), new_address()
+    statuses = [(await login(auth, user["email"], "wrong-password", guesser)).status for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    refused = await login(auth, user["email"], password, guesser)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) == 120
+    assert (await login(auth, user["email"], password, elsewhere)).status == 200
+    clock.advance(60)
+    assert int((await login(auth, user["email"], password, guesser)).headers["Retry-After"]) == 60
+    clock.advance(61)
+    assert (await login(auth, user["email"], password, guesser)).status == 200
+
+
+async def test_the_per_email_brake_refuses_new_addresses_but_not_known_ones(
+    start_auth: Any, clock: Clock
+) -> None:
+    auth = await start_auth(login_max_failures_per_email=4, login_lockout_seconds=300)
+    user, password, _ = await auth.new_user()
+    known = new_address()
+    assert (await login(auth, user["email"], password, known)).status == 200
+    for _ in range(4):
+        assert (await login(auth, user["email"], "wrong-password", new_address())).status == 401
+    braked = await login(auth, user["email"], password, new_address())
+    assert braked.status == 429 and int(braked.headers["Retry-After"]) == 300
+    # The owner's address from before still gets in, and a guess from it is still checked.
+    assert (await login(auth, user["email"], password, known)).status == 200
+    assert (await login(auth, user["email"], "wrong-password", known)).status == 401
+    clock.advance(301)
+    assert (await login(auth, user["email"], password, new_address())).status == 200
+
+
+async def test_a_known_address_is_forgotten_after_the_configured_days(start_auth: Any, clock: Clock) -> None:
+    auth = await start_auth(login_max_failures_per_email=2, login_known_address_days=30)
+    user, password, _ = await auth.new_user()
+    known = new_address()
+    assert (await login(auth, user["email"], password, known)).status == 200
+    clock.advance(31 * 24 * 3600)
+    for _ in range(2):
+        assert (await login(auth, user["email"], "wrong-password", new_address())).status == 401
+    assert (await login(auth, user["email"], password, known)).status == 429
+
+
+async def test_the_brake_is_the_same_for_emails_that_do_not_exist(start_auth: Any) -> None:
+    """A 429 says nothing about whether an account exists."""
+    auth = await start_auth(login_max_failures_per_email=3)
+    ghost = f"ghost-{uuid.uuid4().hex}@test.local"
+    statuses = [(await login(auth, ghost, "nope-nope", new_address())).status for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+async def test_an_email_is_locked_for_the_address_that_guessed(start_auth: Any, settings: Settings) -> None:
     auth = await start_auth(login_max_failures=3, login_lockout_seconds=120)
     user, password, _ = await auth.new_user()
     wrong = {"email": user["email"], "password": "wrong-password"}

@@ -290,7 +290,7 @@ def test_the_build_context_keeps_secrets_out_and_the_code_in() -> None:
     assert {".env", ".git", "*.pem", "tests"} <= ignored
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
     sources = {part for line in copied for part in line.split()}
-    assert sources == {"pyproject.toml", "README.md", "shared", "services"}
+    assert sources == {"requirements-runtime.lock", "pyproject.toml", "README.md", "shared", "services"}
     assert not sources & ignored
 
 

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import Settings, SettingsError
+from shared.config import DEVELOPMENT_INTERNAL_TOKEN, Settings, SettingsError
 from tests.conftest import make_pem
+
+INTERNAL_TOKEN = "5f1c0e8a9b2d4f6e8a0c2e4f6a8b0d2e"
 
 
 def test_defaults_run_locally() -> None:
@@ -74,9 +76,31 @@ def test_production_refuses_placeholders() -> None:
             }
         )
     ok = Settings.from_env(
-        {"HERALD_ENV": "production", "HERALD_SIGNING_KEY": pem, "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"}
+        {
+            "HERALD_ENV": "production",
+            "HERALD_SIGNING_KEY": pem,
+            "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/",
+            "HERALD_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        }
     )
     assert ok.production
+
+
+@pytest.mark.parametrize(
+    "token", [None, DEVELOPMENT_INTERNAL_TOKEN, "change-this-internal-token", "secret", "short-0123456"]
+)
+def test_production_refuses_the_development_internal_token_and_placeholders(token: str | None) -> None:
+    environ = {"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://herald:s3cret@mq/"}
+    if token is not None:
+        environ["HERALD_INTERNAL_TOKEN"] = token
+    with pytest.raises(SettingsError, match="HERALD_INTERNAL_TOKEN"):
+        Settings.from_env(environ)
+
+
+def test_development_has_a_working_internal_token_but_never_an_empty_one() -> None:
+    assert Settings.from_env({}).internal_token == DEVELOPMENT_INTERNAL_TOKEN
+    with pytest.raises(SettingsError, match="HERALD_INTERNAL_TOKEN"):
+        Settings.from_env({"HERALD_INTERNAL_TOKEN": ""})
 
 
 def test_every_setting_is_a_herald_variable_with_a_description() -> None:
@@ -97,7 +121,13 @@ def test_only_auth_needs_the_signing_key_in_production() -> None:
     from services.auth.app import create_app as auth_app
     from services.gateway.app import create_app as gateway_app
 
-    keyless = Settings.from_env({"HERALD_ENV": "production", "HERALD_AMQP_URL": "amqp://h:s@mq/"})
+    keyless = Settings.from_env(
+        {
+            "HERALD_ENV": "production",
+            "HERALD_AMQP_URL": "amqp://h:s@mq/",
+            "HERALD_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        }
+    )
     gateway_app(keyless)  # the gateway verifies with public keys only
     with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
         auth_app(keyless)

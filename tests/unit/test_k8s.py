@@ -239,6 +239,7 @@ def test_the_configmap_parses_and_the_example_secrets_are_refused_in_production(
     real = {
         "HERALD_DATABASE_URL": "postgresql://herald:Zq8-real-db@db.internal:5432/herald",
         "HERALD_AMQP_URL": "amqps://herald:Zq8-real-mq@mq.internal:5671/",
+        "HERALD_INTERNAL_TOKEN": "9b6d2f0e4a8c1e3f5a7b9d0c2e4f6a8b",
     }
     settings = Settings.from_env(_production_environment(real))
     assert settings.production and settings.host == "0.0.0.0"
@@ -311,5 +312,6 @@ def test_the_readme_overlay_builds_and_patches_the_settings(tmp_path: Path) -> N
             **config["data"],
             "HERALD_DATABASE_URL": "postgresql://herald:Zq8-real-db@db.internal:5432/herald",
             "HERALD_AMQP_URL": "amqps://herald:Zq8-real-mq@mq.internal:5671/",
+            "HERALD_INTERNAL_TOKEN": "9b6d2f0e4a8c1e3f5a7b9d0c2e4f6a8b",
         }
     )
