@@ -159,7 +159,10 @@ class OutboxRelay:
         # A task of its own: waiting for a pooled connection to measure never delays publishing.
         while True:
             try:
-                await asyncio.wait_for(self.observe(), 5)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
+                # that stops the relay when it races the measurement's end (a hung shutdown).
+                async with asyncio.timeout(5):
+                    await self.observe()
             except Exception as exc:  # the next round tries again
                 log.debug("could not measure the outbox: %r", exc)
             await asyncio.sleep(METRICS_INTERVAL)
@@ -227,7 +230,8 @@ class OutboxRelay:
                 if sent == self.batch:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
