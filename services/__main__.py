@@ -68,7 +68,7 @@ def main() -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, stop)
-    log.info("Herald is starting: gateway on http://%s:%d", settings.host, settings.gateway_port)
+    log.info("Herald is starting: gateway on http://%s:%d", settings.host, settings.edge_port)
     code = 0
     while any(proc.poll() is None for proc in children.values()):
         if deadline is None:
