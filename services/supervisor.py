@@ -154,10 +154,11 @@ def ports(settings: Settings) -> list[tuple[str, int, str]]:
 def port_problem(settings: Settings) -> str | None:
     """Why the suite cannot listen where its settings say, or None."""
     seen: dict[int, str] = {}
-    for host, port, setting in ports(settings):
+    for _host, port, setting in ports(settings):
         if port in seen:
             return f"port {port} is wanted twice: by {seen[port]} and by {setting}"
         seen[port] = setting
+    for host, port, setting in ports(settings):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
