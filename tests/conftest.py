@@ -69,6 +69,16 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def edges_stopped() -> Iterator[None]:
+    """A test that forgot to close its Suite leaves no nginx behind."""
+    yield
+    from tests.edge import RUNNING
+
+    for edge in list(RUNNING):
+        asyncio.run(edge.stop())
+
+
 @pytest.fixture(scope="session")
 def test_id() -> str:
     return uuid.uuid4().hex[:10]

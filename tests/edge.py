@@ -18,8 +18,12 @@ from typing import Any
 import orjson
 import pytest
 
+from services.supervisor import _die_with_parent
 from shared.config import Settings
 from shared.edge import nginx_binary, nginx_command, write_config
+
+# Every nginx a test started and has not stopped: the session's end stops what is left.
+RUNNING: set[Edge] = set()
 
 
 def free_port() -> int:
@@ -35,7 +39,7 @@ def require_nginx() -> str:
         pytest.fail(str(exc))  # `make test` installs it: its absence is a broken set-up, not a skip
 
 
-@dataclass
+@dataclass(eq=False)
 class Edge:
     settings: Settings
     run_dir: Path
@@ -57,6 +61,7 @@ class Edge:
         return (self.run_dir / "error.log").read_text(errors="replace")
 
     async def stop(self) -> None:
+        RUNNING.discard(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight
             try:
@@ -90,8 +95,12 @@ async def start_edge(settings: Settings, **changes: Any) -> Edge:
         run_dir = Path(tempfile.mkdtemp(prefix="herald-edge-"))
         conf = write_config(wired, run_dir, access_log=str(run_dir / "access.log"))
         with open(run_dir / "error.log", "wb") as errors:
-            proc = subprocess.Popen(nginx_command(conf, run_dir), stdout=errors, stderr=errors)
+            # Dies with the test process, however it ends.
+            proc = subprocess.Popen(
+                nginx_command(conf, run_dir), stdout=errors, stderr=errors, preexec_fn=_die_with_parent
+            )
         edge = Edge(wired, run_dir, proc)
+        RUNNING.add(edge)
         for _ in range(500):
             if proc.poll() is not None or await _listening(wired.edge_port):
                 break
