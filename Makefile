@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install services-up edge-deps browser-deps test test-unit test-fuzz test-faults run lint typecheck bench up down clean
+.PHONY: install services-up edge-deps browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
@@ -76,6 +76,13 @@ bench: services-up edge-deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 		echo "wrk is not installed: the HTTP part of the benchmark is skipped"
 	$(PY) bench/run.py
+
+# Herald and Directus 12.4 side by side (Directus and Node 22 from the npm registry into
+# ~/.cache/herald-bench the first time, about 10 minutes; then about 5 minutes a run).
+bench-peers: services-up edge-deps
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
+		{ echo "wrk is not installed"; exit 1; }
+	$(PY) bench/peers/directus.py
 
 up:
 	docker compose up -d --build

@@ -4,6 +4,7 @@ database and AMQP names of its own, limits off), and wrk with its figures parsed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -22,6 +23,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"email": "admin@herald.local", "password": "bench-admin-pw"}
+# `python -m services` starts a service's i-th extra process on its port + i * 100; a bench
+# leaves room for up to 8 (one a core, as many as it starts by itself).
+SPREAD_STEP = 100
+MAX_PROCESSES = 8
 
 
 @dataclass
@@ -33,26 +38,59 @@ class RunningSuite:
     env: dict[str, str]  # what the services run with (another process can join the suite)
 
     def peak_rss_mib(self) -> dict[str, float]:
-        """Each service process's peak resident memory (VmHWM), by service name."""
+        """Each process's peak resident memory (VmHWM), by name (see `suite_processes`)."""
         peaks: dict[str, float] = {}
-        children = Path(f"/proc/{self.launcher_pid}/task/{self.launcher_pid}/children").read_text().split()
-        for pid in children:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[name] = round(int(line.split()[1]) / 1024, 1)
+        for name, pid in self.pids().items():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                peaks[name] = peak_rss_of(pid)
         return peaks
 
     def pids(self) -> dict[str, int]:
-        """Each service process's pid, by service name."""
-        pids: dict[str, int] = {}
-        children = Path(f"/proc/{self.launcher_pid}/task/{self.launcher_pid}/children").read_text().split()
-        for pid in children:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            name = next((a.decode().rsplit(".", 1)[-1] for a in cmdline if a.startswith(b"services.")), pid)
-            pids[name] = int(pid)
-        return pids
+        """Every process of the suite, by name (see `suite_processes`)."""
+        return suite_processes(self.launcher_pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, parents before their children."""
+    found: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found  # gone meanwhile
+    for child in map(int, children):
+        found += [child, *descendants(child)]
+    return found
+
+
+def process_name(pid: int) -> str:
+    """`resource` for `python -m services.resource`, `nginx master` and `nginx worker` for
+    nginx's processes (they retitle themselves), the command name otherwise."""
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    for arg in args:
+        if arg.startswith(b"services."):
+            return arg.decode().rsplit(".", 1)[-1]
+    title = args[0].decode(errors="replace")
+    if title.startswith("nginx: "):
+        return "nginx " + title.removeprefix("nginx: ").split()[0]
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def suite_processes(launcher_pid: int) -> dict[str, int]:
+    """The launcher (`suite`) and every process below it: services (several of one kind are
+    `resource`, `resource 2`, ...), nginx's master and workers. A service's short-lived
+    `migrate` run is over before the suite answers."""
+    named = {"suite": launcher_pid}
+    for pid in descendants(launcher_pid):
+        try:
+            name = process_name(pid)
+        except OSError:
+            continue  # gone meanwhile
+        unique, n = name, 1
+        while unique in named:
+            n += 1
+            unique = f"{name} {n}"
+        named[unique] = pid
+    return named
 
 
 def peak_rss_of(pid: int) -> float:
@@ -95,32 +133,54 @@ def machine_idle() -> tuple[float, float]:
     return ticks[3] + ticks[4], sum(ticks)
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+def free_ports(n: int, spread: int = 0) -> list[int]:
+    """`n` ports free now; with `spread`, each one's `port + i * SPREAD_STEP` for i up to
+    `spread` too (where a service's extra processes listen)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        extra = [port + i * SPREAD_STEP for i in range(1, spread + 1)]
+        if port not in ports and all(_bindable(p) for p in extra):
+            ports.append(port)
     return ports
+
+
+def _bindable(port: int) -> bool:
+    if port > 65535:
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @asynccontextmanager
 async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
-    """`output`: where the services' logs go (discarded by default)."""
-    gw, auth, res, wh = free_ports(4)
+    """The suite on free ports. The public door's port is given both as HERALD_EDGE_PORT (nginx)
+    and HERALD_GATEWAY_PORT (the Python gateway it replaces): whichever the code reads.
+    `output`: where the services' logs go (discarded by default)."""
+    edge, docs, edge_status = free_ports(3)
+    auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
     db = f"herald_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
-        "HERALD_GATEWAY_PORT": str(gw),
+        "HERALD_EDGE_PORT": str(edge),
+        "HERALD_GATEWAY_PORT": str(edge),
         "HERALD_AUTH_PORT": str(auth),
         "HERALD_RESOURCE_PORT": str(res),
         "HERALD_WEBHOOK_PORT": str(wh),
+        "HERALD_DOCS_PORT": str(docs),
         "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
         "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
         "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
+        "HERALD_DOCS_URL": f"http://127.0.0.1:{docs}",
+        "HERALD_EDGE_STATUS_ADDRESS": f"127.0.0.1:{edge_status}",
         "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
         "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
         "HERALD_QUEUE_PREFIX": prefix,
@@ -137,17 +197,15 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
         stdout=output or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{gw}"
+    base = f"http://127.0.0.1:{edge}"
     try:
         async with aiohttp.ClientSession() as session:
-            await _until_ready(session, base, proc)
-            async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
-                token = await resp.json()
-        ports = {"gateway": gw, "auth": auth, "resource": res, "webhook_delivery": wh}
+            token = await _until_ready(session, base, proc)
+        ports = {"edge": edge, "auth": auth, "resource": res, "webhook_delivery": wh, "docs": docs}
         yield RunningSuite(base, ports, token, proc.pid, env)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        proc.wait(60)
         await delete_amqp_names(prefix)
         subprocess.run(
             [
@@ -164,18 +222,28 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
         )
 
 
-async def _until_ready(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
-    """Up to two minutes (a busy machine starts slowly), then a clear failure."""
+async def _until_ready(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> str:
+    """The admin's token, once the public door hands one out and the resource and webhook
+    services answer through it (whether or not the door serves their /readyz). Up to two minutes
+    (a busy machine starts slowly), then a clear failure."""
     deadline = asyncio.get_running_loop().time() + 120
+    token: str | None = None
     while asyncio.get_running_loop().time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the suite exited with code {proc.returncode} while starting")
-        try:
-            async with session.get(base + "/readyz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
+        with contextlib.suppress(aiohttp.ClientError):
+            if token is None:
+                async with session.post(base + "/v2/requesttoken", json=ADMIN) as resp:
+                    if resp.status == 200:
+                        token = await resp.json()
+            if token is not None:
+                headers = {"Authorization": f"Bearer {token}"}
+                answered = 0
+                for path in ("/v2/event/list?limit=1", "/v2/subscription/list"):
+                    async with session.get(base + path, headers=headers) as resp:
+                        answered += resp.status == 200
+                if answered == 2:
+                    return token
         await asyncio.sleep(0.2)
     raise RuntimeError("the suite was not ready within 120 s")
 
@@ -213,10 +281,19 @@ async def delete_amqp_names(prefix: str) -> None:
 
 
 def wrk(
-    url: str, token: str | None, seconds: int, *, body: bytes | None = None, connections: int = 64
+    url: str,
+    token: str | None,
+    seconds: int,
+    *,
+    body: bytes | None = None,
+    connections: int = 64,
+    timeout: int | None = None,
 ) -> dict[str, float]:
-    """wrk -t2 -c64 with --latency; with `body`, every request is a JSON POST of it."""
+    """wrk -t2 -c64 with --latency; with `body`, every request is a JSON POST of it; `timeout`:
+    wrk's --timeout in seconds (its default, 2 s, counts slower answers as errors)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if timeout is not None:
+        cmd.append(f"--timeout={timeout}s")
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     script = None
@@ -243,9 +320,11 @@ def wrk(
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "req_per_s": round(rps),
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
     }

@@ -1,7 +1,7 @@
 """The plans of the resource list queries on a large events table.
 
-Fills a scratch database with N events (default 1,000,000: owners, statuses, start times and
-tags spread like a busy installation), builds the list queries with the service's own query
+Fills a scratch database with N events (default 1,000,000: bench/seed_events.py, owners,
+statuses, start times and tags spread like a busy installation), builds the list queries with the service's own query
 builder (so what is measured is what runs), and records EXPLAIN (ANALYZE, BUFFERS) of each.
 Writes bench/results/resource-explain-<timestamp>.json and prints a Markdown table.
 
@@ -25,9 +25,9 @@ from multidict import MultiDict
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.seed_events import seed_events  # noqa: E402
 from services.resource.app import MIGRATIONS, SCHEMA  # noqa: E402
 from services.resource.query import parse_list_query  # noqa: E402
-from services.resource.repo import COLUMNS_SQL  # noqa: E402
 from services.resource.types import EVENT_TYPE  # noqa: E402
 from shared.db import ensure_database  # noqa: E402
 from shared.http import encode_cursor  # noqa: E402
@@ -37,39 +37,6 @@ from shared.verifier import Principal  # noqa: E402
 SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 OWNERS = 5000
 MEMBER_OWNER_INDEX = 7  # the member whose view is measured owns events like everyone else
-
-SEED_SQL = """
-INSERT INTO resources (id, type, owner_id, status, version, created_at, updated_at, doc, search)
-SELECT gen_random_uuid(), 'event', o.owner, s.status, 1, t.created, t.created,
-       jsonb_build_object(
-           'title', 'Event ' || g,
-           'description', 'Talk number ' || g || CASE WHEN g % 100 = 0 THEN ' about fireworks' ELSE '' END,
-           'startsAt', to_char(t.starts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'endsAt', to_char((t.starts + interval '2 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'capacity', (g % 500),
-           'tags', jsonb_build_array('tag' || (g % 50), 'tag' || ((g / 50) % 50))
-       ),
-       to_tsvector('simple', 'Event ' || g || ' Talk number ' || g
-                   || CASE WHEN g % 100 = 0 THEN ' about fireworks' ELSE '' END)
-FROM generate_series($1::int, $2::int) AS g
-CROSS JOIN LATERAL (SELECT $3::uuid[] AS owners) AS ids
-CROSS JOIN LATERAL (SELECT ids.owners[1 + (g % array_length(ids.owners, 1))] AS owner) AS o
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN g % 10 < 7 THEN 'approved' WHEN g % 10 = 7 THEN 'pending'
-                WHEN g % 10 = 8 THEN 'draft' ELSE 'cancelled' END AS status) AS s
-CROSS JOIN LATERAL (
-    SELECT timestamptz '2026-01-01' + (g % 1095) * interval '1 day' + (g % 24) * interval '1 hour' AS starts,
-           timestamptz '2025-01-01' + g * interval '1 second' AS created) AS t
-"""
-
-
-async def seed(conn: asyncpg.Connection, rows: int, owners: list[uuid.UUID]) -> float:
-    started = time.perf_counter()
-    step = 100_000
-    for first in range(1, rows + 1, step):
-        await conn.execute(SEED_SQL, first, min(first + step - 1, rows), owners)
-    await conn.execute("ANALYZE resources")
-    return time.perf_counter() - started
 
 
 def queries(member: uuid.UUID, cursor_row: dict[str, Any]) -> dict[str, tuple[Principal, dict[str, str]]]:
@@ -87,6 +54,7 @@ def queries(member: uuid.UUID, cursor_row: dict[str, Any]) -> dict[str, tuple[Pr
                 "sort": "-startsAt",
             },
         ),
+        "member: own drafts (status=draft)": (as_member, {"status": "draft"}),
         "approver: status=pending by startsAt": (as_approver, {"status": "pending"}),
         "approver: tags[in]=tag3,tag4": (as_approver, {"tags[in]": "tag3,tag4"}),
         "approver: q=fireworks": (as_approver, {"q": "fireworks"}),
@@ -103,7 +71,7 @@ async def explain(conn: asyncpg.Connection, member: uuid.UUID) -> list[dict[str,
     results = []
     for name, (caller, params) in queries(member, dict(row)).items():
         listing = parse_list_query(EVENT_TYPE, MultiDict(params), caller, 50)
-        text, args = listing.count_query() if listing.count else listing.select(COLUMNS_SQL)
+        text, args = listing.count_query() if listing.count else listing.select()
         plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {text}", *args)
         lines = [r[0] for r in plan]
         took = next((float(line.split()[-2]) for line in lines if line.startswith("Execution Time")), -1.0)
@@ -117,13 +85,13 @@ async def main(rows: int) -> dict[str, Any]:
     await ensure_database(dsn)
     try:
         await apply_migrations(dsn, SCHEMA, MIGRATIONS)
+        owners = [uuid.uuid4() for _ in range(OWNERS)]
+        seeded = await seed_events(dsn, rows, owners=owners)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
         try:
-            owners = [uuid.uuid4() for _ in range(OWNERS)]
-            seconds = await seed(conn, rows, owners)
             return {
                 "rows": rows,
-                "seed_seconds": round(seconds, 1),
+                "seed_seconds": round(seeded.seconds, 1),
                 "queries": await explain(conn, owners[MEMBER_OWNER_INDEX]),
             }
         finally:

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 # Auth, on the auth exchange.
 USER_CREATED = "user.created"
 USER_CREDENTIALS_CHANGED = "user.credentials_changed"
@@ -44,8 +46,13 @@ def utc_now() -> datetime:
 
 
 def make_event(
-    type_: str, data: dict[str, Any], actor_id: str | None = None, *, event_id: str | None = None
+    type_: str,
+    data: dict[str, Any] | orjson.Fragment,
+    actor_id: str | None = None,
+    *,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
+    """`data` may be JSON already made (a Fragment): it goes into the body as it is."""
     return {
         "id": event_id or str(uuid.uuid4()),
         "type": type_,

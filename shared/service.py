@@ -42,7 +42,7 @@ CleanupCtx = Callable[[web.Application], Any]
 JWKS_REFRESH_SECONDS = 300  # auth serves the JWKS with max-age=300
 # After SIGTERM closed the listener, kept-alive connections may carry one more request, answered
 # with `Connection: close`, for up to this long before idle ones are closed. A client (the
-# gateway) that reuses a connection just as the server closes it gets a reset it cannot safely
+# edge) that reuses a connection just as the server closes it gets a reset it cannot safely
 # retry for a POST; letting each connection end after an answer closes that window.
 LINGER_SECONDS = 2.0
 # The setting that picks each service's port (named when the port is taken).

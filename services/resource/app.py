@@ -14,6 +14,7 @@ from aiohttp import web
 from services.resource.handlers import OUTBOX_RELAY, add_routes
 from services.resource.openapi import fragment
 from services.resource.repo import IdempotencyRepo
+from services.resource.statistics import keep_statistics_fresh
 from services.resource.types import TYPES, ResourceType
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 from shared.config import Settings
@@ -25,6 +26,7 @@ log = logging.getLogger("herald.resource")
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA = "resource"
 OPENAPI_PATH = "/openapi.json"
+STATISTICS_SECONDS = 30.0  # how often the service checks whether `resources` needs an ANALYZE
 
 
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -46,7 +48,11 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
             except Exception as exc:  # the next round tries again
                 log.warning("could not prune idempotency keys: %s", exc)
 
-    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(prune_idempotency_keys())]
+    tasks = [
+        asyncio.create_task(relay.run()),
+        asyncio.create_task(prune_idempotency_keys()),
+        asyncio.create_task(keep_statistics_fresh(app[DATABASE], STATISTICS_SECONDS)),
+    ]
     app[OUTBOX_RELAY].relay = relay  # creates wake it in process instead of NOTIFYing
     yield
     app[OUTBOX_RELAY].relay = None

@@ -20,11 +20,11 @@ from services.resource.documents import (
 )
 from services.resource.query import parse_list_query
 from services.resource.repo import (
-    COLUMNS_SQL,
     CreateBatcher,
     HistoryRepo,
     IdempotencyRepo,
     ResourceRepo,
+    changed_row,
     new_rows,
 )
 from services.resource.types import ResourceType
@@ -70,7 +70,7 @@ class ResourceHandlers:
     def _location(self, row: dict[str, Any]) -> str:
         return f"/v2/{self.rtype.name}/{row['id']}"
 
-    def _visible(self, caller: Principal, row: dict[str, Any]) -> bool:
+    def _visible(self, caller: Principal, row: Any) -> bool:
         return workflow.may_read(self.rtype, caller, row)
 
     async def _load(
@@ -105,38 +105,36 @@ class ResourceHandlers:
         if errors:
             raise ValidationFailed(errors)
 
-    async def _emit(self, conn: asyncpg.Connection, topic: str, shown: dict[str, Any], actor: str) -> None:
-        await enqueue(conn, SCHEMA, make_event(topic, shown, actor))
+    async def _emit(self, conn: asyncpg.Connection, topic: str, row: dict[str, Any], actor: str) -> None:
+        await enqueue(conn, SCHEMA, make_event(topic, _data(row), actor))
 
     def _shown(self, row: dict[str, Any]) -> dict[str, Any]:
         return representation(self.rtype, row)
 
-    def _respond(self, row: dict[str, Any], status: int = 200) -> web.Response:
+    def _respond(self, row: Any, status: int = 200) -> web.Response:
+        """The stored representation as it is, with its ETag (and Location for a 201)."""
         headers = {"ETag": etag(row["version"])}
         if status == 201:
             headers["Location"] = self._location(row)
-        return json_response(self._shown(row), status=status, headers=headers)
+        return _json_text(row["shown"], status, headers)
 
     # -- list and create ----------------------------------------------------------------------
 
     async def list(self, request: web.Request) -> web.Response:
         caller = principal(request)
         listing = parse_list_query(self.rtype, request.query, caller, parse_limit(request))
-        text, params = listing.select(COLUMNS_SQL)
+        text, params = listing.select()
         async with request.app[DATABASE].connection() as conn:
-            rows = await ResourceRepo(conn, self.rtype).page(text, params)
+            records = await ResourceRepo(conn, self.rtype).page(text, params)
             total = await conn.fetchval(*_args(listing.count_query())) if listing.count else None
         headers = {}
-        if len(rows) > listing.limit:
-            rows = rows[: listing.limit]
-            headers["Link"] = next_link(request, listing.cursor_after(rows[-1]))
+        if len(records) > listing.limit:
+            records = records[: listing.limit]
+            headers["Link"] = next_link(request, listing.cursor_after(records[-1]))
         if total is not None:
             headers["X-Total-Count"] = str(total)
-        shown = [self._shown(row) for row in rows]
-        if listing.fields is not None:
-            names = listing.fields
-            shown = [{name: item[name] for name in names} for item in shown]
-        return json_response(shown, headers=headers)
+        # The items as stored (or as PostgreSQL projected them for ?fields=): joined, not parsed.
+        return _json_text("[" + ",".join([record[0] for record in records]) + "]", 200, headers)
 
     async def create(self, request: web.Request) -> web.Response:
         caller = principal(request)
@@ -149,14 +147,12 @@ class ResourceHandlers:
         key = request.headers.get("Idempotency-Key")
         status = self.rtype.workflow.initial if self.rtype.workflow else None
         rows = new_rows(self.rtype, uuid.UUID(caller.user_id), status, docs)
-        shown = [self._shown(row) for row in rows]
         topic = self.rtype.topic("created")
-        events = [make_event(topic, item, caller.user_id) for item in shown]
+        events = [make_event(topic, _data(row), caller.user_id) for row in rows]
         if batch:
-            response = json_response(shown, status=201)
-        else:  # as _respond(rows[0], 201) answers, without making the representation again
-            headers = {"ETag": etag(rows[0]["version"]), "Location": self._location(rows[0])}
-            response = json_response(shown[0], status=201, headers=headers)
+            response = _json_text("[" + ",".join([row["shown"] for row in rows]) + "]", 201, {})
+        else:
+            response = self._respond(rows[0], 201)
         if key is None and not any(name in doc for doc in docs for name in self.rtype.references):
             # Nothing to check or lock first: one statement, atomic on its own, shared with the
             # creates that arrive meanwhile (CreateBatcher).
@@ -241,7 +237,9 @@ class ResourceHandlers:
 
     async def get(self, request: web.Request) -> web.Response:
         async with request.app[DATABASE].connection() as conn:
-            row = await self._load(conn, request)
+            row = await ResourceRepo(conn, self.rtype).get_shown(self._id(request))
+        if row is None or not self._visible(principal(request), row):
+            raise NotFound(f"no such {self.rtype.name}")
         header = request.headers.get("If-None-Match")
         if header is not None and etag_matches(header, row["version"], weak=True):
             return web.Response(status=304, headers={"ETag": etag(row["version"])})
@@ -274,14 +272,14 @@ class ResourceHandlers:
                 return self._respond(row)  # nothing changed: no new version, no event
             await self._check_references(conn, doc)
             status = workflow.status_after_edit(self.rtype, row["status"])
-            updated = await ResourceRepo(conn, self.rtype).update(row["id"], row["version"], doc, status)
-            if updated is None:
+            updated = changed_row(self.rtype, row, doc, status)
+            if not await ResourceRepo(conn, self.rtype).update(row, updated):
                 raise Problem(412, "the resource changed meanwhile; fetch it again")
             if status is not None and status != row["status"]:
                 await HistoryRepo(conn).add(
                     row["id"], caller.user_id, row["status"], status, "edited", request_id_var.get()
                 )
-            await self._emit(conn, self.rtype.topic("updated"), self._shown(updated), caller.user_id)
+            await self._emit(conn, self.rtype.topic("updated"), updated, caller.user_id)
         return self._respond(updated)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -294,7 +292,7 @@ class ResourceHandlers:
             if user is not None:
                 raise Conflict(f"a {user} still refers to this {self.rtype.name}; change or delete it first")
             await repo.delete(row["id"], row["version"])
-            await self._emit(conn, self.rtype.topic("deleted"), self._shown(row), caller.user_id)
+            await self._emit(conn, self.rtype.topic("deleted"), row, caller.user_id)
         return web.Response(status=204)
 
     # -- workflow -----------------------------------------------------------------------------
@@ -313,13 +311,13 @@ class ResourceHandlers:
             step = workflow.check_transition(self.rtype, name, caller, row)
             self._check_if_match(request, row)
             workflow.check_source(self.rtype, step, row)
-            updated = await ResourceRepo(conn, self.rtype).set_status(row["id"], row["version"], step.target)
-            if updated is None:
+            updated = changed_row(self.rtype, row, row["doc"], step.target)
+            if not await ResourceRepo(conn, self.rtype).update(row, updated):
                 raise Problem(412, "the resource changed meanwhile; fetch it again")
             await HistoryRepo(conn).add(
                 row["id"], caller.user_id, row["status"], step.target, comment, request_id_var.get()
             )
-            await self._emit(conn, step.topic, self._shown(updated), caller.user_id)
+            await self._emit(conn, step.topic, updated, caller.user_id)
         return self._respond(updated)
 
     async def history(self, request: web.Request) -> web.Response:
@@ -339,6 +337,18 @@ class ResourceHandlers:
                 for e in entries
             ]
         )
+
+
+def _data(row: dict[str, Any]) -> orjson.Fragment:
+    """An event's `data`: the stored representation itself, spliced into the envelope as it is
+    (the event carries exactly what GET answers)."""
+    return orjson.Fragment(row["shown"])
+
+
+def _json_text(text: str, status: int, headers: dict[str, str]) -> web.Response:
+    return web.Response(
+        body=text.encode(), status=status, headers=headers, content_type=JSON_CONTENT_TYPE, charset="utf-8"
+    )
 
 
 def _args(query: tuple[str, list[Any]]) -> list[Any]:

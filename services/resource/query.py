@@ -108,14 +108,33 @@ def _split(raw: str) -> list[str]:
     return parts
 
 
-def visibility(sql: Sql, rtype: ResourceType, caller: Principal) -> None:
-    """What the caller may not see does not exist for them (404 and absent from lists)."""
+def visibility(sql: Sql, rtype: ResourceType, caller: Principal, statuses: set[str] | None = None) -> None:
+    """What the caller may not see does not exist for them (404 and absent from lists).
+    `statuses`: what the query's status filters allow (None: any). When they allow only hidden
+    states, only the caller's own rows can match, and saying so lets PostgreSQL walk the owner's
+    index (a member's `?status=draft` at 1,000,000 events: 1.9 s through every draft, else)."""
     workflow = rtype.workflow
     if workflow is None or REVIEWER_ROLES.intersection(caller.roles):
         return
-    states = sql.param(list(workflow.public_states))
+    public = set(workflow.public_states)
+    if statuses is not None and statuses <= public:
+        return  # every row the filters allow is visible to all
     me = sql.param(uuid.UUID(caller.user_id))
+    if statuses is not None and not statuses & public:
+        sql.where.append(f"owner_id = {me}::uuid")
+        return
+    states = sql.param(list(workflow.public_states))
     sql.where.append(f"(status = ANY({states}::text[]) OR owner_id = {me}::uuid)")
+
+
+def _allowed_statuses(query: MultiMapping[str]) -> set[str] | None:
+    """The states the (already validated) status filters of a query allow; None: no filter."""
+    allowed: set[str] | None = None
+    for key, raw in query.items():
+        if key in ("status", "status[in]"):
+            values = set(_split(raw)) if key == "status[in]" else {raw}
+            allowed = values if allowed is None else allowed & values
+    return allowed
 
 
 @dataclass
@@ -129,13 +148,24 @@ class ListQuery:
     cursor_condition: str | None = None
     filter_params: int = 0  # how many of sql.params the filters use (the cursor's come after)
 
-    def select(self, columns: str) -> tuple[str, list[Any]]:
+    def select(self) -> tuple[str, list[Any]]:
+        """Each item's JSON text (the stored representation, or its projection on ?fields=),
+        then its sort keys (for the next page's cursor)."""
         where = list(self.sql.where)
         if self.cursor_condition:
             where.append(self.cursor_condition)
-        order = ", ".join(f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in self._order_exprs())
+        exprs = self._order_exprs()
+        order = ", ".join(f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in exprs)
+        columns = ", ".join([self._item(), *(expr for expr, _ in exprs)])
         text = f"SELECT {columns} FROM resources WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {self.limit + 1}"
         return text, self.sql.params
+
+    def _item(self) -> str:
+        if self.fields is None:
+            return "shown::text"
+        # Declared field names only (checked by _parse_fields): never a caller's string.
+        pairs = ", ".join(f"'{name}', shown -> '{name}'" for name in self.fields)
+        return f"json_build_object({pairs})::text"
 
     def count_query(self) -> tuple[str, list[Any]]:
         # Counts every match, so without the cursor's condition and its parameters.
@@ -148,12 +178,18 @@ class ListQuery:
     def _expr(self, name: str) -> str:
         return "id" if name == "id" else expression(self.rtype, name)
 
-    def cursor_after(self, row: Any) -> str:
+    def cursor_after(self, record: Any) -> str:
+        """The cursor of the page after `record` (a row of `select`): its sort keys, each as a
+        JSON value of its own type (a number stays a number: "10" < "9" as text)."""
         values: list[Any] = []
-        for name, _ in self.order:
-            column = COLUMNS.get(name)
-            value = row[column] if column else row["doc"].get(name)
-            values.append(value.isoformat() if isinstance(value, datetime) else str(value))
+        for (name, _), value in zip(self.order, list(record)[1:], strict=True):
+            if name == "id" or COLUMNS.get(name) is None:
+                value = str(value) if name == "id" else orjson.loads(value)  # jsonb comes as text
+            elif isinstance(value, datetime):
+                value = value.isoformat()  # microseconds kept: the column's own precision
+            elif isinstance(value, uuid.UUID):
+                value = str(value)
+            values.append(value)
         return encode_cursor(values)
 
 
@@ -184,7 +220,7 @@ def parse_list_query(
         if not text:
             raise Problem(400, "q must not be empty")
         sql.where.append(f"search @@ websearch_to_tsquery('simple', {sql.param(text)})")
-    visibility(sql, rtype, caller)
+    visibility(sql, rtype, caller, _allowed_statuses(query) if "status" in rtype.filters else None)
     listing = ListQuery(
         rtype=rtype,
         sql=sql,
@@ -221,7 +257,7 @@ def _parse_fields(rtype: ResourceType, raw: str | None) -> list[str] | None:
     unknown = [name for name in names if name not in rtype.properties]
     if not names or unknown:
         raise Problem(400, f"fields: unknown field {', '.join(unknown) or '(none named)'}")
-    return names
+    return list(dict.fromkeys(names))  # a name given twice is one key (a JSON object's keys are unique)
 
 
 def _parse_count(raw: str | None) -> bool:
@@ -230,6 +266,43 @@ def _parse_count(raw: str | None) -> bool:
     if raw != "exact":
         raise Problem(400, "count takes the value exact")
     return True
+
+
+def _cursor_value(rtype: ResourceType, name: str, raw: Any) -> Any:
+    """A cursor's key as the SQL parameter of its field, if it has the field's type (a cursor
+    comes back from the caller: anything else is None, a 400)."""
+    if isinstance(raw, str) and "\x00" in raw:
+        return None
+    column = COLUMNS.get(name)
+    if name == "id" or column in ("id", "owner_id"):
+        return uuid.UUID(raw) if isinstance(raw, str) and parse_uuid(raw) is not None else None
+    if column in _TIME_COLUMNS:
+        return _iso_time(raw)
+    if column == "version":
+        return raw if type(raw) is int else None
+    if column == "status":
+        return raw if isinstance(raw, str) else None
+    spec = rtype.properties[name]
+    types = spec.get("type")
+    types = {types} if isinstance(types, str) else set(types or ())
+    if isinstance(raw, bool) or raw is None:
+        return None
+    numeric = ("integer" in types and type(raw) is int) or (
+        "number" in types and isinstance(raw, int | float)
+    )
+    if not (numeric or ("string" in types and isinstance(raw, str))):
+        return None
+    return orjson.dumps(raw).decode()
+
+
+def _iso_time(raw: Any) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _keyset(listing: ListQuery, values: list[Any]) -> str:
@@ -241,19 +314,11 @@ def _keyset(listing: ListQuery, values: list[Any]) -> str:
     sql = listing.sql
     params: list[str] = []
     for (name, _), raw in zip(order, values, strict=True):
-        if not isinstance(raw, str) or "\x00" in raw:
+        value = _cursor_value(listing.rtype, name, raw)
+        if value is None:
             raise Problem(400, "cursor is not one this API made")
-        if name == "id":
-            if parse_uuid(raw) is None:
-                raise Problem(400, "cursor is not one this API made")
-            params.append(f"{sql.param(uuid.UUID(raw))}::uuid")
-        elif COLUMNS.get(name) in _TIME_COLUMNS:
-            try:
-                params.append(f"{sql.param(datetime.fromisoformat(raw))}::timestamptz")
-            except ValueError:
-                raise Problem(400, "cursor is not one this API made") from None
-        else:
-            params.append(f"{sql.param(orjson.dumps(raw).decode())}::jsonb")
+        cast = "uuid" if name == "id" else _cast(listing.rtype, name)
+        params.append(f"{sql.param(value)}::{cast}")
     exprs = [listing._expr(name) for name, _ in order]
     directions = {desc for _, desc in order}
     if len(directions) == 1:

@@ -1,5 +1,10 @@
 """SQL for resources, their history and idempotency keys. Rows come back as dicts with `doc`
-parsed; documents go in as JSON text."""
+parsed and `shown` (the stored representation) as JSON text; documents go in as JSON text.
+
+Every write renders the representation once (`documents.representation`) and stores it with the
+row, in the same statement: reads answer it as it is (no work per item). Hence the new version
+and `updated_at` of a change are chosen here, not by SQL defaults, so that the stored text
+carries them."""
 
 from __future__ import annotations
 
@@ -11,12 +16,13 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.resource.documents import representation
 from services.resource.types import ResourceType
 from shared.db import Database
 from shared.group_commit import GroupCommit
 from shared.outbox import LocalRelay, notify_channel, outbox_headers
 
-COLUMNS_SQL = "id, type, owner_id, status, version, created_at, updated_at, doc::text AS doc"
+COLUMNS_SQL = "id, type, owner_id, status, version, created_at, updated_at, doc::text AS doc, shown"
 
 
 def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -31,9 +37,9 @@ def new_rows(
     rtype: ResourceType, owner_id: uuid.UUID, status: str | None, docs: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Rows as the table's defaults would make them (version 1, created now), made here so that
-    the events can be written in the statement that inserts them."""
+    the events can be written in the statement that inserts them; each with its `shown`."""
     now = datetime.now(UTC)
-    return [
+    rows = [
         {
             "id": uuid.uuid4(),
             "type": rtype.name,
@@ -46,6 +52,30 @@ def new_rows(
         }
         for doc in docs
     ]
+    for row in rows:
+        row["shown"] = stored(representation(rtype, row))
+    return rows
+
+
+def changed_row(
+    rtype: ResourceType, row: dict[str, Any], doc: dict[str, Any], status: str | None
+) -> dict[str, Any]:
+    """`row` after a change of its document or status: the next version, updated now, with its
+    `shown` (written by `ResourceRepo.update` only if `row` is still the current version)."""
+    new = {
+        **row,
+        "doc": doc,
+        "status": status,
+        "version": row["version"] + 1,
+        "updated_at": datetime.now(UTC),
+    }
+    new["shown"] = stored(representation(rtype, new))
+    return new
+
+
+def stored(shown: dict[str, Any]) -> str:
+    """The stored text of a representation (what GET and lists answer)."""
+    return orjson.dumps(shown).decode()
 
 
 def search_text(rtype: ResourceType, doc: dict[str, Any]) -> str:
@@ -53,10 +83,11 @@ def search_text(rtype: ResourceType, doc: dict[str, Any]) -> str:
 
 
 _INSERT_WITH_EVENTS = """WITH r AS (
-        INSERT INTO resources (id, type, owner_id, status, doc, search, created_at, updated_at)
-        SELECT i.id, $1, i.owner_id, i.status, i.doc::jsonb, to_tsvector('simple', i.text), i.at, i.at
-        FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
-            AS i(id, owner_id, status, at, doc, text)),
+        INSERT INTO resources (id, type, owner_id, status, doc, search, created_at, updated_at, shown)
+        SELECT i.id, $1, i.owner_id, i.status, i.doc::jsonb, to_tsvector('simple', i.text), i.at, i.at,
+            i.shown::json
+        FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+            $13::text[]) AS i(id, owner_id, status, at, doc, text, shown)),
     o AS (
         INSERT INTO outbox (id, topic, body, headers)
         SELECT e.id, e.topic, e.body, e.headers::jsonb
@@ -152,35 +183,35 @@ class ResourceRepo:
             [orjson.dumps(event) for event in events],
             headers if headers is not None else [outbox_headers()] * len(events),
             notify or "",
+            [row["shown"] for row in rows],
         )
 
-    async def update(
-        self, resource_id: uuid.UUID, version: int, doc: dict[str, Any], status: str | None
-    ) -> dict[str, Any] | None:
-        """Only from `version`: a concurrent change makes this None (the caller answers 412)."""
-        return _row(
-            await self.conn.fetchrow(
-                f"""UPDATE resources SET doc = $3::jsonb, status = $4, version = version + 1,
-                    updated_at = now(), search = to_tsvector('simple', $5)
-                WHERE id = $1 AND version = $2 RETURNING {COLUMNS_SQL}""",
-                resource_id,
-                version,
-                orjson.dumps(doc).decode(),
-                status,
-                search_text(self.rtype, doc),
-            )
+    async def get_shown(self, resource_id: uuid.UUID) -> asyncpg.Record | None:
+        """What a GET needs: who may see it (status, owner), its ETag (version) and its text."""
+        return await self.conn.fetchrow(
+            "SELECT status, owner_id, version, shown FROM resources WHERE id = $1 AND type = $2",
+            resource_id,
+            self.rtype.name,
         )
 
-    async def set_status(self, resource_id: uuid.UUID, version: int, status: str) -> dict[str, Any] | None:
-        return _row(
-            await self.conn.fetchrow(
-                f"""UPDATE resources SET status = $3, version = version + 1, updated_at = now()
-                WHERE id = $1 AND version = $2 RETURNING {COLUMNS_SQL}""",
-                resource_id,
-                version,
-                status,
-            )
+    async def update(self, current: dict[str, Any], new: dict[str, Any]) -> bool:
+        """`new` (from `changed_row`) in place of `current`, only if `current` is still the
+        version stored: False after a concurrent change (the caller answers 412)."""
+        doc = new["doc"]
+        status = await self.conn.execute(
+            """UPDATE resources SET doc = $3::jsonb, status = $4, version = $5, updated_at = $6,
+                search = to_tsvector('simple', $7), shown = $8::json
+            WHERE id = $1 AND version = $2""",
+            current["id"],
+            current["version"],
+            orjson.dumps(doc).decode(),
+            new["status"],
+            new["version"],
+            new["updated_at"],
+            search_text(self.rtype, doc),
+            new["shown"],
         )
+        return status == "UPDATE 1"
 
     async def delete(self, resource_id: uuid.UUID, version: int) -> bool:
         status = await self.conn.execute(
@@ -211,9 +242,9 @@ class ResourceRepo:
                     return other.name
         return None
 
-    async def page(self, text: str, params: list[Any]) -> list[dict[str, Any]]:
-        rows = [_row(r) for r in await self.conn.fetch(text, *params)]
-        return [r for r in rows if r is not None]
+    async def page(self, text: str, params: list[Any]) -> list[asyncpg.Record]:
+        """A list page's records: (the item's text, its sort keys...), as `ListQuery.select`."""
+        return await self.conn.fetch(text, *params)
 
 
 class HistoryRepo:

@@ -3,6 +3,7 @@ lists, validation, its OpenAPI paths and its events with no handler code of its 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from services.resource.openapi import fragment
 from services.resource.types import TYPES, ResourceType
 from shared.catalog import REPRESENTATIONS
 from shared.config import Settings
+from shared.http import encode_cursor
 from tests.conftest import Suite, start_suite
 
 BOOK = ResourceType(
@@ -102,3 +104,101 @@ def test_a_declaration_that_cannot_work_fails_at_once() -> None:
         ResourceType(
             name="bad", schema=BOOK.schema, filters=("colour",), sorts=("title",), default_sort="title"
         ).validate_declaration()
+
+
+RANKED = ResourceType(
+    name="ranked",
+    schema={
+        "title": "Ranked",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "readOnly": True},
+            "label": {"type": "string", "minLength": 1, "maxLength": 100},
+            "rank": {"type": "integer"},
+            "ownerId": {"type": "string", "format": "uuid", "readOnly": True},
+            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True},
+            "version": {"type": "integer", "readOnly": True},
+        },
+        "required": ["label", "rank"],
+    },
+    filters=("label", "rank"),
+    sorts=("rank", "label", "createdAt"),
+    default_sort="rank",
+)
+
+
+@pytest.fixture
+async def ranked_suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
+    started = await start_suite(aiohttp_server, settings, resource_types=(*TYPES, RANKED))
+    yield started
+    await started.session.close()
+
+
+async def _pages(suite: Suite, token: str, path: str, most: int = 20) -> list[dict[str, Any]]:
+    """Every item of every page (at most `most` pages: a cursor that loops fails the test)."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(most):
+        resp, body = await suite.request("GET", path, token=token)
+        assert resp.status == 200, body
+        seen += body
+        link = resp.headers.get("Link")
+        if not link:
+            return seen
+        path = link[link.index("<") + 1 : link.index(">")]
+    raise AssertionError(f"more than {most} pages: the cursor does not move on ({len(seen)} items seen)")
+
+
+async def test_cursors_keep_numbers_numbers(ranked_suite: Suite) -> None:
+    """A numeric sort key goes into the cursor as a number: as text, "10" < "9" and pages would
+    repeat or skip."""
+    suite = ranked_suite
+    _, _, token = await suite.new_user()
+    label = "r" + uuid.uuid4().hex[:8]
+    ranks = [100, 9, 10, 1000, 2, 10, 99, 11, -5, 0]
+    resp, made = await suite.request(
+        "POST", "/v2/ranked/list", token=token, json=[{"label": label, "rank": r} for r in ranks]
+    )
+    assert resp.status == 201, made
+    by_rank = sorted(made, key=lambda item: (item["rank"], item["id"]))
+    seen = await _pages(suite, token, f"/v2/ranked/list?label={label}&sort=rank&limit=3")
+    assert [item["id"] for item in seen] == [item["id"] for item in by_rank]
+    seen = await _pages(suite, token, f"/v2/ranked/list?label={label}&sort=-rank&limit=2")
+    assert [item["id"] for item in seen] == [item["id"] for item in reversed(by_rank)]
+    # Mixed directions: the expanded keyset form, numbers still numbers.
+    seen = await _pages(suite, token, f"/v2/ranked/list?label={label}&sort=-rank,createdAt&limit=4")
+    assert [item["rank"] for item in seen] == sorted(ranks, reverse=True)
+    assert len({item["id"] for item in seen}) == len(ranks)
+
+
+async def test_a_tampered_cursor_is_400(ranked_suite: Suite) -> None:
+    suite = ranked_suite
+    _, _, token = await suite.new_user()
+    some_id = str(uuid.uuid4())
+    tampered = [
+        ["10", some_id],  # a number's key as text
+        [True, some_id],
+        [1.5, some_id],
+        [None, some_id],
+        [{"a": 1}, some_id],
+        [[1], some_id],
+        [10, "not-a-uuid"],
+        [10, 7],
+        [10],
+        "not a list",
+    ]
+    for values in tampered:
+        resp, problem = await suite.request(
+            "GET", f"/v2/ranked/list?sort=rank&cursor={encode_cursor(values)}", token=token
+        )
+        assert resp.status == 400, (values, problem)
+        assert "cursor" in problem["detail"]
+    for values in (["not a time", some_id], [12, some_id], ["2027-01-01T00:00:00", some_id]):
+        resp, problem = await suite.request(
+            "GET", f"/v2/ranked/list?sort=createdAt&cursor={encode_cursor(values)}", token=token
+        )
+        assert resp.status == 400, (values, problem)
+    resp, problem = await suite.request(
+        "GET", f"/v2/event/list?sort=title&cursor={encode_cursor([3, some_id])}", token=token
+    )
+    assert resp.status == 400, problem

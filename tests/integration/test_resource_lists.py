@@ -132,3 +132,39 @@ async def test_locations_list_by_name_and_default_limit(suite: Suite) -> None:
     assert resp.status == 201
     resp, body = await suite.request("GET", f"/v2/location/list?q={prefix}", token=token)
     assert [loc["name"] for loc in body] == sorted(names)
+
+
+async def test_a_status_filter_shows_a_member_only_what_they_may_see(suite: Suite) -> None:
+    """Filtering on hidden states shows a member their own rows only; on public ones, everyone's;
+    on both, their own hidden ones and everyone's public ones (counts agree)."""
+    _, _, mine = await suite.new_user()
+    _, _, theirs = await suite.new_user()
+    _, _, approver = await suite.new_user(["approver"])
+    tag = "v" + uuid.uuid4().hex[:10]
+    ids: dict[str, str] = {}
+    for who, token in (("mine", mine), ("theirs", theirs)):
+        for state in ("draft", "pending", "approved"):
+            resp, event = await create(
+                suite, token, "event", {**EVENT, "title": f"{who} {state}", "tags": [tag]}
+            )
+            assert resp.status == 201, event
+            if state != "draft":
+                await suite.request("POST", f"/v2/event/{event['id']}/submit", token=token)
+            if state == "approved":
+                await suite.request("POST", f"/v2/event/{event['id']}/approve", token=approver)
+            ids[f"{who} {state}"] = event["id"]
+    cases = {
+        "status=draft": {"mine draft"},
+        "status[in]=draft,pending": {"mine draft", "mine pending"},
+        "status=approved": {"mine approved", "theirs approved"},
+        "status[in]=pending,approved": {"mine pending", "mine approved", "theirs approved"},
+        "status[in]=draft,pending&status=pending": {"mine pending"},
+        "": {"mine draft", "mine pending", "mine approved", "theirs approved"},
+    }
+    for query, expected in cases.items():
+        resp, body = await listing(suite, mine, f"tags={tag}&count=exact&{query}")
+        assert resp.status == 200, (query, body)
+        assert {e["title"] for e in body} == expected, query
+        assert resp.headers["X-Total-Count"] == str(len(expected)), query
+    resp, body = await listing(suite, approver, f"tags={tag}&status=draft")
+    assert {e["title"] for e in body} == {"mine draft", "theirs draft"}

@@ -1,0 +1,1 @@
+"""Herald side by side with its peers on this machine."""
