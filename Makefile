@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install lock services-up browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
+.PHONY: install lock services-up edge-deps browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
 
 # Every dependency (runtime, dev extras, the build backend) pinned with its hashes in
 # requirements.lock; the image installs requirements-runtime.lock. `make lock` refreshes both
@@ -31,6 +31,19 @@ lock:
 services-up: install
 	@$(PY) deploy/dev/ensure_services.py
 
+# Debian's nginx: the edge of `make run` and of the tests (each test fronts its services with a
+# real nginx). Installed with apt-get as root when missing; otherwise this says what to do.
+NGINX ?= nginx
+edge-deps:
+	@command -v $(NGINX) >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && \
+			apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends nginx >/dev/null || \
+			{ echo "could not install nginx: install it (Debian: apt-get install nginx)"; exit 1; }; \
+		else \
+			echo "nginx is missing and cannot be installed here: install it (Debian: apt-get install nginx)"; exit 1; \
+		fi; }
+
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 # Without it, and without apt-get as root to install it, those tests are skipped and say why.
 browser-deps:
@@ -43,24 +56,25 @@ browser-deps:
 			echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; \
 		fi; }
 
-test: services-up browser-deps
+test: services-up edge-deps browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: install
+test-unit: install edge-deps
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 # schemathesis over /v2/openapi.json against the running suite: no 5xx, every answer as documented.
 FUZZ_EXAMPLES ?= 30
-test-fuzz: services-up
+test-fuzz: services-up edge-deps
 	$(PY) tests/fuzz/run_fuzz.py $(FUZZ_EXAMPLES)
 
 # Events through the whole delivery path while the worker is SIGKILLed, AMQP connections and
 # PostgreSQL backends are cut and the receiver fails half its requests: 0 lost, or exit 1.
 FAULT_EVENTS ?= 10000
-test-faults: services-up
+test-faults: services-up edge-deps
 	FAULT_EVENTS=$(FAULT_EVENTS) $(PY) tests/faults/run_faults.py
 
-run: services-up
+# The suite as processes: nginx on HERALD_EDGE_PORT (8080) in front of the services.
+run: services-up edge-deps
 	$(PY) -m services
 
 lint: install
@@ -70,14 +84,14 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-bench: services-up
+bench: services-up edge-deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 		echo "wrk is not installed: the HTTP part of the benchmark is skipped"
 	$(PY) bench/run.py
 
 # Herald and Directus 12.4 side by side (Directus and Node 22 from the npm registry into
 # ~/.cache/herald-bench the first time, about 10 minutes; then about 5 minutes a run).
-bench-peers: services-up
+bench-peers: services-up edge-deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 		{ echo "wrk is not installed"; exit 1; }
 	$(PY) bench/peers/directus.py

@@ -1,5 +1,5 @@
-"""Bearer-token authentication for aiohttp apps: the same check at the gateway and in each
-service, so a service reached without the gateway is no weaker."""
+"""Bearer-token authentication for aiohttp apps: the same check in every service (the edge
+looks at no token), so a service reached without the edge is no weaker."""
 
 from __future__ import annotations
 

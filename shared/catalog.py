@@ -1,6 +1,6 @@
 """The event catalog: every topic of the domain exchange, what it means, and the JSON Schema of
 its payload. It is part of the event contract (DESIGN §3), so it lives here where producers
-(resource), consumers (webhook delivery) and the API document (gateway) all read it.
+(resource), consumers (webhook delivery) and the API document (docs) all read it.
 
 The resource service's type declarations take their representation schemas from here
 (`REPRESENTATIONS`); a test keeps the two identical.

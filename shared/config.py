@@ -42,18 +42,33 @@ class Settings:
     env: str = _env("HERALD_ENV", "development", "`development` or `production` (refuses placeholders)")
     log_level: str = _env("HERALD_LOG_LEVEL", "INFO", "Log level of every service")
     host: str = _env("HERALD_HOST", "127.0.0.1", "Address the services bind to")
-    gateway_port: int = _env("HERALD_GATEWAY_PORT", 8080, "Gateway port (the public one)")
+    edge_port: int = _env("HERALD_EDGE_PORT", 8080, "The edge's port (nginx: the public one)")
     auth_port: int = _env("HERALD_AUTH_PORT", 8081, "Auth service port")
     resource_port: int = _env("HERALD_RESOURCE_PORT", 8082, "Resource service port")
     webhook_port: int = _env("HERALD_WEBHOOK_PORT", 8083, "Webhook delivery service port")
+    docs_port: int = _env(
+        "HERALD_DOCS_PORT", 8084, "Docs service port (/v2/openapi.json, /docs, the edge's /readyz)"
+    )
     auth_url: str = _env(
-        "HERALD_AUTH_URL", "http://127.0.0.1:8081", "Where the gateway and verifiers reach auth"
+        "HERALD_AUTH_URL", "http://127.0.0.1:8081", "Where the edge, docs and verifiers reach auth"
     )
     resource_url: str = _env(
-        "HERALD_RESOURCE_URL", "http://127.0.0.1:8082", "Where the gateway reaches resource"
+        "HERALD_RESOURCE_URL", "http://127.0.0.1:8082", "Where the edge and docs reach resource"
     )
     webhook_url: str = _env(
-        "HERALD_WEBHOOK_URL", "http://127.0.0.1:8083", "Where the gateway reaches webhook delivery"
+        "HERALD_WEBHOOK_URL", "http://127.0.0.1:8083", "Where the edge and docs reach webhook delivery"
+    )
+    docs_url: str = _env(
+        "HERALD_DOCS_URL", "http://127.0.0.1:8084", "Where the edge reaches the docs service"
+    )
+    auth_processes: int = _env(
+        "HERALD_AUTH_PROCESSES", 1, "`python -m services`: auth processes (0: fit the machine)"
+    )
+    resource_processes: int = _env(
+        "HERALD_RESOURCE_PROCESSES", 0, "`python -m services`: resource processes (0: one per core, up to 8)"
+    )
+    webhook_processes: int = _env(
+        "HERALD_WEBHOOK_PROCESSES", 1, "`python -m services`: webhook delivery processes (0: fit the machine)"
     )
     database_url: str = _env(
         "HERALD_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/herald", "PostgreSQL DSN"
@@ -118,20 +133,43 @@ class Settings:
     login_failure_window: int = _env("HERALD_LOGIN_FAILURE_WINDOW", 900, "Seconds over which failures count")
     login_lockout_seconds: int = _env("HERALD_LOGIN_LOCKOUT_SECONDS", 300, "How long a lock-out lasts")
     trusted_proxies: tuple[str, ...] = _env(
-        "HERALD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128"), "Networks whose X-Forwarded-For is believed"
+        "HERALD_TRUSTED_PROXIES",
+        ("127.0.0.0/8", "::1/128"),
+        "Services: networks whose X-Forwarded-For is believed (the edge's)",
     )
+    edge_trusted_proxies: tuple[str, ...] = _env(
+        "HERALD_EDGE_TRUSTED_PROXIES",
+        (),
+        "Edge: proxies in front of it whose X-Forwarded-For is believed (none: it is the first hop)",
+    )
+    edge_header_timeout: float = _env(
+        "HERALD_EDGE_HEADER_TIMEOUT", 10.0, "Edge: seconds a client has to send the request headers"
+    )
+    edge_body_timeout: float = _env(
+        "HERALD_EDGE_BODY_TIMEOUT",
+        30.0,
+        "Edge: seconds between two reads (or writes) of a body before the client is dropped",
+    )
+    edge_status_address: str = _env(
+        "HERALD_EDGE_STATUS_ADDRESS",
+        "127.0.0.1:8085",
+        "Edge: address of its own figures (nginx stub_status at /status; empty: off)",
+    )
+    edge_workers: int = _env("HERALD_EDGE_WORKERS", 0, "Edge: nginx worker processes (0: one per core)")
     cors_origins: tuple[str, ...] = _env(
         "HERALD_CORS_ORIGINS", (), "Origins browsers may call from (`*` for any)"
     )
     requesttoken_rate_per_minute: int = _env(
-        "HERALD_REQUESTTOKEN_RATE", 60, "Gateway: /v2/requesttoken calls per client address a minute (0: off)"
+        "HERALD_REQUESTTOKEN_RATE", 60, "Edge: /v2/requesttoken calls per client address a minute (0: off)"
     )
     user_rate_per_second: float = _env(
-        "HERALD_USER_RATE", 100.0, "Gateway: requests per user a second (0: off)"
+        "HERALD_USER_RATE", 100.0, "Edge: requests per token a second (0: off)"
     )
-    user_burst: int = _env("HERALD_USER_BURST", 200, "Gateway: burst of the per-user token bucket")
+    user_burst: int = _env("HERALD_USER_BURST", 200, "Edge: burst of the per-token limit")
     max_body_bytes: int = _env("HERALD_MAX_BODY_BYTES", 1024 * 1024, "Largest request body (413 beyond)")
-    upstream_timeout: float = _env("HERALD_UPSTREAM_TIMEOUT", 30.0, "Gateway: seconds before a 504")
+    upstream_timeout: float = _env(
+        "HERALD_UPSTREAM_TIMEOUT", 30.0, "Edge: seconds a service has to answer before a 504"
+    )
     shutdown_timeout: float = _env(
         "HERALD_SHUTDOWN_TIMEOUT", 20.0, "Seconds SIGTERM waits for requests in flight"
     )
@@ -220,11 +258,15 @@ class Settings:
     def check(self) -> None:
         if self.env not in ("development", "production"):
             raise SettingsError(f"HERALD_ENV must be development or production, not {self.env!r}")
-        for net in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError as exc:
-                raise SettingsError(f"HERALD_TRUSTED_PROXIES: {exc}") from None
+        for name, nets in (
+            ("HERALD_TRUSTED_PROXIES", self.trusted_proxies),
+            ("HERALD_EDGE_TRUSTED_PROXIES", self.edge_trusted_proxies),
+        ):
+            for net in nets:
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError as exc:
+                    raise SettingsError(f"{name}: {exc}") from None
         if not self.internal_token:
             raise SettingsError("HERALD_INTERNAL_TOKEN must not be empty")
         if not self.production:

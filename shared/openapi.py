@@ -1,10 +1,10 @@
 """OpenAPI 3.1 fragments: each service documents its own public routes with these helpers and
-serves the result at `/openapi.json`; the gateway merges the fragments with its own (which
+serves the result at `/openapi.json`; the docs service merges the fragments with its own (which
 defines the shared `Problem` response, the bearer scheme and the webhooks) into
 `/v2/openapi.json`.
 
 A fragment is `{"openapi", "info", "paths", "components": {"schemas": ...}}`; every error
-response is `problem()`, a reference the gateway's fragment resolves. A service adopts it with
+response is `problem()`, a reference the docs service's fragment resolves. A service adopts it with
 
     paths = {"/v2/thing/{id}": {"get": operation("getThing", "Get a thing", ["things"],
              {"200": json_response("The thing.", schema_ref("Thing")), **problems(401, 404)},
@@ -39,7 +39,7 @@ def schema_ref(name: str) -> dict[str, str]:
 
 
 def problem() -> dict[str, str]:
-    """An error response: RFC 9457 problem details, defined once in the gateway's fragment."""
+    """An error response: RFC 9457 problem details, defined once in the docs service's fragment."""
     return {"$ref": "#/components/responses/Problem"}
 
 
@@ -249,7 +249,8 @@ def etag_of(body: bytes) -> str:
 
 def add_fragment_route(app: web.Application, document: Mapping[str, Any]) -> None:
     """Serve `document` at GET /openapi.json, public, with an ETag computed once (revalidated
-    with If-None-Match: a 304 while it is the same). Every service serves its fragment so."""
+    with If-None-Match: a 304 while it is the same; the docs service revalidates so). Every
+    service serves its fragment so."""
     body = orjson.dumps(document)
     etag = etag_of(body)
 

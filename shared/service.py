@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import signal
@@ -41,9 +42,16 @@ CleanupCtx = Callable[[web.Application], Any]
 JWKS_REFRESH_SECONDS = 300  # auth serves the JWKS with max-age=300
 # After SIGTERM closed the listener, kept-alive connections may carry one more request, answered
 # with `Connection: close`, for up to this long before idle ones are closed. A client (the
-# gateway) that reuses a connection just as the server closes it gets a reset it cannot safely
+# edge) that reuses a connection just as the server closes it gets a reset it cannot safely
 # retry for a POST; letting each connection end after an answer closes that window.
 LINGER_SECONDS = 2.0
+# The setting that picks each service's port (named when the port is taken).
+PORT_SETTINGS = {
+    "auth": "HERALD_AUTH_PORT",
+    "resource": "HERALD_RESOURCE_PORT",
+    "webhook_delivery": "HERALD_WEBHOOK_PORT",
+    "docs": "HERALD_DOCS_PORT",
+}
 GC_THRESHOLD = 10_000  # allocations between young-generation collections (Python's default: 700)
 
 
@@ -220,9 +228,23 @@ def main(
 
         loop_factory = uvloop.new_event_loop
     app = create_app(settings)
-    log.info("starting %s on %s:%d", name, settings.host, port_of(settings))
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, settings.host, port_of(settings), settings.shutdown_timeout))
+    port = port_of(settings)
+    log.info("starting %s on %s:%d", name, settings.host, port)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(app, settings.host, port, settings.shutdown_timeout))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # One line that says what to change, not a traceback.
+        log.error(
+            "%s cannot listen on %s:%d: the port is already in use (%s)",
+            name,
+            settings.host,
+            port,
+            PORT_SETTINGS.get(name, "its port setting"),
+        )
+        raise SystemExit(1) from None
 
 
 async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:

@@ -1,5 +1,6 @@
 """Fixtures: a fresh PostgreSQL database and unique RabbitMQ names per test session, the
-services started in-process on free ports, and API helpers. Nothing is mocked."""
+services started in-process on free ports behind a real nginx edge (tests/edge.py), and API
+helpers. Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.harness import delete_amqp_names
 from services.auth.app import create_app as auth_app
-from services.gateway.app import create_app as gateway_app
+from services.docs.app import create_app as docs_app
 from services.resource.app import create_app as resource_app
 from services.webhook_delivery.app import create_app as webhook_app
 from shared.config import Settings
+from tests.edge import Edge, start_edge
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "admin@test.local"
@@ -65,6 +67,16 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def edges_stopped() -> Iterator[None]:
+    """A test that forgot to close its Suite leaves no nginx behind."""
+    yield
+    from tests.edge import RUNNING
+
+    for edge in list(RUNNING):
+        asyncio.run(edge.stop())
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +122,10 @@ def make_settings(database_url: str, amqp_prefix: str, signing_pem: str, **overr
         "requesttoken_rate_per_minute": 0,
         "user_rate_per_second": 0,
         "db_pool_size": 4,
+        # One process per service: the edge's upstreams are the test servers' URLs.
+        "auth_processes": 1,
+        "resource_processes": 1,
+        "webhook_processes": 1,
         "shutdown_timeout": 2.0,
     }
     values.update(overrides)
@@ -123,13 +139,24 @@ def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
 
 @dataclass
 class Suite:
-    """The four services, in this process, on free ports."""
+    """The services and the docs service in this process on free ports, behind nginx."""
 
     settings: Settings
-    gateway_url: str
+    edge_url: str
     auth_url: str
     session: aiohttp.ClientSession
     auth_server: Any = None
+    edge: Edge | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        """The public door's URL by its older name."""
+        return self.edge_url
+
+    async def close(self) -> None:
+        await self.session.close()
+        if self.edge is not None:
+            await self.edge.stop()
 
     async def request(
         self,
@@ -146,7 +173,7 @@ class Suite:
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
         async with self.session.request(
-            method, (base or self.gateway_url) + path, json=json, data=data, headers=all_headers
+            method, (base or self.edge_url) + path, json=json, data=data, headers=all_headers
         ) as resp:
             raw = await resp.read()
             body: Any = None
@@ -184,6 +211,15 @@ class Suite:
         return user, password, await self.token(email, password)
 
 
+async def front(aiohttp_server: Any, wired: Settings, auth_server: Any = None, **edge: Any) -> Suite:
+    """The docs service and nginx in front of the services `wired` names; `edge`: settings of
+    the edge that differ from `wired` (limits, CORS...). Close the Suite when done."""
+    docs = await aiohttp_server(docs_app(wired))
+    wired = dataclasses.replace(wired, docs_url=server_url(docs))
+    started = await start_edge(wired, **edge)
+    return Suite(started.settings, started.url, wired.auth_url, aiohttp.ClientSession(), auth_server, started)
+
+
 async def start_suite(aiohttp_server: Any, settings: Settings, resource_types: Any = None) -> Suite:
     """`resource_types`: the resource service's declarations, when a test adds its own."""
     url = server_url
@@ -193,9 +229,7 @@ async def start_suite(aiohttp_server: Any, settings: Settings, resource_types: A
     resource = await aiohttp_server(resource_app(with_auth, *resource_args))
     webhook = await aiohttp_server(webhook_app(with_auth))
     wired = dataclasses.replace(with_auth, resource_url=url(resource), webhook_url=url(webhook))
-    gateway = await aiohttp_server(gateway_app(wired))
-    session = aiohttp.ClientSession()
-    return Suite(wired, url(gateway), url(auth), session, auth)
+    return await front(aiohttp_server, wired, auth)
 
 
 def server_url(server: Any) -> str:
@@ -203,29 +237,34 @@ def server_url(server: Any) -> str:
 
 
 @pytest.fixture
-async def gateway_with_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Any]:
-    """Starts auth and a gateway in front of it: `await gateway_with_auth(base=None, **changes)`
-    where `changes` are the gateway's settings that differ (its upstreams, limits...)."""
-    sessions: list[aiohttp.ClientSession] = []
+async def edge_with_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Any]:
+    """Starts auth, the docs service and nginx in front of them: `await edge_with_auth(base=None,
+    **changes)` where `changes` are settings that differ (the other upstreams, limits...)."""
+    suites: list[Suite] = []
 
     async def start(base: Settings | None = None, **changes: Any) -> Suite:
         base = base or settings
         auth = await aiohttp_server(auth_app(base))
         wired = dataclasses.replace(base, auth_url=server_url(auth), **changes)
-        gateway = await aiohttp_server(gateway_app(wired))
-        sessions.append(aiohttp.ClientSession())
-        return Suite(wired, server_url(gateway), wired.auth_url, sessions[-1], auth)
+        suites.append(await front(aiohttp_server, wired, auth))
+        return suites[-1]
 
     yield start
-    for session in sessions:
-        await session.close()
+    for started in suites:
+        await started.close()
+
+
+@pytest.fixture
+def gateway_with_auth(edge_with_auth: Any) -> Any:
+    """edge_with_auth by its older name."""
+    return edge_with_auth
 
 
 @pytest.fixture
 async def suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
     started = await start_suite(aiohttp_server, settings)
     yield started
-    await started.session.close()
+    await started.close()
 
 
 @pytest.fixture

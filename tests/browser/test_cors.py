@@ -1,4 +1,4 @@
-"""CORS as a browser enforces it: a page from another origin calls the gateway with `fetch`
+"""CORS as a browser enforces it: a page from another origin calls the edge (nginx) with `fetch`
 and an `Authorization` header (so the browser sends a preflight first). From an origin in
 HERALD_CORS_ORIGINS the call succeeds and the exposed headers are readable; from any other
 origin the browser blocks it and `fetch` rejects."""
@@ -51,14 +51,14 @@ def _page_app() -> web.Application:
 
 
 async def test_fetch_with_a_token_from_another_origin(
-    gateway_with_auth: Any, aiohttp_server: Any, browser: Any
+    edge_with_auth: Any, aiohttp_server: Any, browser: Any
 ) -> None:
     allowed = server_url(await aiohttp_server(_page_app()))
     other = server_url(await aiohttp_server(_page_app()))
-    edge = await gateway_with_auth(cors_origins=(allowed,))
+    edge = await edge_with_auth(cors_origins=(allowed,))
     token = await edge.admin_token()
-    url = edge.gateway_url + "/v2/user/me"
-    assert allowed != other and not edge.gateway_url.startswith((allowed, other))
+    url = edge.edge_url + "/v2/user/me"
+    assert allowed != other and not edge.edge_url.startswith((allowed, other))
 
     page = await browser.new_page()
     await page.goto(allowed + "/")
@@ -75,6 +75,6 @@ async def test_fetch_with_a_token_from_another_origin(
     assert result["fetched"] is False, result
     assert "Failed to fetch" in result["error"]
 
-    # The gateway was up and answering all along: the block was the browser's, on CORS.
+    # The edge was up and answering all along: the block was the browser's, on CORS.
     resp, _ = await edge.request("GET", "/v2/user/me", token=token, headers={"Origin": other})
     assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers

@@ -51,12 +51,12 @@ async def test_authorize_then_execute_shows_200(suite: Suite, browser: Any, meth
     foreign: list[str] = []
     page.on(
         "request",
-        lambda r: None if r.url.startswith((suite.gateway_url, "data:")) else foreign.append(r.url),
+        lambda r: None if r.url.startswith((suite.edge_url, "data:")) else foreign.append(r.url),
     )
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    await page.goto(suite.gateway_url + "/docs")
+    await page.goto(suite.edge_url + "/docs")
     block = operation_block(page, method, path)
     await expect(block).to_have_count(1)
 
@@ -78,13 +78,13 @@ async def test_authorize_then_execute_shows_200(suite: Suite, browser: Any, meth
 async def test_without_a_token_the_same_operation_gets_401(suite: Suite, browser: Any) -> None:
     """The control of the test above: 200 there is the token's doing."""
     page = await browser.new_page()
-    await page.goto(suite.gateway_url + "/docs")
+    await page.goto(suite.edge_url + "/docs")
     await execute(operation_block(page, *OPERATIONS[0]), "401")
 
 
 async def test_a_token_pasted_with_its_quotes_works_too(suite: Suite, browser: Any) -> None:
     """/v2/requesttoken answers with a JSON string; a user may copy it quotes and all."""
     page = await browser.new_page()
-    await page.goto(suite.gateway_url + "/docs")
+    await page.goto(suite.edge_url + "/docs")
     await authorize(page, f'"{await suite.admin_token()}"')
     await execute(operation_block(page, *OPERATIONS[0]), "200")

@@ -1,5 +1,5 @@
 """The suite as operators run it: `python -m services` (what `make run` starts), real
-processes on real ports, stopped by SIGTERM."""
+processes on real ports behind nginx, supervised, stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -36,13 +36,20 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.fixture
 def suite_env(fresh_database_url: str) -> Iterator[dict[str, str]]:
-    gateway, auth, resource, webhook = _free_ports(4)
+    edge, auth, resource, webhook, docs, status = _free_ports(6)
     prefix = f"herald.test.{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "HERALD_DATABASE_URL": fresh_database_url,
         "HERALD_AMQP_URL": AMQP_URL,
-        "HERALD_GATEWAY_PORT": str(gateway),
+        "HERALD_EDGE_PORT": str(edge),
+        "HERALD_EDGE_STATUS_ADDRESS": f"127.0.0.1:{status}",
+        "HERALD_DOCS_PORT": str(docs),
+        "HERALD_DOCS_URL": f"http://127.0.0.1:{docs}",
+        # Two resource processes (the second on port + 100), one of each other service.
+        "HERALD_RESOURCE_PROCESSES": "2",
+        "HERALD_AUTH_PROCESSES": "1",
+        "HERALD_WEBHOOK_PROCESSES": "1",
         "HERALD_AUTH_PORT": str(auth),
         "HERALD_RESOURCE_PORT": str(resource),
         "HERALD_WEBHOOK_PORT": str(webhook),
@@ -77,8 +84,9 @@ async def _wait_ready(url: str, seconds: float = 45) -> None:
 
 
 async def _start_suite(env: dict[str, str], log_path: Path, **popen: Any) -> subprocess.Popen[bytes]:
-    """`python -m services` with its output in `log_path`, once the gateway is ready."""
-    with open(log_path, "wb") as out:
+    """`python -m services` with its output in `log_path`, once the edge is ready."""
+    # Appending: nginx opens the same file for its access log (through /dev/stdout).
+    with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "services"],
             cwd=ROOT,
@@ -88,7 +96,7 @@ async def _start_suite(env: dict[str, str], log_path: Path, **popen: Any) -> sub
             **popen,
         )
     try:
-        await _wait_ready(f"http://127.0.0.1:{env['HERALD_GATEWAY_PORT']}/readyz")
+        await _wait_ready(f"http://127.0.0.1:{env['HERALD_EDGE_PORT']}/readyz")
     except BaseException:
         proc.kill()
         raise
@@ -112,13 +120,13 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(
     suite_env: dict[str, str], tmp_path: Path
 ) -> None:
     stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr, open(tmp_path / "stdout.log", "wb") as stdout:
+    with open(stderr_path, "ab") as stderr, open(tmp_path / "stdout.log", "ab") as stdout:
         # DEBUG: the request lines of answers below 400, which the request ids are checked in.
         env = {**suite_env, "HERALD_LOG_LEVEL": "DEBUG"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr
         )
-    gateway = f"http://127.0.0.1:{suite_env['HERALD_GATEWAY_PORT']}"
+    gateway = f"http://127.0.0.1:{suite_env['HERALD_EDGE_PORT']}"
     try:
         await _wait_ready(gateway + "/readyz")
         printed = re.findall(r"first admin root@e2e\.local created; password: (\S+)", stderr_path.read_text())
@@ -135,15 +143,19 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(
             ) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["roles"] == ["admin"]
-            for port in ("AUTH", "RESOURCE", "WEBHOOK"):
-                async with session.get(f"http://127.0.0.1:{suite_env[f'HERALD_{port}_PORT']}/readyz") as resp:
+            ports = [suite_env[f"HERALD_{name}_PORT"] for name in ("AUTH", "RESOURCE", "WEBHOOK", "DOCS")]
+            ports.append(str(int(suite_env["HERALD_RESOURCE_PORT"]) + 100))  # the second resource
+            for port in ports:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
                     assert resp.status == 200
+            async with session.get(gateway + "/v2/openapi.json") as resp:
+                assert resp.status == 200 and "/v2/user/me" in (await resp.json())["paths"]
     finally:
         code = _stop(proc)
     assert code == 0
     logs = (tmp_path / "stdout.log").read_text().splitlines()
     assert any('"request_id":"e2e-req-1"' in line and '"service":"auth"' in line for line in logs)
-    assert any('"request_id":"e2e-req-1"' in line and '"service":"gateway"' in line for line in logs)
+    assert any('"request_id":"e2e-req-1"' in line and '"service":"edge"' in line for line in logs)
     assert printed[0] not in (tmp_path / "stdout.log").read_text(), "the password must never be logged"
 
 
@@ -182,19 +194,129 @@ async def test_two_auth_processes_starting_together_both_come_up(suite_env: dict
     assert codes == [0, 0]
 
 
-async def test_a_dying_service_stops_the_suite(suite_env: dict[str, str], tmp_path: Path) -> None:
-    proc = await _start_suite(suite_env, tmp_path / "out.log")
+async def _logged(log_path: Path, message: str, seconds: float = 30) -> None:
+    async with asyncio.timeout(seconds):
+        while f'"message":"{message}"' not in log_path.read_text():  # noqa: ASYNC110 (a file to poll)
+            await asyncio.sleep(0.1)
+
+
+def _child_pids(pid: int, pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid), "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+async def test_a_killed_process_comes_back_and_the_suite_keeps_answering(
+    suite_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL a resource process, then auth, then nginx itself: each is started again (the
+    log says so), the other resource process answers meanwhile, /readyz shows the gap and
+    then recovers, and the suite stops cleanly at the end."""
+    log_path = tmp_path / "out.log"
+    env = {**suite_env, "HERALD_ADMIN_PASSWORD": "e2e-admin-pw"}
+    proc = await _start_suite(env, log_path)
+    edge = f"http://127.0.0.1:{env['HERALD_EDGE_PORT']}"
     try:
-        children = _children(proc.pid)
-        assert len(children) == 4
-        os.kill(int(children[1]), signal.SIGKILL)
-        assert proc.wait(30) == 1
-        for child in children:
-            with pytest.raises(ProcessLookupError):
-                os.kill(int(child), 0)
+        assert len(_children(proc.pid)) == 6  # auth, 2 x resource, webhook_delivery, docs, nginx
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                edge + "/v2/requesttoken", json={"email": "root@e2e.local", "password": "e2e-admin-pw"}
+            ) as resp:
+                token = await resp.json()
+            headers = {"Authorization": f"Bearer {token}"}
+
+            async def ready() -> int:
+                async with session.get(edge + "/readyz") as resp:
+                    return resp.status
+
+            resource = _child_pids(proc.pid, "services.resource")
+            assert len(resource) == 2
+            os.kill(resource[0], signal.SIGKILL)
+            saw_gap = False
+            for _ in range(20):  # the other process answers every read meanwhile
+                async with session.get(edge + "/v2/event/list", headers=headers) as resp:
+                    assert resp.status == 200
+                saw_gap = saw_gap or await ready() == 503
+            assert saw_gap, "/readyz never showed the dead process"
+            await _logged(log_path, "starting resource#1 again")
+            await _wait_ready(edge + "/readyz")
+            assert len(_child_pids(proc.pid, "services.resource")) == 2
+
+            os.kill(_child_pids(proc.pid, "services.auth")[0], signal.SIGKILL)
+            await _logged(log_path, "starting auth again")
+            await _wait_ready(edge + "/readyz")
+            async with session.get(edge + "/v2/user/me", headers=headers) as resp:
+                assert resp.status == 200
+
+            os.kill(_child_pids(proc.pid, "nginx")[0], signal.SIGKILL)
+            await _logged(log_path, "starting edge again")
+            await _wait_ready(edge + "/readyz")
+    finally:
+        code = _stop(proc)
+    assert code == 0
+    logs = log_path.read_text()
+    for name in ("resource#1", "auth", "edge"):
+        assert f'"message":"{name} exited with -9; starting it again in 0.5 s"' in logs, name
+        assert f'"message":"starting {name} again"' in logs, name
+
+
+async def test_a_process_that_keeps_dying_stops_the_suite(suite_env: dict[str, str], tmp_path: Path) -> None:
+    """Auth cannot start (its signing key file is missing): after repeated quick deaths the
+    suite gives up, stops everything and exits 1."""
+    env = {**suite_env, "HERALD_SIGNING_KEY_FILE": str(tmp_path / "missing.pem")}
+    log_path = tmp_path / "out.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        assert proc.wait(90) == 1
     finally:
         if proc.poll() is None:
             proc.kill()
+    logs = log_path.read_text()
+    assert logs.count('"message":"starting auth again"') == 4
+    assert "auth exited with 1, the 5th quick death in a row; giving up" in logs
+    assert not _children(proc.pid)
+
+
+async def test_a_port_in_use_is_one_clear_error(suite_env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(suite_env["HERALD_RESOURCE_PORT"]) + 100))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "services"],
+            cwd=ROOT,
+            env=suite_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if '"level":"error"' in line]
+    assert len(errors) == 1, output
+    port = int(suite_env["HERALD_RESOURCE_PORT"]) + 100
+    assert f"port {port} on 127.0.0.1 (HERALD_RESOURCE_PORT + 100 (process 2)) is already in use" in errors[0]
+
+
+async def test_a_service_that_cannot_bind_says_so_in_one_line(suite_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.docs"],
+            cwd=ROOT,
+            env={**suite_env, "HERALD_DOCS_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if '"level":"error"' in line]
+    assert (
+        len(errors) == 1 and f"127.0.0.1:{port}: the port is already in use (HERALD_DOCS_PORT)" in errors[0]
+    )
 
 
 async def test_ctrl_c_in_a_terminal_stops_everything_cleanly(
@@ -219,7 +341,7 @@ async def test_services_do_not_outlive_a_killed_launcher(suite_env: dict[str, st
     proc = await _start_suite(suite_env, tmp_path / "out.log")
     children = _children(proc.pid)
     try:
-        assert len(children) == 4
+        assert len(children) == 6
         proc.kill()
         proc.wait(10)
         deadline = asyncio.get_running_loop().time() + 40

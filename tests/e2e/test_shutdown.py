@@ -174,7 +174,7 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
         "HERALD_USER_RATE": "0",
     }
     log_path = tmp_path / "suite.log"
-    gateway = f"http://127.0.0.1:{env['HERALD_GATEWAY_PORT']}"
+    gateway = f"http://127.0.0.1:{env['HERALD_EDGE_PORT']}"
     proc = await _start_suite(env, log_path)
     children = _children(proc.pid)
     amqp = await aio_pika.connect(AMQP_URL)

@@ -10,19 +10,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 import standardwebhooks
 from aiohttp import web
 
 from services.auth.app import create_app as auth_app
-from services.gateway.app import create_app as gateway_app
 from services.resource.app import create_app as resource_app
 from services.webhook_delivery.app import create_app as webhook_app
 from services.webhook_delivery.delivery_openapi import delivery_paths
 from shared.config import Settings
-from tests.conftest import Suite, make_settings, server_url
+from tests.conftest import Suite, front, make_settings, server_url
 from tests.delivery_support import (
     Publisher,
     connect,
@@ -66,12 +64,11 @@ async def env(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Env]:
     resource = await aiohttp_server(resource_app(with_auth))
     webhook = await aiohttp_server(webhook_app(with_auth))
     wired = dataclasses.replace(with_auth, resource_url=server_url(resource), webhook_url=server_url(webhook))
-    gateway = await aiohttp_server(gateway_app(wired))
-    session = aiohttp.ClientSession()
+    suite = await front(aiohttp_server, wired, auth)
     conn = await connect(settings)
-    yield Env(Suite(wired, server_url(gateway), server_url(auth), session, auth), webhook.app, conn)
+    yield Env(suite, webhook.app, conn)
     await conn.close()
-    await session.close()
+    await suite.close()
 
 
 @pytest.fixture

@@ -63,8 +63,8 @@ async def test_whole_floats_are_integers_and_defaults_are_filled(suite: Suite) -
     assert resp.status == 200 and place["timezone"] == "UTC"
 
 
-async def test_what_the_gateway_answers_itself_is_documented_on_every_operation(suite: Suite) -> None:
-    """The gateway refuses a malformed path with a 400 whichever operation it was meant for."""
+async def test_what_the_edge_answers_itself_is_documented_on_every_operation(suite: Suite) -> None:
+    """The edge refuses a malformed path with a 400 whichever operation it was meant for."""
     token = await suite.admin_token()
     resp, problem = await suite.request("GET", "/v2/subscription/D%5C%C2%92/secret", token=token)
     assert resp.status == 400, problem

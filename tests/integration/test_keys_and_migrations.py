@@ -73,15 +73,15 @@ async def test_a_failing_migration_applies_nothing_of_itself(fresh_database_url:
 
 
 async def test_rotated_key_keeps_verifying_its_tokens(
-    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
+    edge_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     first = dataclasses.replace(settings, database_url=fresh_database_url, signing_key=make_pem())
-    suite = await gateway_with_auth(first)
+    suite = await edge_with_auth(first)
     old_token = await suite.admin_token()
     await suite.auth_server.close()
 
     second = dataclasses.replace(first, signing_key=make_pem())
-    suite = await gateway_with_auth(second)
+    suite = await edge_with_auth(second)
     new_token = await suite.admin_token()
     old_kid = jwt.get_unverified_header(old_token)["kid"]
     new_kid = jwt.get_unverified_header(new_token)["kid"]
@@ -94,15 +94,15 @@ async def test_rotated_key_keeps_verifying_its_tokens(
 
 
 async def test_retired_key_leaves_the_jwks_when_its_tokens_have_expired(
-    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
+    edge_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     first = dataclasses.replace(
         settings, database_url=fresh_database_url, signing_key=make_pem(), token_ttl=1
     )
-    suite = await gateway_with_auth(first)
+    suite = await edge_with_auth(first)
     old_kid = jwt.get_unverified_header(await suite.admin_token())["kid"]
     await suite.auth_server.close()
-    suite = await gateway_with_auth(dataclasses.replace(first, signing_key=make_pem()))
+    suite = await edge_with_auth(dataclasses.replace(first, signing_key=make_pem()))
     _, jwks = await suite.request("GET", "/v2/.well-known/jwks.json")
     assert old_kid in {k["kid"] for k in jwks["keys"]}
     await asyncio.sleep(1.2)
@@ -111,12 +111,12 @@ async def test_retired_key_leaves_the_jwks_when_its_tokens_have_expired(
 
 
 async def test_development_key_is_generated_once_and_reused(
-    gateway_with_auth: Any, settings: Settings, fresh_database_url: str
+    edge_with_auth: Any, settings: Settings, fresh_database_url: str
 ) -> None:
     dev = dataclasses.replace(settings, database_url=fresh_database_url, signing_key="")
     kids = []
     for _ in range(2):
-        suite = await gateway_with_auth(dev)
+        suite = await edge_with_auth(dev)
         token = await suite.admin_token()
         kids.append(jwt.get_unverified_header(token)["kid"])
         resp, _ = await suite.request("GET", "/v2/user/me", token=token)

@@ -1,6 +1,6 @@
 """The API document: valid OpenAPI 3.1, complete against the routes the code registers, its
 references resolving, its models matching what the services really answer, the webhooks of
-the catalog, and the gateway's merge surviving services that are down, late or wrong."""
+the catalog, and the docs service's merge surviving services that are down, late or wrong."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from openapi_spec_validator import validate as validate_openapi
 from swagger_ui_bundle import swagger_ui_path
 
 from services.auth.app import create_app as auth_app
-from services.gateway.app import create_app as gateway_app
-from services.gateway.app import proxy as gateway_proxy
-from services.gateway.openapi import API_DOCUMENT
+from services.docs.app import create_app as docs_app
+from services.docs.openapi import API_DOCUMENT
 from services.resource.app import create_app as resource_app
 from services.webhook_delivery.app import create_app as webhook_app
 from shared.appkeys import PUBLIC_PATHS
@@ -40,14 +39,12 @@ def public_routes(settings: Settings) -> dict[tuple[str, str], bool]:
     """(METHOD, path) of every public route the four apps register -> whether it needs no
     token, read from the same app objects the processes run."""
     found: dict[tuple[str, str], bool] = {}
-    for create in (auth_app, resource_app, webhook_app, gateway_app):
+    for create in (auth_app, resource_app, webhook_app, docs_app):
         app = create(settings)
         for route in app.router.routes():
             if route.method in ("HEAD", "OPTIONS") or route.resource is None:
                 continue
             path = route.resource.canonical
-            if route.handler is gateway_proxy:  # the catch-all that forwards to the services
-                continue
             if path in NOT_DOCUMENTED or path.startswith("/internal/"):
                 continue
             if not (path.startswith("/v2/") or path == "/docs"):
@@ -254,17 +251,19 @@ async def test_docs_is_swagger_ui_served_from_the_installed_package(suite: Suite
     resp, init = await suite.request("GET", "/docs/herald-docs.js")
     assert resp.status == 200 and resp.content_type == "text/javascript"
     assert 'url: "/v2/openapi.json"' in init and "persistAuthorization: true" in init
-    assert "http" not in html + init  # every URL is this gateway's own
+    assert "http" not in html + init  # every URL is the edge's own
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
-        async with suite.session.get(f"{suite.gateway_url}/docs/{name}") as resp:
+        async with suite.session.get(f"{suite.edge_url}/docs/{name}") as resp:
             assert resp.status == 200
             assert await resp.read() == (SWAGGER_UI / name).read_bytes()
-    for name in ("index.j2", "..%2F..%2F__init__.py", "swagger-initializer.js"):
+    for name in ("index.j2", "swagger-initializer.js"):
         resp, problem = await suite.request("GET", f"/docs/{name}")
         assert resp.status == 404 and problem["status"] == 404
+    resp, problem = await suite.request("GET", "/docs/..%2F..%2F__init__.py")
+    assert resp.status == 400 and problem["status"] == 400  # the edge refuses encoded slashes
 
 
-# -- the gateway's merge: services down, late, restarted with other routes, or conflicting -------
+# -- the docs service's merge: services down, late, restarted with other routes, or conflicting -------
 
 
 def _closed_port() -> int:
@@ -310,19 +309,19 @@ async def test_a_late_service_is_left_out_then_added(
         resource_url=f"http://127.0.0.1:{port}",
         webhook_url=f"http://127.0.0.1:{_closed_port()}",
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    document = gateway.app[API_DOCUMENT]
+    docs = await aiohttp_server(docs_app(wired))
+    document = docs.app[API_DOCUMENT]
     now = [1000.0]  # the document's clock, moved by hand: no sleeping
     document.clock = lambda: now[0]
     document.retry_seconds = 0.0
     async with aiohttp.ClientSession() as session:
 
         async def paths() -> set[str]:
-            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+            async with session.get(server_url(docs) + "/v2/openapi.json") as resp:
                 assert resp.status == 200
                 return set((await resp.json())["paths"])
 
-        with caplog.at_level(logging.WARNING, logger="herald.gateway.openapi"):
+        with caplog.at_level(logging.WARNING, logger="herald.docs.openapi"):
             first = await paths()
             await paths()
         assert "/v2/user/me" in first and "/v2/thing/list" not in first
@@ -362,10 +361,10 @@ async def test_a_conflicting_fragment_is_left_out_and_logged(
         resource_url=f"http://127.0.0.1:{_closed_port()}",
         webhook_url=server_url(rogue),
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    with caplog.at_level(logging.ERROR, logger="herald.gateway.openapi"):
+    docs = await aiohttp_server(docs_app(wired))
+    with caplog.at_level(logging.ERROR, logger="herald.docs.openapi"):
         async with aiohttp.ClientSession() as session:
-            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+            async with session.get(server_url(docs) + "/v2/openapi.json") as resp:
                 assert resp.status == 200
                 doc = await resp.json()
     assert "/v2/rogue" not in doc["paths"]
@@ -373,7 +372,7 @@ async def test_a_conflicting_fragment_is_left_out_and_logged(
     assert any(
         "webhook_delivery" in r.getMessage() and "/v2/user/me" in r.getMessage() for r in caplog.records
     )
-    assert gateway.app[API_DOCUMENT].included == ["auth"]
+    assert docs.app[API_DOCUMENT].included == ["auth"]
 
 
 def test_problem_refs_helper_sorts_and_dedupes() -> None:
@@ -400,14 +399,14 @@ async def test_one_fetch_for_many_callers_and_a_304_when_unchanged(
     wired = dataclasses.replace(
         settings, auth_url=closed, resource_url=server_url(upstream), webhook_url=closed
     )
-    gateway = await aiohttp_server(gateway_app(wired))
-    document = gateway.app[API_DOCUMENT]
+    docs = await aiohttp_server(docs_app(wired))
+    document = docs.app[API_DOCUMENT]
     now = [1000.0]
     document.clock = lambda: now[0]
     async with aiohttp.ClientSession() as session:
 
         async def get() -> tuple[str, set[str]]:
-            async with session.get(server_url(gateway) + "/v2/openapi.json") as resp:
+            async with session.get(server_url(docs) + "/v2/openapi.json") as resp:
                 assert resp.status == 200
                 return resp.headers["ETag"], set((await resp.json())["paths"])
 

@@ -44,7 +44,7 @@ BOOK = ResourceType(
 async def book_suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
     started = await start_suite(aiohttp_server, settings, resource_types=(*TYPES, BOOK))
     yield started
-    await started.session.close()
+    await started.close()
 
 
 async def test_a_type_declared_only_here_gets_the_whole_api(book_suite: Suite) -> None:

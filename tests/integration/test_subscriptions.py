@@ -61,7 +61,7 @@ async def private_suite(aiohttp_server: Any, settings: Settings) -> AsyncIterato
     """The suite with HERALD_WEBHOOK_ALLOW_PRIVATE on (development and tests of receivers)."""
     started = await start_suite(aiohttp_server, dataclasses.replace(settings, webhook_allow_private=True))
     yield started
-    await started.session.close()
+    await started.close()
 
 
 # -- the life of a subscription ---------------------------------------------------------------

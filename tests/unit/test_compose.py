@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 INFRASTRUCTURE = ("postgres", "rabbitmq")
-HERALD_SERVICES = ("auth", "resource", "webhook_delivery", "gateway")
+HERALD_SERVICES = ("auth", "resource", "webhook_delivery", "docs")
 MIGRATE = "migrate"
+EDGE, EDGE_CONFIG = "edge", "edge-config"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def _healthcheck_enabled(service: dict[str, Any]) -> bool:
 
 
 def test_the_expected_services_exist(services: dict[str, Any]) -> None:
-    assert set(services) >= {*INFRASTRUCTURE, MIGRATE, *HERALD_SERVICES}
+    assert set(services) == {*INFRASTRUCTURE, MIGRATE, *HERALD_SERVICES, EDGE_CONFIG, EDGE}
 
 
 def test_postgres_and_rabbitmq_have_healthchecks_and_named_volumes(
@@ -83,7 +84,7 @@ def test_postgres_and_rabbitmq_have_healthchecks_and_named_volumes(
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
 
 
-@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES))
+@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES, EDGE_CONFIG))
 def test_herald_services_build_from_the_one_dockerfile(services: dict[str, Any], name: str) -> None:
     build = services[name].get("build")
     assert isinstance(build, dict), f"{name} must build the image (directly or through an anchor)"
@@ -91,15 +92,17 @@ def test_herald_services_build_from_the_one_dockerfile(services: dict[str, Any],
     assert build.get("dockerfile") == "deploy/Dockerfile"
 
 
-def test_every_service_but_migrate_has_a_healthcheck(services: dict[str, Any]) -> None:
-    missing = [n for n, s in services.items() if n != MIGRATE and not _healthcheck_enabled(s)]
+def test_every_service_but_the_one_shots_has_a_healthcheck(services: dict[str, Any]) -> None:
+    missing = [
+        n for n, s in services.items() if n not in (MIGRATE, EDGE_CONFIG) and not _healthcheck_enabled(s)
+    ]
     assert not missing, f"services without a healthcheck: {missing}"
 
 
-def test_only_the_gateway_publishes_a_port_and_only_8080(services: dict[str, Any]) -> None:
+def test_only_the_edge_publishes_a_port_and_only_8080(services: dict[str, Any]) -> None:
     publishing = {name for name, service in services.items() if service.get("ports")}
-    assert publishing == {"gateway"}
-    ports = services["gateway"]["ports"]
+    assert publishing == {EDGE}
+    ports = services[EDGE]["ports"]
     assert len(ports) == 1
     port = ports[0]
     if isinstance(port, dict):
@@ -177,7 +180,7 @@ def test_dockerfile_is_multi_stage_non_root_and_healthchecked(
     healthchecks = [args for keyword, args in dockerfile_instructions if keyword == "HEALTHCHECK"]
     assert healthchecks and "/healthz" in healthchecks[-1]
     commands = [args for keyword, args in dockerfile_instructions if keyword == "CMD"]
-    assert commands and "services.gateway" in commands[-1]
+    assert commands and "services." in commands[-1]
 
 
 def _compose_cli() -> list[str] | None:
@@ -209,7 +212,12 @@ def test_docker_compose_accepts_the_file(env_file: str | None) -> None:
 
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SERVICE_PORTS = {"auth": "auth_port", "resource": "resource_port", "webhook_delivery": "webhook_port"}
+SERVICE_PORTS = {
+    "auth": "auth_port",
+    "resource": "resource_port",
+    "webhook_delivery": "webhook_port",
+    "docs": "docs_port",
+}
 
 
 def _env_example_keys() -> set[str]:
@@ -224,7 +232,7 @@ def _env_example_keys() -> set[str]:
 def test_each_healthcheck_probes_the_port_its_service_listens_on(services: dict[str, Any], name: str) -> None:
     env = _environment(services[name])
     defaults = {field: default for _, field, default, _ in Settings.variables()}
-    port_field = SERVICE_PORTS.get(name, "gateway_port")
+    port_field = SERVICE_PORTS[name]
     listens = env.get(next(v for v, f, *_ in Settings.variables() if f == port_field), defaults[port_field])
     assert env["PORT"] == str(listens), f"{name}'s healthcheck would probe another port"
     test = " ".join(services[name]["healthcheck"]["test"])
@@ -236,7 +244,7 @@ def _interpolated(env: dict[str, str]) -> dict[str, str]:
     return {k: re.sub(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", r"\1", v) for k, v in env.items()}
 
 
-@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES))
+@pytest.mark.parametrize("name", (MIGRATE, *HERALD_SERVICES, EDGE_CONFIG))
 def test_the_settings_each_service_gets_parse(services: dict[str, Any], name: str) -> None:
     settings = Settings.from_env(_interpolated(_environment(services[name])))
     assert settings.host == "0.0.0.0"
@@ -271,9 +279,9 @@ def test_the_environment_file_holds_no_real_secret() -> None:
 
 def test_services_get_longer_to_stop_than_they_take_to_drain(services: dict[str, Any]) -> None:
     shutdown = float(
-        _environment(services["gateway"]).get("HERALD_SHUTDOWN_TIMEOUT") or Settings().shutdown_timeout
+        _environment(services["auth"]).get("HERALD_SHUTDOWN_TIMEOUT") or Settings().shutdown_timeout
     )
-    for name in HERALD_SERVICES:
+    for name in (*HERALD_SERVICES, EDGE):
         grace = services[name]["stop_grace_period"]
         assert grace.endswith("s") and float(grace[:-1]) > shutdown, name
 
@@ -290,14 +298,67 @@ def test_the_build_context_keeps_secrets_out_and_the_code_in() -> None:
     assert {".env", ".git", "*.pem", "tests"} <= ignored
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(encoding="utf-8"), re.MULTILINE)
     sources = {part for line in copied for part in line.split()}
-    assert sources == {"requirements-runtime.lock", "pyproject.toml", "README.md", "shared", "services"}
+    assert sources == {
+        "requirements-runtime.lock",
+        "pyproject.toml",
+        "README.md",
+        "shared",
+        "services",
+        "deploy/nginx",
+    }
     assert not sources & ignored
 
 
-def test_migrate_is_one_shot_and_the_gateway_waits_for_healthy_services(services: dict[str, Any]) -> None:
-    migrate = services[MIGRATE]
-    assert str(migrate.get("restart", "no")) == "no", "migrate runs once; a restart loop would hide failures"
-    assert "ports" not in migrate
-    depends = services["gateway"]["depends_on"]
-    for name in ("auth", "resource", "webhook_delivery"):
+def test_migrate_is_one_shot_and_the_edge_waits_for_healthy_services(services: dict[str, Any]) -> None:
+    for one_shot in (MIGRATE, EDGE_CONFIG):
+        assert str(services[one_shot].get("restart", "no")) == "no", "a restart loop would hide failures"
+        assert "ports" not in services[one_shot]
+    depends = services[EDGE]["depends_on"]
+    for name in HERALD_SERVICES:
         assert depends[name]["condition"] == "service_healthy", name
+    assert depends[EDGE_CONFIG]["condition"] == "service_completed_successfully"
+
+
+def test_the_edge_is_the_official_nginx_reading_the_rendered_configuration(services: dict[str, Any]) -> None:
+    edge, config = services[EDGE], services[EDGE_CONFIG]
+    assert edge["image"].startswith("nginx:")
+    assert edge["stop_signal"] == "SIGQUIT"  # graceful: requests in flight finish
+    rendered = config["command"][config["command"].index("--out") + 1]
+    assert edge["command"][edge["command"].index("-c") + 1] == rendered
+    volume = {v.split(":")[0] for v in config["volumes"]}
+    assert volume == {v.split(":")[0] for v in edge["volumes"]}
+    assert any(v.split(":")[1] == str(Path(rendered).parent) for v in edge["volumes"])
+    assert " ".join(config["command"]).startswith("python -m shared.edge render")
+
+
+def test_the_rendered_compose_configuration_passes_nginx_t(services: dict[str, Any], tmp_path: Path) -> None:
+    """The configuration edge-config renders, checked by nginx itself. Offline, the compose
+    host names cannot be resolved: they are replaced by 127.0.0.1 for the check."""
+    from shared.edge import nginx_binary, render, upstreams
+
+    try:
+        nginx = nginx_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    env = _interpolated(_environment(services[EDGE_CONFIG]))
+    env["HERALD_CORS_ORIGINS"] = "https://app.example,https://admin.example"
+    settings = Settings.from_env(env)
+    assert {name: [h for h, _ in hosts] for name, hosts in upstreams(settings).items()} == {
+        "auth": ["auth"],
+        "resource": ["resource"],
+        "webhook_delivery": ["webhook_delivery"],
+        "docs": ["docs"],
+    }
+    text = render(settings, tmp_path)
+    for host in ("auth", "resource", "webhook_delivery", "docs"):
+        text = text.replace(f"server {host}:", "server 127.0.0.1:")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "listen 0.0.0.0:8080" in text

@@ -11,27 +11,27 @@ INTERNAL_TOKEN = "5f1c0e8a9b2d4f6e8a0c2e4f6a8b0d2e"
 def test_defaults_run_locally() -> None:
     s = Settings.from_env({})
     assert s.database_url.startswith("postgresql://") and "127.0.0.1" in s.database_url
-    assert s.amqp_url.startswith("amqp://") and s.gateway_port == 8080
+    assert s.amqp_url.startswith("amqp://") and s.edge_port == 8080
     assert s.token_ttl == 365 * 24 * 3600
 
 
 def test_environment_is_parsed_by_type() -> None:
     s = Settings.from_env(
         {
-            "HERALD_GATEWAY_PORT": "9000",
+            "HERALD_EDGE_PORT": "9000",
             "HERALD_USER_RATE": "2.5",
             "HERALD_CORS_ORIGINS": "https://a.example, https://b.example,",
             "HERALD_LOG_LEVEL": "DEBUG",
         }
     )
-    assert s.gateway_port == 9000 and s.user_rate_per_second == 2.5
+    assert s.edge_port == 9000 and s.user_rate_per_second == 2.5
     assert s.cors_origins == ("https://a.example", "https://b.example")
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("HERALD_GATEWAY_PORT", "eighty"),
+        ("HERALD_EDGE_PORT", "eighty"),
         ("HERALD_USER_RATE", "fast"),
         ("HERALD_ENV", "staging"),
         ("HERALD_TRUSTED_PROXIES", "not-a-net"),
@@ -119,7 +119,7 @@ def test_signing_key_file_is_read(tmp_path) -> None:  # type: ignore[no-untyped-
 
 def test_only_auth_needs_the_signing_key_in_production() -> None:
     from services.auth.app import create_app as auth_app
-    from services.gateway.app import create_app as gateway_app
+    from services.resource.app import create_app as resource_app
 
     keyless = Settings.from_env(
         {
@@ -128,6 +128,6 @@ def test_only_auth_needs_the_signing_key_in_production() -> None:
             "HERALD_INTERNAL_TOKEN": INTERNAL_TOKEN,
         }
     )
-    gateway_app(keyless)  # the gateway verifies with public keys only
+    resource_app(keyless)  # the other services verify with public keys only
     with pytest.raises(SettingsError, match="HERALD_SIGNING_KEY"):
         auth_app(keyless)

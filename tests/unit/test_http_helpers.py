@@ -6,7 +6,6 @@ import uuid
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from services.gateway.routes import AUTH, RESOURCE, WEBHOOK, service_for
 from shared.http import client_address, decode_cursor, encode_cursor, make_request_id
 from shared.problems import Problem
 
@@ -41,17 +40,6 @@ def test_cursors_round_trip_and_garbage_is_a_400() -> None:
         with pytest.raises(Problem) as caught:
             decode_cursor(bad)
         assert caught.value.status == 400
-
-
-def test_paths_route_to_their_service() -> None:
-    assert service_for("/v2/requesttoken") == AUTH
-    assert service_for("/v2/user/me") == AUTH
-    assert service_for("/v2/.well-known/jwks.json") == AUTH
-    assert service_for("/v2/subscription/list") == WEBHOOK
-    assert service_for("/v2/topic/list") == WEBHOOK
-    assert service_for("/v2/event/list") == RESOURCE
-    assert service_for("/v2/location/1") == RESOURCE
-    assert service_for("/v2/users") == RESOURCE  # a resource type, not the user API
 
 
 def test_if_match_compares_strongly_and_if_none_match_weakly() -> None:

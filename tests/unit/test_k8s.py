@@ -24,14 +24,15 @@ K8S = ROOT / "deploy" / "k8s"
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 DEPLOYMENTS = {
-    # name: (module it runs, port, readiness path)
-    "gateway": ("services.gateway", 8080, "/healthz"),
+    # name: (module it runs, port, readiness path); the edge runs nginx, not a module.
+    "edge": ("nginx", 8080, "/healthz"),
+    "docs": ("services.docs", 8084, "/healthz"),
     "auth": ("services.auth", 8081, "/readyz"),
     "resource": ("services.resource", 8082, "/readyz"),
     "webhook-delivery": ("services.webhook_delivery", 8083, "/readyz"),
     "webhook-worker": ("services.webhook_delivery", 8083, "/readyz"),
 }
-AUTOSCALED = {"gateway", "resource", "webhook-worker"}
+AUTOSCALED = {"edge", "resource", "webhook-worker"}
 SETTINGS = {variable for variable, *_ in Settings.variables()}
 
 
@@ -101,8 +102,11 @@ def test_deployments_run_their_service_with_both_probes(name: str) -> None:
     deployment = _of_kind("Deployment")[name]
     assert _selects(deployment["spec"]["selector"]["matchLabels"], deployment)
     (container,) = _containers(deployment)
-    assert container["image"] == "herald"
-    assert container["command"] == ["python", "-m", module]
+    if name == "edge":
+        assert container["image"].startswith("nginx:") and container["command"][0] == "nginx"
+    else:
+        assert container["image"] == "herald"
+        assert container["command"] == ["python", "-m", module]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": port}
     assert container["readinessProbe"]["httpGet"] == {"path": readiness, "port": "http"}
@@ -115,11 +119,19 @@ def test_deployments_have_requests_and_limits_and_drain_in_time(name: str) -> No
     (container,) = _containers(deployment)
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) >= {"cpu", "memory"}, f"{name} {kind}"
-    # preStop sleep, then HERALD_SHUTDOWN_TIMEOUT for requests in flight, then closing pools.
+    # preStop sleep, then HERALD_SHUTDOWN_TIMEOUT for requests in flight, then closing pools;
+    # the edge quits gracefully in its preStop and waits up to HERALD_UPSTREAM_TIMEOUT.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[0] == "sleep"
-    shutdown = float(_of_kind("ConfigMap")["herald-config"]["data"]["HERALD_SHUTDOWN_TIMEOUT"])
-    assert _pod_spec(deployment)["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + shutdown + 10
+    data = _of_kind("ConfigMap")["herald-config"]["data"]
+    if name == "edge":
+        assert (
+            pre_stop[:2] == ["sh", "-c"] and pre_stop[2].startswith("sleep 5;") and "-s quit" in pre_stop[2]
+        )
+        pause, drain = 5, float(data.get("HERALD_UPSTREAM_TIMEOUT", Settings().upstream_timeout))
+    else:
+        assert pre_stop[0] == "sleep"
+        pause, drain = int(pre_stop[1]), float(data["HERALD_SHUTDOWN_TIMEOUT"])
+    assert _pod_spec(deployment)["terminationGracePeriodSeconds"] >= pause + drain + 10
 
 
 @pytest.mark.parametrize("name", [*sorted(DEPLOYMENTS), "herald-migrate"])
@@ -183,15 +195,19 @@ def test_webhook_api_and_workers_are_separate_deployments() -> None:
     assert _env(worker)["HERALD_WEBHOOK_WORKER"] == "true"
 
 
-def test_only_auth_gets_the_signing_key_and_the_gateway_no_database() -> None:
+def test_only_auth_gets_the_signing_key_and_the_edge_and_docs_no_database() -> None:
     for name, deployment in _of_kind("Deployment").items():
-        (container,) = _containers(deployment)
-        secrets = {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref}
-        volumes = {v.get("secret", {}).get("secretName") for v in _pod_spec(deployment)["volumes"]}
+        pod = _pod_spec(deployment)
+        envs = [
+            ref for c in [*pod["containers"], *pod.get("initContainers", [])] for ref in c.get("envFrom", [])
+        ]
+        secrets = {ref["secretRef"]["name"] for ref in envs if "secretRef" in ref}
+        volumes = {v.get("secret", {}).get("secretName") for v in pod["volumes"]}
         assert ("herald-signing-key" in volumes) == (name == "auth")
         assert ("herald-admin" in secrets) == (name == "auth")
-        assert ("herald-database" in secrets) == (name != "gateway")
-        assert "herald-amqp" in secrets
+        assert ("herald-database" in secrets) == (name not in ("edge", "docs"))
+        assert ("herald-amqp" in secrets) == (name not in ("edge", "docs"))
+        assert ("herald-internal-token" in secrets) == (name != "edge")
     (auth,) = _containers(_of_kind("Deployment")["auth"])
     key_file = _env(auth)["HERALD_SIGNING_KEY_FILE"]
     mounts = [m["mountPath"] for m in auth["volumeMounts"]]
@@ -247,7 +263,7 @@ def test_the_configmap_parses_and_the_example_secrets_are_refused_in_production(
         Settings.from_env(_production_environment({**real, **examples["herald-admin"]["stringData"]}))
     # The internal URLs name Services of the base, on their ports.
     services = _of_kind("Service")
-    for url in (settings.auth_url, settings.resource_url, settings.webhook_url):
+    for url in (settings.auth_url, settings.resource_url, settings.webhook_url, settings.docs_url):
         host, port = url.removeprefix("http://").split(":")
         assert host in services and int(port) == services[host]["spec"]["ports"][0]["port"]
 
@@ -274,8 +290,10 @@ def test_kustomize_builds_the_base() -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "herald"
         if doc["kind"] in ("Deployment", "Job"):
-            (container,) = _containers(doc)
-            assert container["image"] == "registry.example.com/herald:0.1.0"
+            pod = _pod_spec(doc)
+            for container in [*pod["containers"], *pod.get("initContainers", [])]:
+                if not container["image"].startswith("nginx:"):  # the edge's nginx: the official image
+                    assert container["image"] == "registry.example.com/herald:0.1.0"
 
 
 def test_pods_run_as_the_user_the_image_declares() -> None:
@@ -315,3 +333,39 @@ def test_the_readme_overlay_builds_and_patches_the_settings(tmp_path: Path) -> N
             "HERALD_INTERNAL_TOKEN": "9b6d2f0e4a8c1e3f5a7b9d0c2e4f6a8b",
         }
     )
+
+
+def test_the_edge_renders_its_configuration_from_the_settings_and_nginx_accepts_it(tmp_path: Path) -> None:
+    """The init container renders into the volume nginx reads; the result passes `nginx -t`
+    (the Service host names replaced by 127.0.0.1: they resolve only in the cluster)."""
+    from shared.edge import nginx_binary, render
+
+    pod = _pod_spec(_of_kind("Deployment")["edge"])
+    (render_step,) = pod["initContainers"]
+    (nginx,) = pod["containers"]
+    assert render_step["image"] == "herald"
+    out = render_step["command"][render_step["command"].index("--out") + 1]
+    run_dir = render_step["command"][render_step["command"].index("--run-dir") + 1]
+    assert nginx["command"][nginx["command"].index("-c") + 1] == out
+    mounts = {m["name"]: m["mountPath"] for m in nginx["volumeMounts"]}
+    assert mounts["edge-config"] == str(Path(out).parent) and mounts["tmp"] == run_dir
+    settings = Settings.from_env(
+        dict(_of_kind("ConfigMap")["herald-config"]["data"], HERALD_ENV="development")
+    )
+    text = render(settings, tmp_path)
+    for host in ("auth", "resource", "webhook-delivery", "docs"):
+        text = text.replace(f"server {host}:", "server 127.0.0.1:")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    try:
+        binary = nginx_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    result = subprocess.run(
+        [binary, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "set_real_ip_from 10.0.0.0/8;" in text  # the ingress controller's X-Forwarded-For

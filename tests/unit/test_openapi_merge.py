@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.auth.openapi import build_fragment
-from services.gateway.openapi import gateway_fragment
+from services.docs.openapi import docs_fragment
 from shared.openapi import MergeConflict, fragment, json_body, merge, operation, paged_list, problems
 
 
@@ -83,8 +83,8 @@ def test_helpers_build_what_the_contract_says() -> None:
     }
 
 
-def test_auth_and_gateway_fragments_merge_without_conflict() -> None:
-    merged = merge([gateway_fragment(), build_fragment()])
+def test_auth_and_docs_fragments_merge_without_conflict() -> None:
+    merged = merge([docs_fragment(), build_fragment()])
     assert "/v2/user/{id}" in merged["paths"] and "Problem" in merged["components"]["responses"]
     # The user models are the validation schemas themselves: they cannot drift.
     from services.auth import schemas

@@ -1,5 +1,5 @@
-"""The whole public API as one OpenAPI 3.1 document at GET /v2/openapi.json: the gateway's own
-fragment (the shared problem response, the bearer scheme, the webhooks of the topic catalog)
+"""The whole public API as one OpenAPI 3.1 document at GET /v2/openapi.json: the docs service's
+own fragment (the shared problem response, the bearer scheme, the webhooks of the topic catalog)
 merged with the fragment each service serves at /openapi.json.
 
 Refreshing, lazily on a request for the document, one refresh at a time:
@@ -44,7 +44,7 @@ from shared.openapi import (
 )
 from shared.problems import PROBLEM_CONTENT_TYPE
 
-log = logging.getLogger("herald.gateway.openapi")
+log = logging.getLogger("herald.docs.openapi")
 
 DOCUMENT_PATH = "/v2/openapi.json"
 MAX_AGE_SECONDS = 30.0
@@ -155,7 +155,7 @@ def webhooks() -> tuple[dict[str, Any], dict[str, Any]]:
     return hooks, schemas
 
 
-def gateway_fragment() -> dict[str, Any]:
+def docs_fragment() -> dict[str, Any]:
     paths = {
         DOCUMENT_PATH: {
             "get": operation(
@@ -314,18 +314,18 @@ class ApiDocument:
                 continue
             included.append(upstream.name)
         self.included = included
-        add_gateway_responses(merged)
+        add_edge_responses(merged)
         self._body = orjson.dumps(merged)
         self._etag = etag_of(self._body)
 
 
-# What the gateway itself may answer to any operation, whichever service serves it: a malformed
+# What the edge itself may answer to any operation, whichever service serves it: a malformed
 # path (400), a rate limit (429), a body too large (413), an upstream that fails (502, 503, 504).
-GATEWAY_STATUSES = ("400", "429", "502", "503", "504")
+EDGE_STATUSES = ("400", "429", "502", "503", "504")
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
-def add_gateway_responses(document: dict[str, Any]) -> None:
+def add_edge_responses(document: dict[str, Any]) -> None:
     problem = {"$ref": "#/components/responses/Problem"}
     for item in document["paths"].values():
         for method in METHODS:
@@ -333,7 +333,7 @@ def add_gateway_responses(document: dict[str, Any]) -> None:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            statuses = GATEWAY_STATUSES + (("413",) if "requestBody" in operation else ())
+            statuses = EDGE_STATUSES + (("413",) if "requestBody" in operation else ())
             for status in statuses:
                 responses.setdefault(status, problem)
 
@@ -352,5 +352,5 @@ def add_routes(
     upstreams: dict[str, str],
     sessions: Callable[[], dict[str, aiohttp.ClientSession]],
 ) -> None:
-    app[API_DOCUMENT] = ApiDocument(gateway_fragment(), upstreams, sessions)
+    app[API_DOCUMENT] = ApiDocument(docs_fragment(), upstreams, sessions)
     app.router.add_get(DOCUMENT_PATH, openapi_document)
