@@ -321,7 +321,7 @@ async def test_per_subscription_cap_on_attempts_in_flight(
     async with Publisher(settings) as pub:
         for i in range(8):
             await pub.event("location.created", name=f"L{i}")
-    await slow.wait_for(8, timeout=15)
+    await slow.wait_for(8)
     await wait_status(conn, sub["id"], "succeeded", 8)
     assert slow.max_in_flight == 2
     assert all(d["attempts"] == 1 for d in await deliveries_of(conn, sub["id"]))
