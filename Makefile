@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install services-up browser-deps test test-unit test-fuzz test-faults run lint typecheck bench up down clean
+.PHONY: install services-up browser-deps test test-fast test-unit test-fuzz test-faults run lint typecheck bench up down clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Herald needs Python 3.11 or newer")'
@@ -33,6 +33,10 @@ browser-deps:
 
 test: services-up browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (loads, process kills, outages): for the edit-test loop.
+test-fast: services-up browser-deps
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
