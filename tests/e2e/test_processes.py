@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import AMQP_URL, ROOT, delete_amqp_names
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def _free_ports(n: int) -> list[int]:

@@ -454,6 +454,7 @@ async def _count(conn: asyncpg.Connection, sub_id: uuid.UUID, n: int) -> bool:
     return len(await deliveries_of(conn, sub_id)) >= n
 
 
+@pytest.mark.slow
 async def test_broker_connection_cut_mid_stream_loses_nothing(
     start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
 ) -> None:
