@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 
-.PHONY: install lock services-up edge-deps browser-deps test test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
+.PHONY: install lock services-up edge-deps browser-deps test test-fast test-unit test-fuzz test-faults run lint typecheck bench bench-peers up down clean
 
 # Every dependency (runtime, dev extras, the build backend) pinned with its hashes in
 # requirements.lock; the image installs requirements-runtime.lock. `make lock` refreshes both
@@ -58,6 +58,10 @@ browser-deps:
 
 test: services-up edge-deps browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (loads, process kills, outages): for the edit-test loop.
+test-fast: services-up edge-deps browser-deps
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-unit: install edge-deps
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)

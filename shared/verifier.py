@@ -42,7 +42,7 @@ DELETED = Credentials(cv=2**62, active=False)  # above every real version: nothi
 
 class _Entry(NamedTuple):
     credentials: Credentials
-    good_until: float  # time.monotonic()
+    good_until: float  # on the verifier's monotonic clock
     stale: bool = False  # served from memory because auth could not be asked
 
 
@@ -128,7 +128,11 @@ class TokenVerifier:
         leeway: float = 5.0,
         max_cached_tokens: int = 20_000,
         jwks_refresh_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (epoch seconds) checks a cached token's `exp`; `monotonic` times the caches.
+        Tests pass fake ones to move time on without waiting."""
         self.issuer = issuer
         self.audience = audience
         self._fetch_jwks = fetch_jwks
@@ -137,6 +141,8 @@ class TokenVerifier:
         self.leeway = leeway
         self.max_cached_tokens = max_cached_tokens
         self.jwks_refresh_interval = jwks_refresh_interval
+        self._clock = clock
+        self._monotonic = monotonic
         self._keys: dict[str, Any] = {}
         self._jwks_fetched_at = float("-inf")
         self._jwks_lock = asyncio.Lock()
@@ -155,7 +161,7 @@ class TokenVerifier:
         if cv is None:
             self._cv.pop(user_id, None)
         elif known is None or cv > known.credentials.cv:
-            self._cv[user_id] = _Entry(Credentials(cv, active), time.monotonic() + max(self.cv_ttl, 1.0))
+            self._cv[user_id] = _Entry(Credentials(cv, active), self._monotonic() + max(self.cv_ttl, 1.0))
 
     def user_deleted(self, user_id: str) -> None:
         self._cv[user_id] = _Entry(DELETED, float("inf"))
@@ -170,7 +176,7 @@ class TokenVerifier:
         principal = self._tokens.get(token)
         if principal is None:
             principal = await self._verify_signature(token)
-        elif principal.exp + self.leeway < time.time():
+        elif principal.exp + self.leeway < self._clock():
             del self._tokens[token]
             raise InvalidToken("the token has expired")
         current = await self._credentials(principal.user_id)
@@ -244,7 +250,7 @@ class TokenVerifier:
             key = self._keys.get(kid)
             # Refetch for an unknown kid (a new signing key), but at most every few seconds so
             # that tokens with made-up key ids cannot hammer auth.
-            if key is None and time.monotonic() - self._jwks_fetched_at > self.jwks_refresh_interval:
+            if key is None and self._monotonic() - self._jwks_fetched_at > self.jwks_refresh_interval:
                 await self.refresh_keys()
                 key = self._keys.get(kid)
         if key is None:
@@ -261,7 +267,7 @@ class TokenVerifier:
                     keys[jwk["kid"]] = RSAAlgorithm.from_jwk(json.dumps(jwk))
         except Exception as exc:  # unreachable, a database blip at auth, a malformed answer
             raise VerifierUnavailable(f"auth's JWKS: {type(exc).__name__}: {exc}") from exc
-        self._jwks_fetched_at = time.monotonic()
+        self._jwks_fetched_at = self._monotonic()
         self._keys = keys
         gone = [token for token, p in self._tokens.items() if p.kid not in keys]
         for token in gone:
@@ -272,7 +278,7 @@ class TokenVerifier:
         requests that need them. `at_least`: a token carries this version, so a remembered
         older one is not enough (unless auth was just found unreachable: no hammering)."""
         entry = self._cv.get(user_id)
-        if entry is not None and entry.good_until > time.monotonic():
+        if entry is not None and entry.good_until > self._monotonic():
             if at_least is None or entry.credentials.cv >= at_least or entry.stale:
                 return entry.credentials
         inflight = self._cv_inflight.get(user_id)
@@ -309,11 +315,11 @@ class TokenVerifier:
             # Serve the last known version while auth is unreachable (events still revoke),
             # and ask again only after a pause, so that requests do not each wait on auth.
             log.warning("auth unreachable, using the cached credential version: %s", exc)
-            self._cv[user_id] = _Entry(entry.credentials, time.monotonic() + STALE_RETRY_SECONDS, stale=True)
+            self._cv[user_id] = _Entry(entry.credentials, self._monotonic() + STALE_RETRY_SECONDS, stale=True)
             return entry.credentials
         credentials = DELETED if fetched is None else fetched
         entry = self._cv.get(user_id)
         if entry is not None:
             credentials = _newest(credentials, entry.credentials)  # an event overtook the look-up
-        self._cv[user_id] = _Entry(credentials, time.monotonic() + self.cv_ttl)
+        self._cv[user_id] = _Entry(credentials, self._monotonic() + self.cv_ttl)
         return credentials

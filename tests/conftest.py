@@ -289,3 +289,33 @@ def close_broker_connections(connection_name: str) -> int:
         return close_connections(connection_name, wait=None)  # tests call it from the client's loop
     except subprocess.CalledProcessError as exc:
         pytest.skip(f"rabbitmqctl cannot list or close connections: {(exc.stderr or '').strip()[:200]}")
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The tests of a session share one database: a test's webhook subscriptions (their
+    receivers stopped with it) would otherwise match every later test's events, and their
+    pending deliveries would take the later tests' workers' time, more the more tests ran
+    before (thousands after the burst test). So they end with the test that made them."""
+    yield
+    if "database_url" in request.fixturenames:
+        asyncio.run(_quiet_webhooks(request.getfixturevalue("database_url")))
+
+
+async def _quiet_webhooks(url: str) -> None:
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError):
+        return  # no database yet: nothing was made
+    try:
+        if await conn.fetchval("SELECT to_regclass('webhook_delivery.deliveries') IS NOT NULL"):
+            await conn.execute(
+                "UPDATE webhook_delivery.subscriptions SET active = false,"
+                " disabled_reason = 'its test ended' WHERE active"
+            )
+            await conn.execute(
+                "UPDATE webhook_delivery.deliveries SET status = 'skipped', next_attempt_at = NULL,"
+                " lease_until = NULL WHERE status = 'pending'"
+            )
+    finally:
+        await conn.close()

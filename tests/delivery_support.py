@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.events import make_event
 from shared.service import prepare_database
 from shared.webhooks import new_secret
+from tests.receiver import Receiver
 
 SCHEMA = "webhook_delivery"
 
@@ -88,8 +89,9 @@ async def insert_subscription(
     return dict(row)
 
 
-async def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll an async or plain `check` until it returns something truthy."""
+async def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll an async or plain `check` until it returns something truthy (`timeout` only bounds
+    a hang: a busy machine may take long, never too long to pass)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = check()
@@ -168,7 +170,7 @@ async def attempts_of(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> list[
 
 
 async def wait_status(
-    conn: asyncpg.Connection, sub_id: uuid.UUID, status: str, count: int = 1, timeout: float = 10.0
+    conn: asyncpg.Connection, sub_id: uuid.UUID, status: str, count: int = 1, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
     async def check() -> list[dict[str, Any]] | None:
         rows = await deliveries_of(conn, sub_id)
@@ -176,3 +178,63 @@ async def wait_status(
         return done if len(done) >= count else None
 
     return await wait_until(check, timeout, f"{count} {status} deliveries of {sub_id}")
+
+
+async def wait_scheduled(
+    conn: asyncpg.Connection, sub_id: uuid.UUID, attempts: int, *, longer_than: float = -1.0
+) -> float:
+    """Wait until the subscription's delivery has made `attempts` attempts and waits, pending and
+    unleased, for its next one more than `longer_than` seconds ahead; return how far ahead the
+    worker scheduled it. That is next_attempt_at - updated_at, both set from the same
+    statement's now(): exact, however long the machine took to get there."""
+
+    async def check() -> list[float] | None:
+        ahead = await conn.fetchval(
+            "SELECT extract(epoch FROM next_attempt_at - updated_at)::float8 FROM deliveries"
+            " WHERE subscription_id = $1 AND status = 'pending' AND attempts = $2 AND lease_until IS NULL",
+            sub_id,
+            attempts,
+        )
+        return [ahead] if ahead is not None and ahead > longer_than else None
+
+    [ahead] = await wait_until(check, what=f"{sub_id}'s delivery to wait after {attempts} attempts")
+    return float(ahead)
+
+
+async def make_due(conn: asyncpg.Connection, sub_id: uuid.UUID) -> None:
+    """Move the clock on for the subscription's pending deliveries: due now, as they would be
+    once their time came (tests schedule far ahead, then say when that time has come)."""
+    await conn.execute(
+        "UPDATE deliveries SET next_attempt_at = now() WHERE subscription_id = $1 AND status = 'pending'",
+        sub_id,
+    )
+
+
+async def stranded(conn: asyncpg.Connection, sub_id: uuid.UUID, lease: float | None = None) -> str:
+    """A due delivery that no lane message carries (lost), optionally leased for `lease`
+    seconds (negative: by a worker that died); its event id."""
+    event_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO webhook_events (id, topic, body) VALUES ($1, 'location.created', $2)",
+        event_id,
+        b'{"id": "%s"}' % str(event_id).encode(),
+    )
+    await conn.execute(
+        "INSERT INTO deliveries (id, subscription_id, event_id, topic, status, next_attempt_at,"
+        " lease_until) VALUES ($1, $2, $3, 'location.created', 'pending', now(),"
+        " now() + make_interval(secs => $4))",
+        uuid.uuid4(),
+        sub_id,
+        event_id,
+        lease,
+    )
+    return str(event_id)
+
+
+async def sweep_marker(conn: asyncpg.Connection, sub_id: uuid.UUID, receiver: Receiver) -> str:
+    """Instead of waiting to see that nothing more is sent: a lost delivery, due after
+    everything before it, that only the sweeper finds; once it has arrived, the sweeper has
+    passed over whatever was due before it. Its event id."""
+    marker = await stranded(conn, sub_id)
+    await wait_until(lambda: marker in receiver.ids(), what="the sweeper's marker delivery")
+    return marker

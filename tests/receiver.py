@@ -73,8 +73,9 @@ class Receiver:
             self.in_flight -= 1
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        """Wait until `count` requests arrived (fails the test after `timeout` seconds)."""
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        """Wait until `count` requests arrived (fails the test after `timeout` seconds, which
+        only bounds a hang)."""
 
         async def enough() -> None:
             async with self._changed:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import AMQP_URL, ROOT, delete_amqp_names
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -74,10 +74,10 @@ async def _wait_ready(url: str, seconds: float = 45) -> None:
         deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline:
             try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                     if resp.status == 200:
                         return
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):  # a slow answer is asked again, not a failure
                 pass
             await asyncio.sleep(0.3)
     raise AssertionError(f"{url} never became ready")

@@ -37,7 +37,7 @@ from tests.conftest import AMQP_URL, ROOT
 from tests.e2e import test_processes
 from tests.e2e.test_processes import _children, _start_suite
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.timeout(150), pytest.mark.slow]
 
 suite_env = test_processes.suite_env  # the same environment as the other process tests
 

@@ -3,7 +3,6 @@ ping, and who may use them (the owner or an admin; anyone else gets 404)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from tests.delivery_support import (
     connect,
     deliveries_of,
     insert_subscription,
+    sweep_marker,
     wait_indexed,
     wait_status,
 )
@@ -174,8 +174,8 @@ async def test_retry_and_recover_deliver_once_the_receiver_is_fixed(env: Env, re
     assert resp.status == 202 and result == {"deliveries": 1}, result  # the other one succeeded
     await receiver.wait_for(6)
     await wait_status(env.conn, sub["id"], "succeeded", 2)
-    await asyncio.sleep(0.5)
-    assert receiver.ids()[4:] == [one["id"], two["id"]]  # each exactly once more
+    marker = await sweep_marker(env.conn, sub["id"], receiver)  # sent after anything still due
+    assert receiver.ids()[4:] == [one["id"], two["id"], marker]  # each exactly once more
 
     for body, status in (
         ({}, 422),
@@ -238,8 +238,12 @@ async def test_ping_sends_a_signed_ping_to_that_subscription_only(env: Env, rece
         assert body["type"] == "webhook.ping" and body["data"]["subscriptionId"] == str(sub["id"])
         assert got.webhook_id == shown["eventId"] == body["id"]
         await wait_status(env.conn, sub["id"], "succeeded")
-        await asyncio.sleep(0.3)
-        assert other.requests == [] and await deliveries_of(env.conn, bystander["id"]) == []
+        # The ping's one delivery was stored with its event, in one statement: none for another.
+        stored = await env.conn.fetchval(
+            "SELECT count(*) FROM deliveries WHERE event_id = $1", uuid.UUID(shown["eventId"])
+        )
+        assert stored == 1 and await deliveries_of(env.conn, bystander["id"]) == []
+        assert other.requests == []
     finally:
         await other.stop()
 

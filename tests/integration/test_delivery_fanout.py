@@ -3,7 +3,7 @@ event, once, and what the owner may read."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -48,9 +48,32 @@ def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
 
 
 @pytest.fixture
-async def engine(aiohttp_server: Any, settings: Settings) -> AsyncIterator[web.Application]:
+def handled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the domain messages the fan-out has finished handling, in that order (what a
+    message led to, it has led to by then): instead of waiting to see that nothing comes."""
+    done: list[str] = []
+    handle = Fanout.handle
+
+    async def recording(self: Fanout, event: dict[str, Any], message: Any) -> None:
+        try:
+            await handle(self, event, message)
+        finally:
+            done.append(str(event.get("id")))
+
+    monkeypatch.setattr(Fanout, "handle", recording)
+    return done
+
+
+@pytest.fixture
+async def engine(
+    aiohttp_server: Any, settings: Settings, handled: list[str]
+) -> AsyncIterator[web.Application]:
     server = await aiohttp_server(create_app(settings))
     yield server.app
+
+
+async def _handled(handled: list[str], *ids: str, times: int = 1) -> None:
+    await wait_until(lambda: all(handled.count(i) >= times for i in ids), what=f"the fan-out of {ids}")
 
 
 @pytest.fixture
@@ -61,7 +84,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def test_event_goes_to_matching_subscriptions_once(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
 ) -> None:
     conn = await connect(settings)
     try:
@@ -88,7 +111,8 @@ async def test_event_goes_to_matching_subscriptions_once(
         assert await deliveries_of(conn, other["id"]) == []
         stored = await conn.fetchval("SELECT body FROM webhook_events WHERE id = $1", uuid.UUID(event["id"]))
         assert receiver.requests[0].body == bytes(stored)
-        await asyncio.sleep(0.5)  # a duplicate would have arrived by now
+        await _handled(handled, event["id"], times=2)  # the repeated message too
+        await wait_status(conn, family["id"], "succeeded", 2)
         assert sorted(receiver.ids()).count(event["id"]) == 3
     finally:
         await conn.close()
@@ -110,7 +134,8 @@ async def test_subscription_sees_only_what_its_owner_may_read(
             await wait_status(conn, approver["id"], "succeeded", 2)
             await wait_status(conn, bob_sub["id"], "succeeded", 2)
             await wait_status(conn, alice_sub["id"], "succeeded", 1)
-        await asyncio.sleep(0.3)
+        # Each event's deliveries were stored in one statement: Bob's rows for the draft are
+        # there, so Alice's would be too.
         alice_events = {str(r["event_id"]) for r in await deliveries_of(conn, alice_sub["id"])}
         assert alice_events == {approved["id"]}, "a member received another member's draft"
         assert draft["id"] in {str(r["event_id"]) for r in await deliveries_of(conn, bob_sub["id"])}
@@ -143,7 +168,7 @@ async def test_disabled_subscription_gets_skipped_and_index_follows_changes(
 
 
 async def test_owner_events_disable_and_narrow_subscriptions(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
 ) -> None:
     deleted_owner, demoted_owner, locked_owner = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     conn = await connect(settings)
@@ -198,30 +223,38 @@ async def test_owner_events_disable_and_narrow_subscriptions(
                 lambda: engine[INDEX].get(demoted["id"]).owner_roles == frozenset({"member"}),
                 what="the new roles in the index",
             )
-            await pub.event("event.created", title="Not mine", status="draft", ownerId=str(uuid.uuid4()))
+            other = await pub.event(
+                "event.created", title="Not mine", status="draft", ownerId=str(uuid.uuid4())
+            )
             mine = await pub.event("event.created", title="Mine", status="draft", ownerId=demoted_owner)
             await wait_status(conn, demoted["id"], "succeeded")
-            await asyncio.sleep(0.3)
+            await _handled(handled, other["id"], mine["id"])
         assert [str(r["event_id"]) for r in await deliveries_of(conn, demoted["id"])] == [mine["id"]]
     finally:
         await conn.close()
 
 
 async def test_poison_and_foreign_messages_are_not_fanned_out(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
 ) -> None:
     conn = await connect(settings)
     try:
         sub = await insert_subscription(conn, receiver.url, ["*"])
         await wait_indexed(engine, sub)
+        bad = [
+            {"id": "not-a-uuid", "type": "location.created", "data": {}},
+            {"id": str(uuid.uuid4()), "type": "something.else", "data": {}},
+            {"id": str(uuid.uuid4()), "type": "webhook.ping", "data": {}},
+        ]
         async with Publisher(settings) as pub:
-            await pub.publish({"id": "not-a-uuid", "type": "location.created", "data": {}})
-            await pub.publish({"id": str(uuid.uuid4()), "type": "something.else", "data": {}})
-            await pub.publish({"id": str(uuid.uuid4()), "type": "webhook.ping", "data": {}})
+            for event in bad:
+                await pub.publish(event)
             good = await pub.event("location.deleted", name="Gone")
             await receiver.wait_for(1)
-        await asyncio.sleep(0.3)
+        await _handled(handled, *(e["id"] for e in bad))
+        await wait_status(conn, sub["id"], "succeeded")
         assert receiver.ids() == [good["id"]]
+        assert [str(d["event_id"]) for d in await deliveries_of(conn, sub["id"])] == [good["id"]]
     finally:
         await conn.close()
 
@@ -281,6 +314,8 @@ async def test_events_during_a_database_outage_are_fanned_out_afterwards(
         await handle(self, event, message)
 
     monkeypatch.setattr(Fanout, "handle", counting)
+    retried = _Retries()
+    logging.getLogger("herald.webhook.outage").addHandler(retried)
     server = await aiohttp_server(create_app(settings))
     name = fresh_database_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(BASE_DSN)
@@ -293,16 +328,32 @@ async def test_events_during_a_database_outage_are_fanned_out_afterwards(
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
         async with Publisher(settings) as pub:
             events = [(await pub.event("location.created", name=f"Outage {i}"))["id"] for i in range(3)]
-            await asyncio.sleep(3)
+            # Each one is held, its fan-out retried (twice at least) while the database is away.
+            await wait_until(
+                lambda: all(retried.messages.count(f"fan-out of {e}") >= 2 for e in events),
+                what="the fan-out to retry each event through the outage",
+            )
             assert receiver.requests == []
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await receiver.wait_for(3, timeout=20)
+            await receiver.wait_for(3)
             after = await pub.event("location.created", name="After")
-            await receiver.wait_for(4, timeout=10)
+            await receiver.wait_for(4)
         assert sorted(receiver.ids()) == sorted([*events, after["id"]])
         assert deliveries == [0, 0, 0, 0], deliveries  # held through the outage, never requeued
     finally:
+        logging.getLogger("herald.webhook.outage").removeHandler(retried)
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
         if not conn.is_closed():
             await conn.close()
+
+
+class _Retries(logging.Handler):
+    """What until_available said it is retrying (the part before the colon)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().split(":", 1)[0])

@@ -62,9 +62,9 @@ async def test_a_redelivered_event_puts_its_unsent_deliveries_on_the_lanes(
         # The broker hands the same message over again, marked redelivered.
         queue = await channel.declare_queue("", exclusive=True)
         await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
-        first = await queue.get(timeout=5)
+        first = await queue.get(timeout=30)
         await first.nack(requeue=True)
-        again = await queue.get(timeout=5)
+        again = await queue.get(timeout=30)
         assert again.redelivered
 
         worker = Worker(settings, db, broker)  # not started: the fan-out only asks it for room
@@ -72,7 +72,7 @@ async def test_a_redelivered_event_puts_its_unsent_deliveries_on_the_lanes(
             await Fanout(db, broker, refresher.index, worker).handle(event, again)
         finally:
             await worker.sender.close()
-        sent = await lane.get(timeout=5, fail=False)
+        sent = await lane.get(timeout=30, fail=False)
         assert sent is not None, "the redelivered event put nothing on the lane"
         assert orjson.loads(sent.body) == {"delivery": str(delivery_id), "subscription": str(sub["id"])}
         await sent.ack()

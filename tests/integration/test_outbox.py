@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -18,7 +19,7 @@ from shared.amqp import Broker
 from shared.db import Database, ensure_database
 from shared.events import make_event
 from shared.migrations import apply_migrations
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import OutboxRelay, enqueue, notify_channel
 from tests.conftest import AMQP_URL
 
 
@@ -43,7 +44,7 @@ async def outbox(
 
 
 async def _received(
-    queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 10
+    queue: aio_pika.abc.AbstractQueue, count: int, timeout: float = 30
 ) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages = []
     async with asyncio.timeout(timeout):
@@ -84,6 +85,31 @@ async def test_a_rolled_back_change_leaves_no_event(outbox) -> None:  # type: ig
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
 
 
+# Longer than any test: whatever a relay publishes, it was woken to, not polled into.
+NEVER = 3600.0
+
+
+class _Passes(OutboxRelay):
+    """A relay that tells when it has finished a pass (and so waits, listening)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passes = 0
+        self._passed = asyncio.Condition()
+
+    async def relay_once(self) -> int:
+        try:
+            return await super().relay_once()
+        finally:
+            async with self._passed:
+                self.passes += 1
+                self._passed.notify_all()
+
+    async def passed(self, count: int = 1) -> None:
+        async with asyncio.timeout(30), self._passed:
+            await self._passed.wait_for(lambda: self.passes >= count)
+
+
 class _DiesBeforeMarking(OutboxRelay):
     """A relay whose process dies after the broker confirmed, before the rows are marked."""
 
@@ -106,17 +132,15 @@ async def test_a_crash_between_confirm_and_mark_republishes_with_the_same_id(out
 
 async def test_the_running_relay_is_woken_by_notify(outbox) -> None:  # type: ignore[no-untyped-def]
     db, broker, exchange, queue = outbox
-    relay = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    relay = _Passes(db, broker, exchange, poll_seconds=NEVER)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.3)  # idle, waiting on LISTEN with a long poll
+        await relay.passed()  # idle, waiting on LISTEN with a poll that never comes
         event = make_event("location.deleted", {"n": 3})
-        started = asyncio.get_running_loop().time()
         async with db.transaction() as conn:
             await enqueue(conn, SCHEMA, event)
-        (message,) = await _received(queue, 1, timeout=5)
+        (message,) = await _received(queue, 1)
         assert message.message_id == event["id"]
-        assert asyncio.get_running_loop().time() - started < 2  # not the 30 s poll
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -125,24 +149,25 @@ async def test_the_running_relay_is_woken_by_notify(outbox) -> None:  # type: ig
 
 async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> None:  # type: ignore[no-untyped-def]
     db, broker, exchange, queue = outbox
-    relay = OutboxRelay(db, broker, exchange, poll_seconds=0.2)
+    relay = _Passes(db, broker, exchange, poll_seconds=0.2)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.3)
+        await relay.passed()  # listening, its pool in use
         async with db.connection() as conn:
             await conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         event = make_event("location.created", {"n": 9})
-        for _ in range(20):
-            try:
-                async with db.transaction() as conn:
-                    await enqueue(conn, SCHEMA, event)
-                break
-            except Exception:  # the pool's own connections were cut too
-                await asyncio.sleep(0.1)
-        (message,) = await _received(queue, 1, timeout=10)
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    async with db.transaction() as conn:
+                        await enqueue(conn, SCHEMA, event)
+                    break
+                except Exception:  # the pool's own connections were cut too
+                    await asyncio.sleep(0.1)
+        (message,) = await _received(queue, 1)
         assert message.message_id == event["id"]
     finally:
         task.cancel()
@@ -191,16 +216,16 @@ async def _write_quietly(db: Database, event: dict[str, object]) -> None:
 
 async def test_a_write_of_the_relays_process_wakes_it_without_notify(outbox) -> None:  # type: ignore[no-untyped-def]
     db, broker, exchange, queue = outbox
-    relay = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    relay = _Passes(db, broker, exchange, poll_seconds=NEVER)
     assert not relay.running
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.3)
+        await relay.passed()
         assert relay.running
         event = make_event("location.created", {"n": 1})
         await _write_quietly(db, event)
         relay.wake()
-        (message,) = await _received(queue, 1, timeout=2)  # not the 30 s poll
+        (message,) = await _received(queue, 1)  # woken: the poll never comes
         assert message.message_id == event["id"]
     finally:
         task.cancel()
@@ -213,8 +238,10 @@ class _SlowToMark(OutboxRelay):
     """A relay whose pass keeps the lock until `gate` opens (a long batch)."""
 
     gate: asyncio.Event
+    marking: asyncio.Event  # set once it holds the lock, waiting at the gate
 
     async def mark_sent(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+        self.marking.set()
         await self.gate.wait()
         await super().mark_sent(conn, seqs)
 
@@ -223,26 +250,31 @@ async def test_a_relay_woken_while_another_publishes_notifies_it(outbox) -> None
     """Replica B's write woke B's relay only, while A's relay was in a pass that may have missed
     the row: B's relay NOTIFYs, and A passes again right after instead of at its poll."""
     db, broker, exchange, queue = outbox
-    a = _SlowToMark(db, broker, exchange, poll_seconds=30)
-    a.gate = asyncio.Event()
-    b = OutboxRelay(db, broker, exchange, poll_seconds=30)
+    a = _SlowToMark(db, broker, exchange, poll_seconds=NEVER)
+    a.gate, a.marking = asyncio.Event(), asyncio.Event()
+    b = OutboxRelay(db, broker, exchange, poll_seconds=NEVER)
     tasks = [asyncio.create_task(a.run())]
+    notified = asyncio.Event()
+    listener = await asyncpg.connect(db.dsn)
     try:
-        await asyncio.sleep(0.3)
         first = make_event("location.created", {"n": 1})
         async with db.transaction() as conn:
             await enqueue(conn, SCHEMA, first)  # NOTIFY: A takes it, and the lock, and waits
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(30):
+            await a.marking.wait()
+        # From here on, only B NOTIFYs (A waits at the gate; the quiet write does not).
+        await listener.add_listener(notify_channel(SCHEMA), lambda *_: notified.set())
         tasks.append(asyncio.create_task(b.run()))
-        await asyncio.sleep(0.3)
         second = make_event("location.created", {"n": 2})
         await _write_quietly(db, second)
         b.wake()  # B is locked out: it NOTIFYs
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(30):
+            await notified.wait()
         a.gate.set()  # A's pass ends; it heard the NOTIFY, so it passes again
-        messages = await _received(queue, 2, timeout=3)  # not the 30 s poll
+        messages = await _received(queue, 2)  # woken: the poll never comes
         assert [m.message_id for m in messages] == [first["id"], second["id"]]
     finally:
+        await listener.close()
         a.gate.set()
         for task in tasks:
             task.cancel()

@@ -8,12 +8,23 @@ import time
 import uuid
 from typing import Any
 
+import argon2
 import jwt
 import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, make_pem
+from shared.config import Settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, make_pem, make_settings
+
+# How long a refused token may take to be refused (only bounds a hang): far below the
+# verifiers' trust in a cached credential version, so only the event can refuse it in time.
+REVOKED_WITHIN = 30.0
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return make_settings(database_url, amqp_prefix, signing_pem, cv_cache_seconds=3600.0)
 
 
 def _claims(suite: Suite, user: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -65,29 +76,38 @@ async def test_token_is_issued_and_accepted_through_the_gateway(suite: Suite) ->
     assert "password" not in orjson.dumps(me).decode().lower()
 
 
-async def test_wrong_email_and_wrong_password_get_identical_answers(suite: Suite) -> None:
+async def test_wrong_email_and_wrong_password_get_identical_answers(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user, _, _ = await suite.new_user()
     cases = {
         "unknown email": {"email": f"nobody-{uuid.uuid4().hex}@test.local", "password": "whatever-1"},
         "wrong password": {"email": user["email"], "password": "wrong-password"},
     }
-    answers, times = {}, {}
+    # The argon2 cost of each verification (m=..,t=..,p=..): what makes both take as long
+    # (bench/login_timing.py measures how long).
+    costs: list[str] = []
+    verify = argon2.PasswordHasher.verify
+
+    def recording(self: argon2.PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        costs.append((hash.decode() if isinstance(hash, bytes) else hash).split("$")[3])
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "verify", recording)
+    answers, spent = {}, {}
     for name, body in cases.items():
-        durations = []
-        for _ in range(3):
-            started = time.perf_counter()
-            resp, problem = await suite.request("POST", "/v2/requesttoken", json=body)
-            durations.append(time.perf_counter() - started)
+        costs.clear()
+        resp, problem = await suite.request("POST", "/v2/requesttoken", json=body)
         answers[name] = (
             resp.status,
             resp.headers.get("WWW-Authenticate"),
             {k: v for k, v in problem.items() if k != "instance"},
         )
-        times[name] = sorted(durations)[1]  # the median of three
+        spent[name] = list(costs)
     assert answers["unknown email"] == answers["wrong password"]
     assert answers["unknown email"][0] == 401
-    # Both run one argon2 verification; neither answers in a fraction of the other's time.
-    assert max(times.values()) / min(times.values()) < 5, times
+    # One argon2 verification each, of the same cost.
+    assert len(spent["wrong password"]) == 1 and spent["unknown email"] == spent["wrong password"], spent
 
 
 async def test_jwks_publishes_the_signing_key(suite: Suite) -> None:
@@ -153,19 +173,19 @@ async def test_missing_or_malformed_authorization_header(suite: Suite) -> None:
     assert resp.status == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
 
 
-async def _refused_within(suite: Suite, token: str, seconds: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < seconds + 2:
-        resp, _ = await suite.request("GET", "/v2/user/me", token=token)
-        if resp.status == 401:
-            return time.monotonic() - started
-        assert resp.status == 200
-        await asyncio.sleep(0.02)
-    pytest.fail("the old token was still accepted")
+async def _refused(suite: Suite, token: str, path: str = "/v2/user/me", base: str | None = None) -> None:
+    """Accepted until it is refused: by the event, as the cached version would outlive this."""
+    async with asyncio.timeout(REVOKED_WITHIN):
+        while True:
+            resp, _ = await suite.request("GET", path, token=token, base=base)
+            if resp.status == 401:
+                return
+            assert resp.status == 200
+            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("change", ["password", "email"])
-async def test_old_token_fails_within_a_second_after_a_credential_change(suite: Suite, change: str) -> None:
+async def test_old_token_fails_soon_after_a_credential_change(suite: Suite, change: str) -> None:
     user, password, old = await suite.new_user()
     # Warm every cache on the way: the gateway and auth both know this token now.
     resp, _ = await suite.request("GET", "/v2/user/me", token=old)
@@ -179,8 +199,8 @@ async def test_old_token_fails_within_a_second_after_a_credential_change(suite: 
     # At once on auth itself (it reads the credential version from its own table).
     resp, _ = await suite.request("GET", "/v2/user/me", token=old, base=suite.auth_url)
     assert resp.status == 401
-    # Within a second through the gateway.
-    assert await _refused_within(suite, old, 1.0) < 1.0
+    # Soon through the gateway, which learns it from the event.
+    await _refused(suite, old)
     await _assert_refused(suite, old, f"before the {change} change")
     email = new_email if change == "email" else user["email"]
     fresh = await suite.token(email, patch.get("password", password))
@@ -199,8 +219,8 @@ async def test_deleted_and_disabled_users_tokens_are_refused(suite: Suite) -> No
     assert resp.status == 204
     resp, _ = await suite.request("PATCH", f"/v2/user/{disabled['id']}", token=admin, json={"active": False})
     assert resp.status == 200
-    assert await _refused_within(suite, deleted_token, 1.0) < 1.0
-    assert await _refused_within(suite, disabled_token, 1.0) < 1.0
+    await _refused(suite, deleted_token)
+    await _refused(suite, disabled_token)
     await _assert_refused(suite, deleted_token, "deleted user")
     # A disabled user cannot log in either, and gets the same answer as a wrong password.
     resp, body = await suite.request(
@@ -217,7 +237,7 @@ async def test_role_change_revokes_old_tokens(suite: Suite) -> None:
     assert resp.status == 200
     resp, _ = await suite.request("PATCH", f"/v2/user/{user['id']}", token=admin, json={"roles": ["member"]})
     assert resp.status == 200
-    assert await _refused_within(suite, old, 1.0) < 1.0
+    await _refused(suite, old)
     fresh = await suite.token(user["email"], password)
     resp, _ = await suite.request("GET", "/v2/user/list", token=fresh)
     assert resp.status == 403
@@ -241,13 +261,7 @@ async def test_a_service_reached_without_the_gateway_is_no_weaker(suite: Suite, 
         "PATCH", "/v2/user/me", token=token, json={"password": "direct-access-2", "currentPassword": password}
     )
     assert resp.status == 200
-    started = time.monotonic()
-    while time.monotonic() - started < 2:
-        resp, _ = await suite.request("GET", "/v2/event/list", base=base, token=token)
-        if resp.status == 401:
-            break
-        await asyncio.sleep(0.02)
-    assert resp.status == 401 and time.monotonic() - started < 1.0
+    await _refused(suite, token, "/v2/event/list", base)
     admin = await suite.admin_token()
     resp, _ = await suite.request("GET", f"/internal/users/{user['id']}/credentials", token=admin)
     assert resp.status == 404  # the gateway routes /v2/ only

@@ -263,6 +263,6 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(suite: Suite) -> None
             await asyncio.sleep(0.1)
         if chunked:
             writer.write(b"0\r\n\r\n")
-        status_line = await asyncio.wait_for(reader.readline(), 5)
+        status_line = await asyncio.wait_for(reader.readline(), 30)
         writer.close()
         assert b" 200 " in status_line, (chunked, status_line)

@@ -22,8 +22,10 @@ async def test_token_check_micro_benchmark_runs() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     figures = await module.micro(20)
-    assert figures["verifier_cold_per_s"] > 0
-    assert figures["verifier_cached_per_s"] > figures["verifier_cold_per_s"]
+    # Which is faster is the benchmark's to say on a quiet machine (the verifier's tests check
+    # that a cached token costs no look-up); here: every figure was taken.
+    assert set(figures) >= {"verifier_cold_per_s", "verifier_cached_per_s"}
+    assert all(value > 0 for value in figures.values()), figures
 
 
 def _bench_run() -> Any:

@@ -13,9 +13,14 @@ class Store:
     def __init__(self, bad: set[int] | None = None) -> None:
         self.batches: list[list[int]] = []
         self.bad = bad or set()
+        self.writing = asyncio.Event()  # a write is under way
+        self.gate = asyncio.Event()  # writes end once it opens
+        self.gate.set()
 
     async def write(self, batch: list[int]) -> None:
-        await asyncio.sleep(0.01)  # items arriving meanwhile go into the next batch
+        self.writing.set()
+        await self.gate.wait()  # items arriving meanwhile go into the next batch
+        await asyncio.sleep(0)
         if self.bad & set(batch):
             raise ValueError(f"bad item in {batch}")
         self.batches.append(batch)
@@ -23,10 +28,14 @@ class Store:
 
 async def test_items_arriving_during_a_write_share_the_next_within_the_limit() -> None:
     store = Store()
+    store.gate.clear()
     group = GroupCommit(store.write, limit=3)
     first = asyncio.create_task(group.submit(0))
-    await asyncio.sleep(0.005)  # its write is under way
-    await asyncio.gather(first, *(group.submit(i) for i in range(1, 8)))
+    await store.writing.wait()  # its write is under way
+    rest = [asyncio.create_task(group.submit(i)) for i in range(1, 8)]
+    await asyncio.sleep(0)  # each has queued its item (submit does so before its first wait)
+    store.gate.set()
+    await asyncio.gather(first, *rest)
     # The first went at once, alone; the seven that arrived meanwhile in batches of three.
     assert store.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
 

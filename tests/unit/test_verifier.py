@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from shared.verifier import Credentials, InvalidToken, TokenVerifier, VerifierUnavailable
+from shared.verifier import STALE_RETRY_SECONDS, Credentials, InvalidToken, TokenVerifier, VerifierUnavailable
 
 ISS, AUD = "herald", "herald-api"
 
@@ -68,14 +68,45 @@ class Auth:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
 
+class Clock:
+    """The verifier's two clocks, moved on by the test instead of waited for."""
+
+    def __init__(self, real: bool = False) -> None:
+        self.real = real  # follow the real clocks (tests that do not move time)
+        self.wall = time.time()
+        self.mono = 1000.0
+
+    def time(self) -> float:
+        return time.time() if self.real else self.wall
+
+    def monotonic(self) -> float:
+        return time.monotonic() if self.real else self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
 @pytest.fixture
 def auth() -> Auth:
     return Auth()
 
 
-def _verifier(auth: Auth, cv_ttl: float = 60) -> TokenVerifier:
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def _verifier(auth: Auth, cv_ttl: float = 60, clock: Clock | None = None) -> TokenVerifier:
+    clock = clock or Clock(real=True)
     return TokenVerifier(
-        issuer=ISS, audience=AUD, fetch_jwks=auth.fetch_jwks, fetch_cv=auth.fetch_cv, cv_ttl=cv_ttl
+        issuer=ISS,
+        audience=AUD,
+        fetch_jwks=auth.fetch_jwks,
+        fetch_cv=auth.fetch_cv,
+        cv_ttl=cv_ttl,
+        clock=clock.time,
+        monotonic=clock.monotonic,
     )
 
 
@@ -129,13 +160,22 @@ async def test_after_a_reconnect_versions_are_asked_again(auth: Auth) -> None:
         await verifier.verify(token)
 
 
-async def test_cached_versions_expire(auth: Auth) -> None:
+async def test_cached_versions_expire(auth: Auth, clock: Clock) -> None:
     auth.cv["u1"] = 1
     verifier = _verifier(auth, cv_ttl=0)  # auth's own setting: always ask
     token = auth.token("u1")
     await verifier.verify(token)
     await verifier.verify(token)
     assert auth.cv_calls == 2 and auth.jwks_calls == 1
+    # Trusted for cv_ttl, asked again after it.
+    verifier = _verifier(auth, cv_ttl=60, clock=clock)
+    await verifier.verify(token)
+    clock.advance(59)
+    await verifier.verify(token)
+    assert auth.cv_calls == 3
+    clock.advance(2)
+    await verifier.verify(token)
+    assert auth.cv_calls == 4
 
 
 async def test_the_last_known_version_serves_while_auth_is_down(auth: Auth) -> None:
@@ -150,9 +190,9 @@ async def test_the_last_known_version_serves_while_auth_is_down(auth: Auth) -> N
         await verifier.verify(auth.token("u2"))
 
 
-async def test_unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds(auth: Auth) -> None:
+async def test_unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds(auth: Auth, clock: Clock) -> None:
     auth.cv["u1"] = 1
-    verifier = _verifier(auth)
+    verifier = _verifier(auth, clock=clock)
     await verifier.verify(auth.token("u1"))
     forged_kid = jwt.encode({"sub": "u1"}, auth.key, algorithm="RS256", headers={"kid": "nope"})
     for _ in range(20):
@@ -161,20 +201,23 @@ async def test_unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds(auth: 
     assert auth.jwks_calls == 1  # within the refresh interval: no refetch
     # A genuinely new key is picked up once the interval has passed.
     auth.key, auth.kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), "k2"
-    verifier.jwks_refresh_interval = 0
+    clock.advance(verifier.jwks_refresh_interval + 0.1)
     assert (await verifier.verify(auth.token("u1"))).user_id == "u1"
     assert auth.jwks_calls == 2
 
 
-async def test_an_expired_cached_token_is_refused(auth: Auth) -> None:
+async def test_an_expired_cached_token_is_refused(auth: Auth, clock: Clock) -> None:
     auth.cv["u1"] = 1
-    verifier = _verifier(auth)
-    verifier.leeway = 0
-    token = auth.token("u1", exp=int(time.time()) + 1)
+    verifier = _verifier(auth, clock=clock)
+    exp = int(time.time()) + 60
+    token = auth.token("u1", exp=exp)
     await verifier.verify(token)
-    await asyncio.sleep(1.1)
+    clock.wall = exp + verifier.leeway  # the last second the leeway allows
+    assert (await verifier.verify(token)).user_id == "u1"
+    clock.advance(1)
     with pytest.raises(InvalidToken, match="expired"):
         await verifier.verify(token)
+    assert auth.jwks_calls == 1  # refused from the cache, not by a new signature check
 
 
 async def test_the_token_cache_is_bounded(auth: Auth) -> None:
@@ -198,7 +241,7 @@ async def test_a_failed_lookup_fails_its_waiters_too_never_hangs(auth: Auth) -> 
     calls = [asyncio.create_task(verifier.verify(token)) for _ in range(5)]
     await asyncio.sleep(0.05)
     auth.gate.set()
-    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 2)
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
     assert all(isinstance(r, VerifierUnavailable) for r in results), results
     assert auth.cv_calls == 1
     auth.failure, auth.gate = None, None
@@ -216,7 +259,7 @@ async def test_a_cancelled_lookup_does_not_strand_its_waiters(auth: Auth) -> Non
     await asyncio.sleep(0.05)
     first.cancel()
     with pytest.raises(VerifierUnavailable):
-        await asyncio.wait_for(second, 2)
+        await asyncio.wait_for(second, 30)
 
 
 async def test_a_newer_token_is_accepted_before_its_event_arrives(auth: Auth) -> None:
@@ -269,15 +312,21 @@ async def test_tokens_of_a_key_that_left_the_jwks_are_refused(auth: Auth) -> Non
         await verifier.verify(token)
 
 
-async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Auth) -> None:
+async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Auth, clock: Clock) -> None:
     auth.cv["u1"] = 1
-    verifier = _verifier(auth, cv_ttl=0)
+    verifier = _verifier(auth, cv_ttl=0, clock=clock)
     token = auth.token("u1")
     await verifier.verify(token)
     auth.down = True
     for _ in range(10):
         await verifier.verify(token)
     assert auth.cv_calls == 2  # one failed look-up, then the stale version is served
+    clock.advance(STALE_RETRY_SECONDS - 0.1)
+    await verifier.verify(token)
+    assert auth.cv_calls == 2
+    clock.advance(0.2)  # the pause is over: asked again (and still served while auth is down)
+    await verifier.verify(token)
+    assert auth.cv_calls == 3
 
 
 async def test_an_event_during_a_failing_lookup_is_not_lost(auth: Auth) -> None:
@@ -310,9 +359,9 @@ async def test_every_caller_of_a_broken_lookup_gets_the_same_503(auth: Auth) -> 
     assert [type(r) for r in results] == [VerifierUnavailable] * 3
 
 
-async def test_a_newer_token_while_auth_is_down_is_a_503_not_a_revocation(auth: Auth) -> None:
+async def test_a_newer_token_while_auth_is_down_is_a_503_not_a_revocation(auth: Auth, clock: Clock) -> None:
     auth.cv["u1"] = 1
-    verifier = _verifier(auth, cv_ttl=0)
+    verifier = _verifier(auth, cv_ttl=0, clock=clock)
     await verifier.verify(auth.token("u1"))
     auth.cv["u1"] = 2
     newer = auth.token("u1")
