@@ -1,5 +1,6 @@
 """Request bodies checked against JSON Schema (2020-12, the dialect of OpenAPI 3.1), with
-errors that name each field and never echo the value (it may be a password).
+errors that name each field and never echo the value (it may be a password, or a header that
+carries a receiver's token): messages come from the schema's keywords, never from the body.
 
 A valid body (the common case) is accepted by a compiled validator (fastjsonschema, about 15
 times faster); only a body it refuses goes through jsonschema, which decides and names the
@@ -93,6 +94,9 @@ _TEMPLATES = {
     "exclusiveMaximum": "must be less than {}",
     "minItems": "must have at least {} items",
     "maxItems": "must have at most {} items",
+    "minProperties": "must have at least {} entries",
+    "maxProperties": "must have at most {} entries",
+    "multipleOf": "must be a multiple of {}",
     "uniqueItems": "must not repeat an item",
     "format": "must be a valid {}",
     "const": "must be {!r}",
@@ -126,7 +130,8 @@ def _describe(error: ValidationError) -> list[dict[str, str]]:
     elif v in _TEMPLATES:
         message = _TEMPLATES[str(v)].format(expected)
     else:
-        message = "is invalid" if error.schema.get("writeOnly") else error.message
+        # Never jsonschema's own message: it quotes the value (a password, a header's token).
+        message = f"is invalid ({v})"
     return [{"field": here or "(body)", "message": message}]
 
 

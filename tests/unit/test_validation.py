@@ -84,3 +84,24 @@ def test_validation_leaves_the_body_as_it_was() -> None:
     body = {"name": "Hall"}
     validate(location.input_schema, body)
     assert body == {"name": "Hall"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "body"),
+    [
+        ({"type": "object", "maxProperties": 1}, {"a": "s3cret-1", "b": "s3cret-2"}),
+        ({"type": "object", "minProperties": 3}, {"a": "s3cret-1"}),
+        ({"type": "object", "properties": {"n": {"multipleOf": 7}}}, {"n": 123456}),
+        ({"type": "object", "properties": {"p": {"not": {"type": "string"}}}}, {"p": "s3cret"}),
+        ({"type": "object", "properties": {"p": {"oneOf": [{"minLength": 99}]}}}, {"p": "s3cret"}),
+        ({"type": "object", "propertyNames": {"maxLength": 2}}, {"s3cret-name": 1}),
+        ({"type": "object", "dependentRequired": {"a": ["b"]}}, {"a": "s3cret"}),
+    ],
+)
+def test_no_keyword_echoes_the_value(schema: dict[str, object], body: dict[str, object]) -> None:
+    """jsonschema's own messages quote the instance; the problem's must not (a header value
+    is often a receiver's token)."""
+    with pytest.raises(ValidationFailed) as caught:
+        validate(schema, body)
+    shown = str(caught.value.errors) + caught.value.detail
+    assert "s3cret" not in shown and "123456" not in shown, shown
