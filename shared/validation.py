@@ -11,7 +11,9 @@ checked by jsonschema alone."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import fastjsonschema
@@ -157,3 +159,36 @@ def validate(schema: dict[str, Any], body: Any) -> None:
                 errors.append(item)
     if errors:
         raise ValidationFailed(errors)
+
+
+# -- values read from text: queries, cursors, and body fields beyond what a schema says ---------
+
+BIGINT = (-(2**63), 2**63 - 1)  # PostgreSQL's bigint; what a number in a jsonb document is compared as
+INTEGER = (-(2**31), 2**31 - 1)  # PostgreSQL's integer column
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,25}")  # ASCII digits only: no `1_000`, no other scripts
+TIME_MESSAGE = "must be an RFC 3339 time with an offset, in years 1 to 9999 once in UTC"
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An RFC 3339 time with its offset (`Z` or `+02:00`) whose UTC value falls in years 1 to
+    9999 (what Python's datetime holds: `0001-01-01T00:00:00+14:00` parses, yet converting it
+    to UTC overflows, in the code and in asyncpg alike); None otherwise."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            return None
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return moment
+
+
+def parse_integer(raw: str, bounds: tuple[int, int] = BIGINT) -> int | None:
+    """A whole number in ASCII digits within `bounds` (PostgreSQL's bigint by default: orjson
+    and asyncpg refuse what lies beyond with an exception, not an answer); None otherwise."""
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if bounds[0] <= value <= bounds[1] else None
