@@ -77,14 +77,18 @@ schemathesis.openapi.format("date-time", _TIME | st.sampled_from(EDGE_TIMES))
 
 @schemathesis.hook
 def flatmap_query(ctx: Any, query: dict[str, Any] | None) -> st.SearchStrategy[Any]:
-    """Each query value as drawn, or an edge value (a cursor's own for `cursor`)."""
+    """Each query value as drawn, or an edge value (a cursor's own for `cursor`); or one of
+    the parameters alone with an edge value, since a query stops at its first bad parameter
+    and a drawn one is seldom all good."""
     if not query:
         return st.just(query)
     edges = {
         name: st.sampled_from(EDGE_CURSORS if name == "cursor" else (*EDGE_INTEGERS, *EDGE_TIMES))
         for name in query
     }
-    return st.fixed_dictionaries({name: st.just(value) | edges[name] for name, value in query.items()})
+    mixed = st.fixed_dictionaries({name: st.just(value) | edges[name] for name, value in query.items()})
+    alone = st.sampled_from(sorted(query)).flatmap(lambda name: edges[name].map(lambda value: {name: value}))
+    return mixed | alone
 
 
 @schemathesis.hook
