@@ -19,6 +19,32 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
+# OSErrors that are about files, not about reaching a server.
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database went away or cannot be reached (a terminated backend, a
+    restart, a failover, a full server), not that the request or the code is wrong: what a
+    request answers 503 for, to be retried. A transaction it interrupted never committed."""
+    if isinstance(
+        exc,
+        (
+            asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError among them
+            asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, shutdown, cancel
+            asyncpg.exceptions.TooManyConnectionsError,
+            # A pooled connection that read the server's FATAL but not yet the end of the stream.
+            asyncpg.exceptions.InternalClientError,
+        ),
+    ):
+        return True
+    if type(exc) is asyncpg.InterfaceError:
+        # "connection is closed", "pool is closing"; not its subclasses (bad data, configuration).
+        return True
+    # Refused, reset, unreachable, timed out (TimeoutError is an OSError).
+    return isinstance(exc, OSError) and not isinstance(exc, _FILE_ERRORS)
+
+
 class Database:
     """A pool with a first-come-first-served gate in front: under load, tasks queue in order
     instead of racing in `pool.acquire()`, which is what makes a bad p99."""

@@ -11,7 +11,9 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from shared.appkeys import READY_CHECKS, SERVICE_NAME, SETTINGS
 from shared.logging import request_id_var
 from shared.problems import Problem, client_went_away
+from shared.validation import parse_integer, parse_time
 
 log = logging.getLogger("herald.http")
 
@@ -226,13 +229,26 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A cursor of `[time, id]` (a row's creation time at full precision, then its id)."""
+    values = decode_cursor(cursor)
+    moment = parse_time(values[0]) if values else None
+    try:
+        if moment is None or len(values) != 2:
+            raise ValueError
+        return moment, uuid.UUID(str(values[1]))
+    except ValueError:
+        raise Problem(400, "cursor is not one this API made") from None
+
+
 def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+    value = parse_integer(raw, (1, maximum))
+    if value is None:
         raise Problem(400, f"limit must be a whole number from 1 to {maximum}")
-    return int(raw)
+    return value
 
 
 def next_link(request: web.Request, cursor: str) -> str:

@@ -12,12 +12,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from shared.db import database_unavailable
 from shared.logging import request_id_var
 
 log = logging.getLogger("herald.errors")
 
 PROBLEM_TYPE_BASE = "https://herald.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+DATABASE_RETRY_AFTER = "2"  # seconds: a pool replaces a lost connection at once; a restart takes a few
 
 
 class Problem(Exception):
@@ -113,5 +115,16 @@ def problem_answer(request: web.Request, exc: Exception) -> web.Response:
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         detail = _HTTP_DETAILS.get(exc.status) or exc.text or exc.reason
         return problem_response(Problem(exc.status, detail, headers=headers))
+    if database_unavailable(exc):
+        log.warning(
+            "database unavailable on %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc
+        )
+        return problem_response(
+            Problem(
+                503,
+                "the database connection was lost or could not be made; try again shortly",
+                headers={"Retry-After": DATABASE_RETRY_AFTER},
+            )
+        )
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(Problem(500, "an unexpected error occurred; it has been logged"))

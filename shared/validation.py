@@ -1,5 +1,6 @@
 """Request bodies checked against JSON Schema (2020-12, the dialect of OpenAPI 3.1), with
-errors that name each field and never echo the value (it may be a password).
+errors that name each field and never echo the value (it may be a password, or a header that
+carries a receiver's token): messages come from the schema's keywords, never from the body.
 
 A valid body (the common case) is accepted by a compiled validator (fastjsonschema, about 15
 times faster); only a body it refuses goes through jsonschema, which decides and names the
@@ -10,7 +11,9 @@ checked by jsonschema alone."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import fastjsonschema
@@ -93,6 +96,9 @@ _TEMPLATES = {
     "exclusiveMaximum": "must be less than {}",
     "minItems": "must have at least {} items",
     "maxItems": "must have at most {} items",
+    "minProperties": "must have at least {} entries",
+    "maxProperties": "must have at most {} entries",
+    "multipleOf": "must be a multiple of {}",
     "uniqueItems": "must not repeat an item",
     "format": "must be a valid {}",
     "const": "must be {!r}",
@@ -126,7 +132,8 @@ def _describe(error: ValidationError) -> list[dict[str, str]]:
     elif v in _TEMPLATES:
         message = _TEMPLATES[str(v)].format(expected)
     else:
-        message = "is invalid" if error.schema.get("writeOnly") else error.message
+        # Never jsonschema's own message: it quotes the value (a password, a header's token).
+        message = f"is invalid ({v})"
     return [{"field": here or "(body)", "message": message}]
 
 
@@ -152,3 +159,36 @@ def validate(schema: dict[str, Any], body: Any) -> None:
                 errors.append(item)
     if errors:
         raise ValidationFailed(errors)
+
+
+# -- values read from text: queries, cursors, and body fields beyond what a schema says ---------
+
+BIGINT = (-(2**63), 2**63 - 1)  # PostgreSQL's bigint; what a number in a jsonb document is compared as
+INTEGER = (-(2**31), 2**31 - 1)  # PostgreSQL's integer column
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,25}")  # ASCII digits only: no `1_000`, no other scripts
+TIME_MESSAGE = "must be an RFC 3339 time with an offset, in years 1 to 9999 once in UTC"
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An RFC 3339 time with its offset (`Z` or `+02:00`) whose UTC value falls in years 1 to
+    9999 (what Python's datetime holds: `0001-01-01T00:00:00+14:00` parses, yet converting it
+    to UTC overflows, in the code and in asyncpg alike); None otherwise."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            return None
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return moment
+
+
+def parse_integer(raw: str, bounds: tuple[int, int] = BIGINT) -> int | None:
+    """A whole number in ASCII digits within `bounds` (PostgreSQL's bigint by default: orjson
+    and asyncpg refuse what lies beyond with an exception, not an answer); None otherwise."""
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if bounds[0] <= value <= bounds[1] else None

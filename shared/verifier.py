@@ -93,6 +93,24 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """Claims exactly as auth issues them, or the token is refused: `cv` a non-negative int
+    (not a bool, which Python counts as an int: `true` would pass as 1), `sub` a non-empty
+    string, `roles` a list of strings, `email` a string."""
+    cv, sub = claims["cv"], claims["sub"]
+    roles, email = claims.get("roles", []), claims.get("email", "")
+    if (
+        type(cv) is not int
+        or not 0 <= cv < DELETED.cv
+        or not isinstance(sub, str)
+        or not sub
+        or not isinstance(email, str)
+        or not isinstance(roles, list)
+        or not all(isinstance(role, str) for role in roles)
+    ):
+        raise InvalidToken("the token's claims are malformed")
+
+
 def http_fetchers(
     session: aiohttp.ClientSession, auth_url: str, internal_token: str
 ) -> tuple[JwksFetcher, CvFetcher]:
@@ -184,8 +202,13 @@ class TokenVerifier:
             # A token newer than what we know: its event is late. Ask auth, do not guess.
             current = await self._credentials(principal.user_id, at_least=principal.cv)
             if principal.cv > current.cv:
-                # Auth could not be asked: neither accept the token nor call it revoked.
-                raise VerifierUnavailable("the token's credential version cannot be confirmed now")
+                entry = self._cv.get(principal.user_id)
+                if entry is not None and entry.stale:
+                    # Auth could not be asked: neither accept the token nor call it revoked.
+                    raise VerifierUnavailable("the token's credential version cannot be confirmed now")
+                # Auth answered with an older version: auth never issued this token.
+                self._tokens.pop(token, None)
+                raise InvalidToken("the token's credential version is not the user's")
         if not current.active:
             self._tokens.pop(token, None)
             raise InvalidToken("the token's user no longer exists or is disabled")
@@ -224,13 +247,11 @@ class TokenVerifier:
             raise InvalidToken("the token's signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is invalid: {exc}") from None
-        roles = claims.get("roles", [])
-        if not isinstance(claims["cv"], int) or not isinstance(roles, list):
-            raise InvalidToken("the token's claims are malformed")
+        _check_claim_types(claims)
         principal = Principal(
-            user_id=str(claims["sub"]),
-            email=str(claims.get("email", "")),
-            roles=tuple(str(r) for r in roles),
+            user_id=claims["sub"],
+            email=claims.get("email", ""),
+            roles=tuple(claims.get("roles", ())),
             cv=claims["cv"],
             exp=int(claims["exp"]),
             jti=str(claims["jti"]),

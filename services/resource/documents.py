@@ -10,16 +10,7 @@ from typing import Any
 from services.resource.types import COLUMNS, ResourceType
 from shared.events import format_time
 from shared.problems import Problem, ValidationFailed
-from shared.validation import validate
-
-
-def parse_time(raw: str) -> datetime | None:
-    """An RFC 3339 time with its offset (`Z` or `+02:00`); None when it is not one."""
-    try:
-        moment = datetime.fromisoformat(raw)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo is not None else None
+from shared.validation import BIGINT, TIME_MESSAGE, parse_time, validate
 
 
 def parse_uuid(raw: Any) -> str | None:
@@ -51,12 +42,14 @@ def writable_doc(rtype: ResourceType, body: Any) -> dict[str, Any]:
     kinds = rtype.kinds
     for name, value in doc.items():
         kind = kinds[name]
-        if kind == "integer" and isinstance(value, float):
-            doc[name] = int(value)  # 12.0 is an integer to JSON Schema; show it as 12
+        if kind == "integer":
+            value = doc[name] = int(value)  # 12.0 is an integer to JSON Schema; show it as 12
+            if not BIGINT[0] <= value <= BIGINT[1]:  # what a filter compares it with
+                errors.append({"field": name, "message": f"must be from {BIGINT[0]} to {BIGINT[1]}"})
         elif kind == "time":
             moment = parse_time(value)
             if moment is None:
-                errors.append({"field": name, "message": "must be an RFC 3339 time with an offset"})
+                errors.append({"field": name, "message": TIME_MESSAGE})
             else:
                 doc[name] = format_time(moment)
         elif kind == "uuid":

@@ -249,7 +249,10 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
             "parameters": [_id_param(rtype)],
             "get": {
                 "operationId": f"history_{rtype.name}",
-                "summary": f"The workflow transitions of a {rtype.name}",
+                "summary": f"The workflow transitions and edits of a {rtype.name}",
+                "description": "Oldest first. An edit is an entry with the comment `edited`, from "
+                "the state it was made in to the state it left (the four-eyes rule reads them: "
+                "nobody approves or rejects content they edited since it was last approved).",
                 "tags": [tag],
                 "responses": {
                     "200": {

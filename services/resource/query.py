@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 from multidict import MultiMapping
 
-from services.resource.documents import parse_time, parse_uuid
+from services.resource.documents import parse_uuid
 from services.resource.types import COLUMNS, REVIEWER_ROLES, ResourceType
 from shared.events import format_time
 from shared.http import decode_cursor, encode_cursor
 from shared.problems import Problem
+from shared.validation import BIGINT, INTEGER, TIME_MESSAGE, parse_integer, parse_time
 from shared.verifier import Principal
 
 RESERVED = ("q", "sort", "fields", "limit", "cursor", "count")
@@ -60,7 +61,7 @@ def _value(rtype: ResourceType, name: str, raw: str) -> Any:
     if kind == "time":
         moment = parse_time(raw)
         if moment is None:
-            raise Problem(400, f"{name}: {raw!r} is not an RFC 3339 time with an offset")
+            raise Problem(400, f"{name}: {raw!r} is not valid: it {TIME_MESSAGE}")
         value = moment if column else format_time(moment)
     elif kind == "uuid":
         normalized = parse_uuid(raw)
@@ -68,10 +69,12 @@ def _value(rtype: ResourceType, name: str, raw: str) -> Any:
             raise Problem(400, f"{name}: {raw!r} is not a UUID")
         value = uuid.UUID(normalized) if column else normalized
     elif kind == "integer":
-        try:
-            value = int(raw)
-        except ValueError:
-            raise Problem(400, f"{name}: {raw!r} is not an integer") from None
+        # The column's range, or bigint's for a number in the document (orjson writes no more).
+        bounds = INTEGER if _COLUMN_CASTS.get(column or "") == "int" else BIGINT
+        parsed = parse_integer(raw, bounds)
+        if parsed is None:
+            raise Problem(400, f"{name}: {raw[:40]!r} is not a whole number from {bounds[0]} to {bounds[1]}")
+        value = parsed
     elif kind == "enum":
         allowed = rtype.properties[name]["enum"]
         if raw not in allowed:
@@ -277,9 +280,9 @@ def _cursor_value(rtype: ResourceType, name: str, raw: Any) -> Any:
     if name == "id" or column in ("id", "owner_id"):
         return uuid.UUID(raw) if isinstance(raw, str) and parse_uuid(raw) is not None else None
     if column in _TIME_COLUMNS:
-        return _iso_time(raw)
+        return parse_time(raw)  # its UTC value in years 1..9999, or asyncpg overflows
     if column == "version":
-        return raw if type(raw) is int else None
+        return raw if type(raw) is int and INTEGER[0] <= raw <= INTEGER[1] else None
     if column == "status":
         return raw if isinstance(raw, str) else None
     spec = rtype.properties[name]
@@ -293,16 +296,6 @@ def _cursor_value(rtype: ResourceType, name: str, raw: Any) -> Any:
     if not (numeric or ("string" in types and isinstance(raw, str))):
         return None
     return orjson.dumps(raw).decode()
-
-
-def _iso_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _keyset(listing: ListQuery, values: list[Any]) -> str:

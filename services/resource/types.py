@@ -47,6 +47,28 @@ class Workflow:
     def transition(self, name: str) -> Transition | None:
         return next((t for t in self.transitions if t.name == name), None)
 
+    @cached_property
+    def _steps(self) -> frozenset[tuple[str, str]]:
+        return frozenset((source, t.target) for t in self.transitions for source in t.sources)
+
+    def is_edit(self, source: str | None, target: str) -> bool:
+        """Whether a history row (from `source` to `target`) records an edit of the content
+        rather than a transition: no transition goes from one to the other (checked below)."""
+        return (source or "", target) not in self._steps
+
+    @cached_property
+    def accepted_states(self) -> frozenset[str]:
+        """Where a reviewer's transition makes the content public: it was reviewed then."""
+        return frozenset(
+            t.target for t in self.transitions if t.who == "reviewer" and t.target in self.public_states
+        )
+
+    def __post_init__(self) -> None:
+        states = {self.initial} | {s for t in self.transitions for s in (*t.sources, t.target)}
+        for state in states - set(self.frozen_states):
+            if not self.is_edit(state, self.edit_moves.get(state, state)):
+                raise ValueError(f"an edit in {state} would read as a transition in the history")
+
 
 @dataclass(frozen=True, eq=False)
 class ResourceType:

@@ -1,10 +1,16 @@
-"""Who may read a resource, who may move it through its workflow, and where edits take it."""
+"""Who may read a resource, who may move it through its workflow, and where edits take it.
+
+The four-eyes rule: nobody approves or rejects content they wrote. The content under review is
+what was written since the resource was last approved (since its creation when never): its
+owner never reviews it, nor does anyone who edited it in that time (every edit, in any state,
+writes a history row that names its author)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.resource.types import REVIEWER_ROLES, ResourceType, Transition
+from services.resource.types import REVIEWER_ROLES, ResourceType, Transition, Workflow
 from shared.problems import Conflict, Forbidden, NotFound
 from shared.verifier import Principal
 
@@ -20,11 +26,37 @@ def may_read(rtype: ResourceType, caller: Principal, row: dict[str, Any]) -> boo
     return _is_owner(caller, row) or bool(REVIEWER_ROLES.intersection(caller.roles))
 
 
-def check_transition(rtype: ResourceType, name: str, caller: Principal, row: dict[str, Any]) -> Transition:
-    """The transition, if this caller may make it on this resource (403 otherwise)."""
+def find_transition(rtype: ResourceType, name: str) -> Transition:
     step = rtype.workflow.transition(name) if rtype.workflow else None
     if step is None:
         raise NotFound(f"{rtype.name} has no transition {name}")
+    return step
+
+
+def authors_under_review(flow: Workflow, history: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Who wrote the content now under review, besides its owner: everyone who edited it since
+    a reviewer last accepted it (approved it), or since its creation when none has yet. Edits
+    before that were reviewed by someone else; edits since were not, whatever came after them
+    (another edit may keep them, a rejection and a resubmission do not undo them). An edit is
+    recorded in every state, drafts included, so an edit before submission counts too."""
+    authors: set[str] = set()
+    for entry in history:  # oldest first
+        source, target = entry["from_status"], entry["to_status"]
+        if flow.is_edit(source, target):
+            if entry["actor_id"] is not None:
+                authors.add(str(entry["actor_id"]))
+        elif target in flow.accepted_states:
+            authors.clear()
+    return authors
+
+
+def check_transition(
+    rtype: ResourceType, step: Transition, caller: Principal, row: dict[str, Any], authors: set[str]
+) -> None:
+    """403 unless this caller may make this step on this resource. `authors`: who wrote the
+    content under review besides the owner (`authors_under_review`; needed for reviewer
+    steps only): the four-eyes rule keeps the owner and them from approving or rejecting it."""
+    name = step.name
     owner = _is_owner(caller, row)
     if step.who == "owner" and not (owner or caller.is_admin):
         raise Forbidden(f"only the owner (or an admin) may {name} this {rtype.name}")
@@ -35,7 +67,11 @@ def check_transition(rtype: ResourceType, name: str, caller: Principal, row: dic
             raise Forbidden(f"only an approver or an admin may {name} {rtype.name}s")
         if owner:
             raise Forbidden(f"nobody may {name} their own {rtype.name} (four-eyes rule)")
-    return step
+        if caller.user_id in authors:
+            raise Forbidden(
+                f"nobody may {name} content they wrote (four-eyes rule): you edited this "
+                f"{rtype.name} since it was last approved; another approver or admin must review it"
+            )
 
 
 def check_source(rtype: ResourceType, step: Transition, row: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event
 from shared.http import (
-    decode_cursor,
+    decode_time_cursor,
     encode_cursor,
     json_response,
     next_link,
@@ -36,7 +36,7 @@ from shared.http import (
     reject_unknown_params,
 )
 from shared.problems import Conflict, NotFound, Problem, ValidationFailed
-from shared.validation import validate
+from shared.validation import TIME_MESSAGE, parse_time, validate
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}
@@ -75,24 +75,13 @@ def _require_active(active: bool) -> None:
         raise Conflict("the subscription is disabled; enable it (PATCH active: true) first")
 
 
-def _parse_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
-    values = decode_cursor(raw)
-    try:
-        return datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1]))
-    except (ValueError, IndexError):
-        raise Problem(400, "cursor is not one this API made") from None
-
-
 def _time(body: dict[str, Any], name: str) -> datetime | None:
     raw = body.get(name)
     if raw is None:
         return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValidationFailed([{"field": name, "message": "must be an RFC 3339 time with a time zone"}])
+    moment = parse_time(raw)
+    if moment is None:
+        raise ValidationFailed([{"field": name, "message": TIME_MESSAGE}])
     return moment
 
 
@@ -103,7 +92,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         raise Problem(400, f"status must be one of {', '.join(STATUSES)}")
     limit = parse_limit(request)
-    after = _parse_cursor(request.query["cursor"]) if "cursor" in request.query else None
+    after = decode_time_cursor(request.query["cursor"]) if "cursor" in request.query else None
     async with request.app[DATABASE].connection() as conn:
         rows = await DeliveryRepo(conn).page(sub_id, status, after, limit + 1)
     headers = {}

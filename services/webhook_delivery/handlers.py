@@ -23,7 +23,7 @@ from shared.catalog import TOPICS, envelope_schema
 from shared.events import utc_now
 from shared.http import (
     JSON_CONTENT_TYPE,
-    decode_cursor,
+    decode_time_cursor,
     encode_cursor,
     etag,
     etag_matches,
@@ -94,11 +94,7 @@ def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> No
 def _parse_cursor(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
     if "cursor" not in request.query:
         return None
-    values = decode_cursor(request.query["cursor"])
-    try:
-        return datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1]))
-    except (ValueError, IndexError):
-        raise Problem(400, "cursor is not one this API made") from None
+    return decode_time_cursor(request.query["cursor"])
 
 
 # -- subscriptions ---------------------------------------------------------------------------

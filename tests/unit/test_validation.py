@@ -4,7 +4,7 @@ import pytest
 
 from services.auth import schemas
 from shared.problems import Problem, ValidationFailed
-from shared.validation import validate
+from shared.validation import INTEGER, parse_integer, parse_time, validate
 
 
 def test_each_bad_field_is_named_once_and_values_are_not_echoed() -> None:
@@ -84,3 +84,66 @@ def test_validation_leaves_the_body_as_it_was() -> None:
     body = {"name": "Hall"}
     validate(location.input_schema, body)
     assert body == {"name": "Hall"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "body"),
+    [
+        ({"type": "object", "maxProperties": 1}, {"a": "s3cret-1", "b": "s3cret-2"}),
+        ({"type": "object", "minProperties": 3}, {"a": "s3cret-1"}),
+        ({"type": "object", "properties": {"n": {"multipleOf": 7}}}, {"n": 123456}),
+        ({"type": "object", "properties": {"p": {"not": {"type": "string"}}}}, {"p": "s3cret"}),
+        ({"type": "object", "properties": {"p": {"oneOf": [{"minLength": 99}]}}}, {"p": "s3cret"}),
+        ({"type": "object", "propertyNames": {"maxLength": 2}}, {"s3cret-name": 1}),
+        ({"type": "object", "dependentRequired": {"a": ["b"]}}, {"a": "s3cret"}),
+    ],
+)
+def test_no_keyword_echoes_the_value(schema: dict[str, object], body: dict[str, object]) -> None:
+    """jsonschema's own messages quote the instance; the problem's must not (a header value
+    is often a receiver's token)."""
+    with pytest.raises(ValidationFailed) as caught:
+        validate(schema, body)
+    shown = str(caught.value.errors) + caught.value.detail
+    assert "s3cret" not in shown and "123456" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("raw", "valid"),
+    [
+        ("2027-03-01T18:00:00+01:00", True),
+        ("0001-01-01T00:00:00Z", True),
+        ("0001-01-01T00:00:00-12:00", True),  # 12:00 UTC on the first day
+        ("9999-12-31T23:59:59.999999Z", True),
+        ("0001-01-01T00:00:00+14:00", False),  # the year 0 once in UTC
+        ("9999-12-31T23:00:00-12:00", False),  # the year 10000 once in UTC
+        ("0000-01-01T00:00:00Z", False),
+        ("2027-03-01T18:00:00", False),  # no offset
+        (12, False),
+    ],
+)
+def test_times_are_valid_only_within_years_1_to_9999_in_utc(raw: object, valid: bool) -> None:
+    assert (parse_time(raw) is not None) is valid
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12", 12),
+        ("-5", -5),
+        (str(2**63 - 1), 2**63 - 1),
+        (str(-(2**63)), -(2**63)),
+        (str(2**63), None),
+        (str(-(2**63) - 1), None),
+        ("9" * 5000, None),
+        ("1_000", None),
+        ("\u0661\u0662", None),  # digits of another script: int() reads them
+        (" 12", None),
+        ("", None),
+    ],
+)
+def test_integers_are_ascii_digits_within_bigint(raw: str, expected: int | None) -> None:
+    assert parse_integer(raw) == expected
+
+
+def test_an_integer_column_has_a_narrower_range() -> None:
+    assert parse_integer(str(2**31), INTEGER) is None and parse_integer(str(2**31 - 1), INTEGER) == 2**31 - 1
