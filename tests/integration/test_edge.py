@@ -166,6 +166,22 @@ async def test_unknown_paths_and_metrics_are_problem_404s(echoes: Any) -> None:
         assert set(problem) == PROBLEM_KEYS and problem["instance"] == "nf-1"
 
 
+async def test_a_request_line_or_headers_too_long_get_problems(echoes: Any) -> None:
+    """Past nginx's 16 KiB buffers: the request line (no URI left, so no named location: it was
+    nginx's HTML 500) and the headers get problem+json with a request id (a made-up one when
+    nginx stopped before the caller's headers)."""
+    edge, session = await echoes()
+    headers = {"X-Request-ID": "long-1"}
+    resp, problem = await _get(session, edge.url + "/v2/event/list?q=" + "a" * 20_000, headers=headers)
+    assert resp.status == 414 and resp.content_type == "application/problem+json"
+    assert problem["status"] == 414 and problem["instance"] == resp.headers["X-Request-ID"]
+    resp, problem = await _get(
+        session, edge.url + "/v2/event/list", headers={**headers, "X-Big": "a" * 20_000}
+    )
+    assert resp.status == 431 and resp.content_type == "application/problem+json"
+    assert problem["status"] == 431 and problem["instance"] == "long-1"
+
+
 async def test_no_version_banner(echoes: Any) -> None:
     edge, session = await echoes()
     for path in ("/v2/event/list", "/nowhere", "/healthz"):
