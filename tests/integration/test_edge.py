@@ -182,6 +182,20 @@ async def test_a_request_line_or_headers_too_long_get_problems(echoes: Any) -> N
     assert problem["status"] == 431 and problem["instance"] == "long-1"
 
 
+async def test_another_http_version_gets_a_problem(echoes: Any) -> None:
+    """A request line nginx refuses for its version has no URI either (it was nginx's HTML 505)."""
+    edge, _ = await echoes()
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.settings.edge_port)
+    writer.write(b"GET /v2/event/list HTTP/2.0\r\nHost: herald\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 505 ") and b"Content-Type: application/problem+json" in head, head
+    assert orjson.loads(body)["status"] == 505
+
+
 async def test_no_version_banner(echoes: Any) -> None:
     edge, session = await echoes()
     for path in ("/v2/event/list", "/nowhere", "/healthz"):
