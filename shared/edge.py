@@ -47,6 +47,7 @@ PROBLEMS = {
     "headers_too_large": (431, "Request Header Fields Too Large", "the request headers are too large"),
     "internal": (500, "Internal Server Error", "the edge failed to handle the request"),
     "upstream_timeout": (504, "Gateway Timeout", "the $herald_service service did not answer in time"),
+    "version_not_supported": (505, "HTTP Version Not Supported", "send HTTP/1.0 or HTTP/1.1"),
 }
 # nginx's own status -> the location answering it (494: nginx's name for 431).
 ERROR_PAGES = {
@@ -62,6 +63,7 @@ ERROR_PAGES = {
     502: "upstream_failed",
     503: "upstream_failed",
     504: "upstream_timeout",
+    505: "version_not_supported",
 }
 
 
@@ -129,6 +131,14 @@ def problem_json(status: int, title: str, detail: str) -> str:
     return "'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# A request line nginx refused while reading it (malformed: 400; too long: 414; another HTTP
+# version: 505) leaves no URI,
+# and nginx cannot go to a named location without one ("empty URI in redirect to named
+# location": a 500 of its own): those go to an internal page by URI. The others go to named
+# locations, which keep the URI ($herald_service).
+_BY_URI = {"bad_request": "/.edge/400", "uri_too_long": "/.edge/414", "version_not_supported": "/.edge/505"}
+
+
 def _problem_locations(settings: Settings) -> str:
     problems = dict(PROBLEMS)
     problems["too_large"] = (
@@ -138,10 +148,10 @@ def _problem_locations(settings: Settings) -> str:
     )
     lines = []
     for name, (status, title, detail) in problems.items():
-        where = "= /.edge/400" if name == "bad_request" else f"@{name}"
+        where = f"= {_BY_URI[name]}" if name in _BY_URI else f"@{name}"
         lines += [
             f"        location {where} {{",
-            *(["            internal;"] if name == "bad_request" else []),
+            *(["            internal;"] if name in _BY_URI else []),
             f"            return {status} {problem_json(status, title, detail)};",
             "        }",
         ]
@@ -167,10 +177,8 @@ def _problem_locations(settings: Settings) -> str:
     pages: dict[str, list[str]] = {}
     for status, name in ERROR_PAGES.items():
         pages.setdefault(name, []).append(str(status))
-    # A URI nginx refused while reading it (above the root) has no URI to keep: its 400 goes to
-    # a page by URI, the others to named locations, which keep the URI ($herald_service).
     error_pages = [
-        f"        error_page {' '.join(codes)} = " + ("/.edge/400;" if name == "bad_request" else f"@{name};")
+        f"        error_page {' '.join(codes)} = {_BY_URI.get(name, '@' + name)};"
         for name, codes in pages.items()
     ]
     return "\n".join([*error_pages, "", *lines])

@@ -148,11 +148,6 @@ class Suite:
     auth_server: Any = None
     edge: Edge | None = None
 
-    @property
-    def gateway_url(self) -> str:
-        """The public door's URL by its older name."""
-        return self.edge_url
-
     async def close(self) -> None:
         await self.session.close()
         if self.edge is not None:
@@ -252,12 +247,6 @@ async def edge_with_auth(aiohttp_server: Any, settings: Settings) -> AsyncIterat
     yield start
     for started in suites:
         await started.close()
-
-
-@pytest.fixture
-def gateway_with_auth(edge_with_auth: Any) -> Any:
-    """edge_with_auth by its older name."""
-    return edge_with_auth
 
 
 @pytest.fixture

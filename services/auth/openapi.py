@@ -26,7 +26,7 @@ from shared.openapi import (
 TOKENS, USERS = "tokens", "users"
 MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)
 USER_ID = path_param("id", "The user's id.")
-# Every call with a token may meet these: no/bad/revoked token, the gateway's rate limit.
+# Every call with a token may meet these: no/bad/revoked token, the edge's rate limit.
 AUTHENTICATED = (401, 429)
 ADMIN = (*AUTHENTICATED, 403)
 WITH_BODY = (400, 413, 415, 422)

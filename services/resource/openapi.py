@@ -1,6 +1,6 @@
 """The OpenAPI fragment of the resource routes, made from the type declarations (so a new type
-is documented as soon as it is declared). The gateway merges it into /v2/openapi.json; it
-defines the `Problem` response and the bearer scheme this refers to."""
+is documented as soon as it is declared). The docs service merges it into /v2/openapi.json;
+its own fragment defines the `Problem` response and the bearer scheme this refers to."""
 
 from __future__ import annotations
 

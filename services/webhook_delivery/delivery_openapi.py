@@ -178,7 +178,7 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             )
         },
     }
-    # Prefixed like the subscription routes' models (the gateway merges every service's).
+    # Prefixed like the subscription routes' models (the docs service merges every service's).
     schemas = {
         "SubscriptionDelivery": DELIVERY,
         "SubscriptionDeliveryAttempt": ATTEMPT,

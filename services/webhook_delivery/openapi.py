@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 fragment of the webhook delivery service, built from the same schemas that
-validate requests (`schemas.py`), served at `GET /openapi.json` for the gateway to merge. Error
-responses point at `#/components/responses/Problem`, which the gateway's fragment defines."""
+validate requests (`schemas.py`), served at `GET /openapi.json` for the docs service to merge.
+Error responses point at `#/components/responses/Problem`, which the docs service's fragment
+defines."""
 
 from __future__ import annotations
 

@@ -127,19 +127,19 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(
         proc = subprocess.Popen(
             [sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr
         )
-    gateway = f"http://127.0.0.1:{suite_env['HERALD_EDGE_PORT']}"
+    edge = f"http://127.0.0.1:{suite_env['HERALD_EDGE_PORT']}"
     try:
-        await _wait_ready(gateway + "/readyz")
+        await _wait_ready(edge + "/readyz")
         printed = re.findall(r"first admin root@e2e\.local created; password: (\S+)", stderr_path.read_text())
         assert len(printed) == 1, "the generated admin password is printed exactly once"
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                gateway + "/v2/requesttoken", json={"email": "root@e2e.local", "password": printed[0]}
+                edge + "/v2/requesttoken", json={"email": "root@e2e.local", "password": printed[0]}
             ) as resp:
                 assert resp.status == 200
                 token = await resp.json()
             async with session.get(
-                gateway + "/v2/user/me",
+                edge + "/v2/user/me",
                 headers={"Authorization": f"Bearer {token}", "X-Request-ID": "e2e-req-1"},
             ) as resp:
                 assert resp.status == 200
@@ -149,7 +149,7 @@ async def test_the_suite_starts_serves_and_stops_on_sigterm(
             for port in ports:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
                     assert resp.status == 200
-            async with session.get(gateway + "/v2/openapi.json") as resp:
+            async with session.get(edge + "/v2/openapi.json") as resp:
                 assert resp.status == 200 and "/v2/user/me" in (await resp.json())["paths"]
     finally:
         code = _stop(proc)

@@ -1,5 +1,5 @@
 """SIGTERM under load loses nothing: the suite runs as real processes (`python -m services`), a
-bounded load of writes goes through the gateway (users at auth and, where the resource service
+bounded load of writes goes through the edge (users at auth and, where the resource service
 has them, locations), and the launcher gets SIGTERM while requests are in flight. Then:
 
 - every request either got a complete HTTP answer, or was refused before any server saw it
@@ -102,10 +102,10 @@ class Load:
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # SIGTERM was sent
 
 
-async def _write(session: aiohttp.ClientSession, gateway: str, token: str, outcome: Outcome) -> None:
+async def _write(session: aiohttp.ClientSession, edge: str, token: str, outcome: Outcome) -> None:
     try:
         async with session.post(
-            gateway + outcome.write.path,
+            edge + outcome.write.path,
             json=outcome.write.body(outcome.tag),
             headers={"Authorization": f"Bearer {token}", "X-Request-ID": outcome.tag},
             timeout=aiohttp.ClientTimeout(total=SHUTDOWN_TIMEOUT * 2),
@@ -121,15 +121,15 @@ async def _write(session: aiohttp.ClientSession, gateway: str, token: str, outco
     outcome.ended = time.monotonic()
 
 
-async def _writer(gateway: str, token: str, write: Write, load: Load) -> None:
+async def _writer(edge: str, token: str, write: Write, load: Load) -> None:
     """One worker: writes one after the other, each on a new connection (so that a lost answer
-    cannot hide behind a kept-alive connection closing), until the gateway refuses connections
+    cannot hide behind a kept-alive connection closing), until the edge refuses connections
     after `load.stop` is set."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
         while len(load.outcomes) < MAX_REQUESTS:
             outcome = Outcome(write, f"shutdown-{uuid.uuid4().hex}", time.monotonic())
             load.outcomes.append(outcome)
-            await _write(session, gateway, token, outcome)
+            await _write(session, edge, token, outcome)
             if outcome.status == 201:
                 load.created += 1
                 if load.created >= WARM_UP:
@@ -152,12 +152,12 @@ async def _published_ids(queue: aio_pika.abc.AbstractQueue, wanted: set[str]) ->
     return seen
 
 
-async def _writes_the_suite_has(gateway: str, token: str) -> list[Write]:
+async def _writes_the_suite_has(edge: str, token: str) -> list[Write]:
     """Users always; locations once the resource service serves them (a 404 before)."""
     writes = [USERS]
     async with aiohttp.ClientSession() as session:
         probe = Outcome(LOCATIONS, f"shutdown-probe-{uuid.uuid4().hex}", time.monotonic())
-        await _write(session, gateway, token, probe)
+        await _write(session, edge, token, probe)
         if probe.status == 201:
             writes.append(LOCATIONS)
         else:
@@ -174,18 +174,18 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
         "HERALD_USER_RATE": "0",
     }
     log_path = tmp_path / "suite.log"
-    gateway = f"http://127.0.0.1:{env['HERALD_EDGE_PORT']}"
+    edge = f"http://127.0.0.1:{env['HERALD_EDGE_PORT']}"
     proc = await _start_suite(env, log_path)
     children = _children(proc.pid)
     amqp = await aio_pika.connect(AMQP_URL)
     try:
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                gateway + "/v2/requesttoken", json={"email": "root@e2e.local", "password": ADMIN_PASSWORD}
+                edge + "/v2/requesttoken", json={"email": "root@e2e.local", "password": ADMIN_PASSWORD}
             ) as resp:
                 assert resp.status == 200
                 token = await resp.json()
-        writes = await _writes_the_suite_has(gateway, token)
+        writes = await _writes_the_suite_has(edge, token)
         channel = await amqp.channel()
         event_queues = {}
         for write in writes:
@@ -197,8 +197,7 @@ async def test_sigterm_under_load_loses_nothing(suite_env: dict[str, str], tmp_p
 
         load = Load()
         workers = [
-            asyncio.create_task(_writer(gateway, token, writes[i % len(writes)], load))
-            for i in range(WORKERS)
+            asyncio.create_task(_writer(edge, token, writes[i % len(writes)], load)) for i in range(WORKERS)
         ]
         # Let the load settle in, then SIGTERM with requests in flight.
         await asyncio.wait_for(load.warmed_up.wait(), 30)
@@ -285,9 +284,9 @@ def _connection_kinds() -> aiohttp.TraceConfig:
 async def test_a_service_stopped_alone_ends_kept_alive_connections_cleanly(
     suite_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """What Kubernetes does to a service's pod while the gateway still holds kept-alive
+    """What Kubernetes does to a service's pod while the edge still holds kept-alive
     connections to it: SIGTERM that process alone. A connection must end after an answer that
-    says `Connection: close`, never under a request the client just sent (which the gateway
+    says `Connection: close`, never under a request the client just sent (which the edge
     could not safely retry: a 502 for a POST). Measured before the fix: every one of the 16
     connections failed that way."""
     port = test_processes._free_ports(1)[0]

@@ -1,4 +1,4 @@
-"""The fault suite: N location creates through the gateway (100 per POST, one `location.created`
+"""The fault suite: N location creates through the edge (100 per POST, one `location.created`
 event each) flow resource outbox -> RabbitMQ -> fan-out -> delivery worker -> a local receiver,
 for 5 subscriptions, while the worker is SIGKILLed three times (and restarted), AMQP
 connections are closed from the broker side (the worker's, the resource service's),

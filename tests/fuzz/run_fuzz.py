@@ -112,7 +112,7 @@ def summary(output: str) -> str:
 
 
 async def whole_document(base: str) -> None:
-    """The gateway merges the services' fragments as they answer: wait until all have."""
+    """The docs service merges the services' fragments as they answer: wait until all have."""
     async with aiohttp.ClientSession() as session:
         for _ in range(120):
             async with session.get(f"{base}/v2/openapi.json") as resp:

@@ -1,4 +1,4 @@
-"""The delivery log and its commands through the gateway: list with attempts, retry, recover,
+"""The delivery log and its commands through the edge: list with attempts, retry, recover,
 ping, and who may use them (the owner or an admin; anyone else gets 404)."""
 
 from __future__ import annotations

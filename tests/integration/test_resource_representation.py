@@ -36,7 +36,7 @@ async def _everywhere(suite: Suite, token: str, answered: dict[str, Any], tag: s
         "GET", f"/v2/event/list?tags={tag}&id={answered['id']}&fields=version,id,tags,updatedAt", token=token
     )
     assert page == [{name: answered[name] for name in ("version", "id", "tags", "updatedAt")}]
-    url = f"{suite.gateway_url}/v2/event/list?id={answered['id']}&fields=title,id,title"
+    url = f"{suite.edge_url}/v2/event/list?id={answered['id']}&fields=title,id,title"
     async with suite.session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
         raw = await resp.text()
     assert orjson.loads(raw) == [{"title": answered["title"], "id": answered["id"]}]

@@ -1,4 +1,4 @@
-"""Resources through the gateway: CRUD, conditional requests, idempotency, bulk creates, and
+"""Resources through the edge: CRUD, conditional requests, idempotency, bulk creates, and
 the errors of each. Real PostgreSQL and RabbitMQ, the four services in-process."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The subscriptions API and the topic catalog, through the gateway, against real PostgreSQL and
+"""The subscriptions API and the topic catalog, through the edge, against real PostgreSQL and
 RabbitMQ. Receiver URLs are public address literals (no DNS, no traffic: saving never calls
 them) unless a test is about private addresses."""
 
@@ -217,7 +217,7 @@ async def test_every_route_needs_a_token(suite: Suite) -> None:
         ("GET", "/v2/topic/list"),
     ]
     for method, path in routes:
-        for base in (None, suite.settings.webhook_url):  # through the gateway and straight to the service
+        for base in (None, suite.settings.webhook_url):  # through the edge and straight to the service
             resp, problem = await suite.request(method, path, json={}, base=base)
             assert resp.status == 401, (method, path, base, problem)
             assert resp.content_type == "application/problem+json"

@@ -1,4 +1,4 @@
-"""Tokens through the gateway: issued, accepted, and every kind of bad token refused."""
+"""Tokens through the edge: issued, accepted, and every kind of bad token refused."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def _assert_refused(suite: Suite, token: str, reason: str) -> None:
     assert body["status"] == 401 and body["instance"] == resp.headers["X-Request-ID"]
 
 
-async def test_token_is_issued_and_accepted_through_the_gateway(suite: Suite) -> None:
+async def test_token_is_issued_and_accepted_through_the_edge(suite: Suite) -> None:
     token = await suite.token(ADMIN_EMAIL, ADMIN_PASSWORD)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256" and header["kid"]
@@ -187,8 +187,8 @@ async def _refused(suite: Suite, token: str, path: str = "/v2/user/me", base: st
 @pytest.mark.parametrize("change", ["password", "email"])
 async def test_old_token_fails_soon_after_a_credential_change(suite: Suite, change: str) -> None:
     user, password, old = await suite.new_user()
-    # Warm every cache on the way: the gateway and auth both know this token now.
-    resp, _ = await suite.request("GET", "/v2/user/me", token=old)
+    # Warm the resource service's verifier: it knows this token's credential version now.
+    resp, _ = await suite.request("GET", "/v2/event/list", token=old)
     assert resp.status == 200
     new_email = f"renamed-{uuid.uuid4().hex[:8]}@test.local"
     patch = {"password": "a-new-password-2"} if change == "password" else {"email": new_email}
@@ -199,8 +199,8 @@ async def test_old_token_fails_soon_after_a_credential_change(suite: Suite, chan
     # At once on auth itself (it reads the credential version from its own table).
     resp, _ = await suite.request("GET", "/v2/user/me", token=old, base=suite.auth_url)
     assert resp.status == 401
-    # Soon through the gateway, which learns it from the event.
-    await _refused(suite, old)
+    # Soon at the resource service, which learns it from the event.
+    await _refused(suite, old, "/v2/event/list")
     await _assert_refused(suite, old, f"before the {change} change")
     email = new_email if change == "email" else user["email"]
     fresh = await suite.token(email, patch.get("password", password))
@@ -243,9 +243,9 @@ async def test_role_change_revokes_old_tokens(suite: Suite) -> None:
     assert resp.status == 403
 
 
-async def test_a_service_reached_without_the_gateway_is_no_weaker(suite: Suite, aiohttp_server: Any) -> None:
+async def test_a_service_reached_without_the_edge_is_no_weaker(suite: Suite, aiohttp_server: Any) -> None:
     """Each service runs the same check: no token, a forged one or a revoked one is refused
-    there too, and the verifier's look-up route at auth is not reachable through the gateway."""
+    there too, and the verifier's look-up route at auth is not reachable through the edge."""
     from services.resource.app import create_app as resource_app
 
     resource = await aiohttp_server(resource_app(suite.settings))
@@ -264,4 +264,4 @@ async def test_a_service_reached_without_the_gateway_is_no_weaker(suite: Suite, 
     await _refused(suite, token, "/v2/event/list", base)
     admin = await suite.admin_token()
     resp, _ = await suite.request("GET", f"/internal/users/{user['id']}/credentials", token=admin)
-    assert resp.status == 404  # the gateway routes /v2/ only
+    assert resp.status == 404  # the edge routes /v2/ only

@@ -1,4 +1,4 @@
-"""The approval workflow of events and who sees what, through the gateway."""
+"""The approval workflow of events and who sees what, through the edge."""
 
 from __future__ import annotations
 
