@@ -54,8 +54,11 @@ class Edge:
         return f"http://{self.settings.edge_status_address}"
 
     def access_log(self) -> list[dict[str, Any]]:
+        """The complete lines so far: nginx writes a request's line once it has finished it,
+        which may be just after the client has read the answer."""
         path = self.run_dir / "access.log"
-        return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+        raw = path.read_bytes() if path.exists() else b""
+        return [orjson.loads(line) for line in raw[: raw.rfind(b"\n") + 1].splitlines()]
 
     def error_log(self) -> str:
         return (self.run_dir / "error.log").read_text(errors="replace")

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from shared.config import Settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_URL, Suite, server_url
+from tests.delivery_support import wait_until
 from tests.edge import Edge, free_port, start_edge
 
 ORIGIN = "https://app.example"
@@ -368,7 +369,12 @@ async def test_one_json_access_log_line_per_request(echoes: Any) -> None:
     edge, session = await echoes()
     await _get(session, edge.url + "/v2/event/list?q=1", headers={"X-Request-ID": "log-1"})
     await _get(session, edge.url + "/nowhere", headers={"X-Request-ID": "log-2"})
-    lines = {line["request_id"]: line for line in edge.access_log()}
+
+    def logged() -> dict[str, Any] | None:
+        lines = {line["request_id"]: line for line in edge.access_log()}
+        return lines if {"log-1", "log-2"} <= lines.keys() else None
+
+    lines = await wait_until(logged, what="both requests' access-log lines")
     proxied, refused = lines["log-1"], lines["log-2"]
     assert proxied["method"] == "GET" and proxied["path"] == "/v2/event/list"
     assert proxied["status"] == 200 and proxied["bytes"] > 0 and proxied["service"] == "edge"
