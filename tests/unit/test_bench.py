@@ -232,6 +232,10 @@ def test_suite_processes_are_named_by_service_and_numbered_when_several() -> Non
         "import subprocess, sys\n"
         f"kids = [subprocess.Popen([sys.executable, '-c', {child!r}, 'services.resource'], stdin=subprocess.PIPE)"
         " for _ in range(2)]\n"
+        # Popen returns once exec has begun: /proc shows the new command line a moment later.
+        "import time\n"
+        "while not all(b'services.resource' in open(f'/proc/{k.pid}/cmdline', 'rb').read() for k in kids):\n"
+        "    time.sleep(0.001)\n"
         "print('started', flush=True)\n"
         "sys.stdin.read()\n"
         "for kid in kids:\n"
