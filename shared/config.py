@@ -65,7 +65,9 @@ class Settings:
         "HERALD_AUTH_PROCESSES", 1, "`python -m services`: auth processes (0: fit the machine)"
     )
     resource_processes: int = _env(
-        "HERALD_RESOURCE_PROCESSES", 0, "`python -m services`: resource processes (0: one per core but one, at least 1, up to 8)"
+        "HERALD_RESOURCE_PROCESSES",
+        0,
+        "`python -m services`: resource processes (0: one per core but one, at least 1, up to 8)",
     )
     webhook_processes: int = _env(
         "HERALD_WEBHOOK_PROCESSES", 1, "`python -m services`: webhook delivery processes (0: fit the machine)"
