@@ -160,8 +160,7 @@ def _bindable(port: int) -> bool:
 
 @asynccontextmanager
 async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
-    """The suite on free ports. The public door's port is given both as HERALD_EDGE_PORT (nginx)
-    and HERALD_GATEWAY_PORT (the Python gateway it replaces): whichever the code reads.
+    """The suite on free ports, the public door (nginx) on HERALD_EDGE_PORT.
     `output`: where the services' logs go (discarded by default)."""
     edge, docs, edge_status = free_ports(3)
     auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
@@ -171,7 +170,6 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
         **os.environ,
         "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
         "HERALD_EDGE_PORT": str(edge),
-        "HERALD_GATEWAY_PORT": str(edge),
         "HERALD_AUTH_PORT": str(auth),
         "HERALD_RESOURCE_PORT": str(res),
         "HERALD_WEBHOOK_PORT": str(wh),

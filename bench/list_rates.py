@@ -75,7 +75,7 @@ async def running() -> AsyncIterator[Services]:
         "HERALD_DATABASE_URL": f"{SERVER}/{db}",
         "HERALD_AUTH_PORT": str(auth_port),
         "HERALD_RESOURCE_PORT": str(resource_port),
-        "HERALD_GATEWAY_PORT": str(spare_a),
+        "HERALD_EDGE_PORT": str(spare_a),
         "HERALD_WEBHOOK_PORT": str(spare_b),
         "HERALD_AUTH_URL": f"http://127.0.0.1:{auth_port}",
         "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",

