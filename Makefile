@@ -81,9 +81,14 @@ test-faults: services-up edge-deps
 run: services-up edge-deps
 	$(PY) -m services
 
+# Style, the import rules between services and shared (pyproject's importlinter contracts), and
+# dead code (vulture, over the product alone and then with the tests; see pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture services shared bench deploy vulture_whitelist.py
+	$(VENV)/bin/vulture
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -55,8 +55,8 @@ async def main(drop_statistics: bool) -> None:
     await ensure_database(dsn)
     await apply_migrations(dsn, SCHEMA, MIGRATIONS)
     conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
-    admin = Principal(str(uuid.uuid4()), "a@example.com", ("admin",), 1, 0, "j")
-    member = Principal(str(uuid.uuid4()), "m@example.com", ("member",), 1, 0, "j")
+    admin = Principal(str(uuid.uuid4()), "a@example.com", ("admin",), 1, 0)
+    member = Principal(str(uuid.uuid4()), "m@example.com", ("member",), 1, 0)
     repo = ResourceRepo(conn, EVENT_TYPE)
 
     async def creates(n: int) -> None:

@@ -40,8 +40,8 @@ MEMBER_OWNER_INDEX = 7  # the member whose view is measured owns events like eve
 
 
 def queries(member: uuid.UUID, cursor_row: dict[str, Any]) -> dict[str, tuple[Principal, dict[str, str]]]:
-    as_member = Principal(str(member), "m@example.com", ("member",), 1, 0, "j")
-    as_approver = Principal(str(uuid.uuid4()), "a@example.com", ("approver",), 1, 0, "j")
+    as_member = Principal(str(member), "m@example.com", ("member",), 1, 0)
+    as_approver = Principal(str(uuid.uuid4()), "a@example.com", ("approver",), 1, 0)
     cursor = encode_cursor([cursor_row["startsAt"], str(cursor_row["id"])])
     return {
         "member: default page (approved or own, by startsAt)": (as_member, {}),

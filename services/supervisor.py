@@ -57,7 +57,6 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
-    stop_signal: int = signal.SIGTERM
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     quick_deaths: int = 0
@@ -133,7 +132,7 @@ def plan(settings: Settings, run_dir: Path) -> tuple[list[Child], Child]:
             )
     children.append(Child("docs", [sys.executable, "-m", "services.docs"], dict(os.environ)))
     conf = write_config(settings, run_dir)
-    edge = Child("edge", nginx_command(conf, run_dir), dict(os.environ), stop_signal=signal.SIGQUIT)
+    edge = Child("edge", nginx_command(conf, run_dir), dict(os.environ))
     return children, edge
 
 

@@ -1,9 +1,9 @@
 """The event catalog: every topic of the domain exchange, what it means, and the JSON Schema of
-its payload. It is part of the event contract (DESIGN §3), so it lives here where producers
-(resource), consumers (webhook delivery) and the API document (docs) all read it.
+its payload. With the envelope of shared/events.py it is the event contract, so it lives here
+where producers (resource), consumers (webhook delivery) and the API document (docs) all read it.
 
-The resource service's type declarations take their representation schemas from here
-(`REPRESENTATIONS`); a test keeps the two identical.
+The resource service's type declarations take their representation schemas from here (`EVENT`,
+`LOCATION`); a test keeps the two identical.
 """
 
 from __future__ import annotations
@@ -68,8 +68,6 @@ LOCATION: dict[str, Any] = {
     },
     "required": ["name"],
 }
-
-REPRESENTATIONS: dict[str, dict[str, Any]] = {"event": EVENT, "location": LOCATION}
 
 PING: dict[str, Any] = {
     "title": "Ping",

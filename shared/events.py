@@ -8,25 +8,11 @@ from typing import Any
 
 import orjson
 
-# Auth, on the auth exchange.
+# Auth's, on the auth exchange (the domain exchange's topics are the catalog's, shared/catalog.py).
 USER_CREATED = "user.created"
 USER_CREDENTIALS_CHANGED = "user.credentials_changed"
 USER_DELETED = "user.deleted"
-AUTH_TOPICS = (USER_CREATED, USER_CREDENTIALS_CHANGED, USER_DELETED)
-
-# Resources, on the domain exchange.
-DOMAIN_TOPICS = (
-    "event.created",
-    "event.updated",
-    "event.deleted",
-    "event.submitted",
-    "event.approved",
-    "event.rejected",
-    "event.cancelled",
-    "location.created",
-    "location.updated",
-    "location.deleted",
-)
+# A subscription's test delivery (POST /v2/subscription/{id}/ping).
 WEBHOOK_PING = "webhook.ping"
 
 

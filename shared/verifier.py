@@ -69,7 +69,6 @@ class Principal:
     roles: tuple[str, ...]
     cv: int
     exp: int
-    jti: str
     kid: str = ""
 
     @property
@@ -254,7 +253,6 @@ class TokenVerifier:
             roles=tuple(claims.get("roles", ())),
             cv=claims["cv"],
             exp=int(claims["exp"]),
-            jti=str(claims["jti"]),
             kid=kid,
         )
         if len(self._tokens) >= self.max_cached_tokens:

@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -99,7 +98,3 @@ class Receiver:
 
 async def start_receiver(*answers: Answer, default: Answer | None = None) -> Receiver:
     return await Receiver(answers, default).start()
-
-
-def headers_of(received: Received) -> dict[str, Any]:
-    return dict(received.headers)

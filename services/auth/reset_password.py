@@ -31,10 +31,10 @@ from shared.validation import validate
 
 log = logging.getLogger("herald.auth.operator")
 
-# Exit codes, also in the README (operator commands).
+# Exit codes, also in the README (operator commands); 2 is argparse's own, for a malformed
+# command line.
 DONE = 0
 FAILED = 1  # settings, or PostgreSQL unreachable or not migrated
-USAGE = 2  # argparse's own code for a malformed command line
 NO_SUCH_USER = 3
 PASSWORD_REFUSED = 4
 

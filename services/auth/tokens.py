@@ -28,7 +28,6 @@ _KEY_LOCK = 0x6865_7261  # advisory lock: one replica generates the development 
 class SigningKey:
     kid: str
     private_key: rsa.RSAPrivateKey
-    public_jwk: dict[str, Any]
 
 
 def _public_jwk(private_key: rsa.RSAPrivateKey) -> dict[str, Any]:
@@ -87,7 +86,7 @@ async def load_signing_key(conn: asyncpg.Connection, settings: Settings) -> Sign
             "UPDATE signing_keys SET retired_at = now() WHERE kid <> $1 AND retired_at IS NULL",
             jwk["kid"],
         )
-    return SigningKey(jwk["kid"], private_key, jwk)
+    return SigningKey(jwk["kid"], private_key)
 
 
 async def published_keys(conn: asyncpg.Connection, token_ttl: int) -> list[dict[str, Any]]:

@@ -47,9 +47,6 @@ class Breakers:
             return False
         return state.probing or state.open_until > self.clock()
 
-    def hold(self, sub_id: uuid.UUID) -> float:
-        return self.admit(sub_id)[0]
-
     def success(self, sub_id: uuid.UUID) -> None:
         self._states.pop(sub_id, None)
 

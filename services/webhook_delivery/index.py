@@ -64,12 +64,6 @@ class SubscriptionIndex:
         self._everything: set[uuid.UUID] = set()
         self.loaded = asyncio.Event()
 
-    def __len__(self) -> int:
-        return len(self._subs)
-
-    def __contains__(self, sub_id: uuid.UUID) -> bool:
-        return sub_id in self._subs
-
     def get(self, sub_id: uuid.UUID) -> IndexedSubscription | None:
         return self._subs.get(sub_id)
 

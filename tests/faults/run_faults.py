@@ -191,7 +191,6 @@ class Run:
     workers: list[WorkerProcess] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
-    creates_done: bool = False
     side_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     fault_log: list[tuple[float, str]] = field(default_factory=list)  # (time.time(), fault), in order
 
@@ -248,7 +247,6 @@ class Run:
                 self.locations.update(row["id"] for row in await resp.json())
             if b == batches // 3:
                 self.side_tasks.add(asyncio.create_task(self.fault("resource AMQP cut", self.cut_resource)))
-        self.creates_done = True
         self.say(f"all {len(self.locations)} locations created in {time.monotonic() - begun:.1f} s")
 
     # -- the faults

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import jwt
 
 from services.auth.app import MIGRATIONS as AUTH_MIGRATIONS
 from services.auth.app import create_app as auth_app
+from services.webhook_delivery.app import MIGRATIONS as WEBHOOK_MIGRATIONS
+from services.webhook_delivery.app import SCHEMA as WEBHOOK_SCHEMA
 from shared.config import Settings
 from shared.db import ensure_database
 from shared.migrations import apply_migrations
@@ -29,6 +32,27 @@ async def test_migrations_run_twice_are_a_no_op(fresh_database_url: str) -> None
     try:
         rows = await conn.fetch("SELECT version, name FROM auth.schema_migrations ORDER BY version")
         assert [r["name"] for r in rows] == first
+    finally:
+        await conn.close()
+
+
+async def test_an_upgraded_webhook_schema_loses_the_table_nothing_used(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A deployment migrated before processed_events was dropped gets only the drop on upgrade."""
+    await ensure_database(fresh_database_url)
+    for path in sorted(WEBHOOK_MIGRATIONS.glob("000[1-3]_*.sql")):
+        shutil.copy(path, tmp_path)
+    await apply_migrations(fresh_database_url, WEBHOOK_SCHEMA, tmp_path)
+    exists = "SELECT to_regclass($1) IS NOT NULL"
+    table = f"{WEBHOOK_SCHEMA}.processed_events"
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        assert await conn.fetchval(exists, table)
+        applied = await apply_migrations(fresh_database_url, WEBHOOK_SCHEMA, WEBHOOK_MIGRATIONS)
+        assert applied == ["0004_drop_processed_events.sql"]
+        assert not await conn.fetchval(exists, table)
+        assert await conn.fetchval(exists, f"{WEBHOOK_SCHEMA}.deliveries")
     finally:
         await conn.close()
 

@@ -1,5 +1,5 @@
 """Every change of a resource reaches the domain exchange once its transaction commits, with
-the envelope of DESIGN §3; a failed change publishes nothing; a cut AMQP connection loses
+the envelope of shared/events.py; a failed change publishes nothing; a cut AMQP connection loses
 nothing. A queue of the test's own is bound to the suite's domain exchange."""
 
 from __future__ import annotations

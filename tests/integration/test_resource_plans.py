@@ -73,7 +73,7 @@ async def test_a_tag_most_events_carry_pages_by_the_start_index(fresh_database_u
             while not await refresh_statistics(db):  # noqa: ASYNC110 (a counter in PostgreSQL: no event to wait on)
                 await asyncio.sleep(0.5)
         assert not await refresh_statistics(db)  # nothing changed since
-        admin = Principal(str(uuid.uuid4()), "a@example.com", ("admin",), 1, 0, "j")
+        admin = Principal(str(uuid.uuid4()), "a@example.com", ("admin",), 1, 0)
         listing = parse_list_query(EVENT_TYPE, MultiDict({"tags": "common"}), admin, 50)
         text, args = listing.select()
         async with db.connection() as conn:

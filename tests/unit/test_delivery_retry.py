@@ -14,7 +14,7 @@ from services.webhook_delivery.retry import next_delay, parse_schedule, retry_af
 from shared.config import Settings
 
 
-def test_default_schedule_is_the_designed_one() -> None:
+def test_default_schedule_retries_for_about_three_days() -> None:
     schedule = parse_schedule(Settings().webhook_retry_schedule)
     assert schedule == (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
     assert parse_schedule(("0.2", "0.4")) == (0.2, 0.4)
@@ -47,19 +47,21 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     clock = [100.0]
     breakers = Breakers(failures=2, seconds=10, clock=lambda: clock[0])
     sub = uuid.uuid4()
-    assert breakers.hold(sub) == 0
+    assert breakers.admit(sub) == (0, False) and not breakers.is_open(sub)
     breakers.failure(sub)
-    assert breakers.hold(sub) == 0 and breakers.open_count == 0
+    assert breakers.admit(sub) == (0, False) and breakers.open_count == 0
     breakers.failure(sub)
-    assert breakers.hold(sub) == 10 and breakers.open_count == 1
+    assert breakers.admit(sub) == (10, False) and breakers.is_open(sub) and breakers.open_count == 1
     clock[0] += 10
+    assert not breakers.is_open(sub)  # half-open with no probe out (and asking makes none)
     assert breakers.admit(sub) == (0, True)  # the probe
+    assert breakers.is_open(sub)  # the rest are held while it is out
     assert breakers.admit(sub)[0] > 0  # everyone else waits for it
     breakers.released(sub)  # the probe did not go out after all: the next one is the probe
     assert breakers.admit(sub) == (0, True)
     breakers.failure(sub)  # the probe failed: open again at once
-    assert breakers.hold(sub) == 10
+    assert breakers.admit(sub) == (10, False)
     clock[0] += 10
-    assert breakers.hold(sub) == 0
-    breakers.success(sub)
-    assert breakers.hold(sub) == 0 and breakers.open_count == 0
+    assert breakers.admit(sub) == (0, True)
+    breakers.success(sub)  # the probe went through: closed
+    assert breakers.admit(sub) == (0, False) and not breakers.is_open(sub) and breakers.open_count == 0

@@ -80,7 +80,9 @@ def test_public_addresses_are_allowed(literal: str) -> None:
     assert not is_forbidden(ipaddress.ip_address(literal))
 
 
-# The matrix of the brief: each refused with allow_private off, allowed with it on.
+# Internal hosts as literals, IPv4-mapped, bracketed and by name (loopback, private, link-local with
+# the cloud metadata address, carrier-grade NAT, IPv6 unique-local): each refused with
+# allow_private off, allowed with it on.
 MATRIX = [
     "127.0.0.1",
     "10.0.0.1",

@@ -22,7 +22,7 @@ OWNER, OTHER = str(uuid.uuid4()), str(uuid.uuid4())
 )
 def test_a_subscriber_gets_what_its_owner_may_read(status: str, reader: tuple[str, tuple[str, ...]]) -> None:
     user_id, roles = reader
-    caller = Principal(user_id, "x@example.com", roles, 1, 0, "jti")
+    caller = Principal(user_id, "x@example.com", roles, 1, 0)
     api = may_read(EVENT_TYPE, caller, {"status": status, "owner_id": OWNER})
     subscription = IndexedSubscription(
         id=uuid.uuid4(), owner_id=user_id, owner_roles=frozenset(roles), topics=("event.*",), active=True
