@@ -119,7 +119,9 @@ def problem_response(status: int, example: Problem | None = None) -> dict[str, A
         raise ValueError(f"a {example.status} example documents a {status} response")
     headers: dict[str, Any] = {"X-Request-ID": header("The request id, also in `instance`.")}
     if status == 401:
-        headers["WWW-Authenticate"] = header('`Bearer realm="herald"`, with `error="invalid_token"` for a bad one.')
+        headers["WWW-Authenticate"] = header(
+            '`Bearer realm="herald"`, with `error="invalid_token"` for a bad one.'
+        )
     if "Retry-After" in example.headers:
         headers["Retry-After"] = {
             **header("Seconds to wait before trying again.", {"type": "integer"}),

@@ -93,9 +93,19 @@ TOKEN: dict[str, Any] = {
 # The request examples run in this order in Swagger UI ("Try it out", then "Execute"): create
 # Ada, then log in as Ada; the user operations change her (the id is hers). A test executes them.
 EXAMPLE_EMAIL, EXAMPLE_PASSWORD = "ada@example.com", "correct-horse-battery-staple"
-USER_CREATE_EXAMPLE = {"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD, "name": "Ada Lovelace", "roles": ["member"]}
+USER_CREATE_EXAMPLE = {
+    "email": EXAMPLE_EMAIL,
+    "password": EXAMPLE_PASSWORD,
+    "name": "Ada Lovelace",
+    "roles": ["member"],
+}
 TOKEN_REQUEST_EXAMPLE = {"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD}
-USER_REPLACE_EXAMPLE = {"email": EXAMPLE_EMAIL, "name": "Ada Lovelace", "roles": ["member", "approver"], "active": True}
+USER_REPLACE_EXAMPLE = {
+    "email": EXAMPLE_EMAIL,
+    "name": "Ada Lovelace",
+    "roles": ["member", "approver"],
+    "active": True,
+}
 USER_PATCH_EXAMPLE = {"name": "Ada King"}
 
 USER = schema_ref("User")
@@ -110,7 +120,9 @@ def _paths() -> dict[str, Any]:
                 "Get a token for an email and password",
                 [TOKENS],
                 {
-                    "200": json_response("The token, as a JSON string.", schema_ref("Token"), example=TOKEN_EXAMPLE),
+                    "200": json_response(
+                        "The token, as a JSON string.", schema_ref("Token"), example=TOKEN_EXAMPLE
+                    ),
                     **problems(
                         *WITH_BODY,
                         examples=[
@@ -177,7 +189,10 @@ def _paths() -> dict[str, Any]:
                 "patchMe",
                 "Change the caller's own name, email or password",
                 [USERS],
-                {"200": USER_RESPONSE, **problems(*AUTHENTICATED, *WITH_BODY, 403, examples=[Conflict(EMAIL_TAKEN)])},
+                {
+                    "200": USER_RESPONSE,
+                    **problems(*AUTHENTICATED, *WITH_BODY, 403, examples=[Conflict(EMAIL_TAKEN)]),
+                },
                 request_body=json_body(
                     schema_ref("MePatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE
                 ),

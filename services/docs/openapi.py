@@ -65,6 +65,11 @@ and paste it without the quotes: every call then sends `Authorization: Bearer <t
 answer also carries in `X-Request-ID` (send your own, when well-formed, to follow a call).
 
 **Webhooks** are signed with Standard Webhooks v1: see the `webhooks` section.
+
+**Examples.** Every request example succeeds as it stands with "Try it out": `POST /v2/user/list`
+creates the user whose email and password `POST /v2/requesttoken` sends; an event's optional
+`locationId` names a location created first (`POST /v2/location/list`); a subscription's `url`
+must reach your receiver. Each error response shows an answer of its own status.
 """
 
 TAGS = [

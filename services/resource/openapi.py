@@ -204,7 +204,7 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                                         "maxItems": 100,
                                     },
                                 ]
-                            }
+                            },
                         }
                     },
                 },

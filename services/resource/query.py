@@ -263,7 +263,9 @@ def _parse_fields(rtype: ResourceType, raw: str | None) -> list[str] | None:
     if not names:
         raise Problem(400, "fields: name at least one field")
     if unknown:
-        raise Problem(400, f"fields: unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}")
+        raise Problem(
+            400, f"fields: unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}"
+        )
     return list(dict.fromkeys(names))  # a name given twice is one key (a JSON object's keys are unique)
 
 

@@ -91,7 +91,7 @@ async def test_a_token_pasted_with_its_quotes_works_too(suite: Suite, browser: A
 
 
 async def test_the_event_example_executes_as_it_stands(suite: Suite, browser: Any) -> None:
-    """"Try it out" fills the body with the document's example; "Execute" creates the event."""
+    """ "Try it out" fills the body with the document's example; "Execute" creates the event."""
     page = await browser.new_page(viewport={"width": 1280, "height": 1600})
     await page.goto(suite.edge_url + "/docs")
     await authorize(page, await suite.admin_token())

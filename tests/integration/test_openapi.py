@@ -21,6 +21,7 @@ from openapi_spec_validator import validate as validate_openapi
 from swagger_ui_bundle import swagger_ui_path
 
 from services.auth.app import create_app as auth_app
+from services.auth.openapi import TOKEN_EXAMPLE
 from services.docs.app import create_app as docs_app
 from services.docs.openapi import API_DOCUMENT
 from services.resource.app import create_app as resource_app
@@ -28,7 +29,6 @@ from services.webhook_delivery.app import create_app as webhook_app
 from shared.appkeys import PUBLIC_PATHS
 from shared.catalog import TOPICS, envelope_schema
 from shared.config import Settings
-from services.auth.openapi import TOKEN_EXAMPLE
 from shared.openapi import add_fragment_route, fragment, operation, problems
 from shared.problems import Problem
 from tests.conftest import Suite, server_url
@@ -152,7 +152,9 @@ async def test_operations_follow_the_fragment_contract(suite: Suite) -> None:
             if status.startswith(("4", "5")):
                 content = inline(doc, response)["content"]
                 assert set(content) == {"application/problem+json"}, f"{where} {status}"
-                assert content["application/problem+json"]["schema"]["title"] == "Problem", f"{where} {status}"
+                assert content["application/problem+json"]["schema"]["title"] == "Problem", (
+                    f"{where} {status}"
+                )
         for media_type, media in op.get("requestBody", {}).get("content", {}).items():
             assert media_type.endswith("json") and "schema" in media, f"{where} body {media_type}"
         # `security: []` exactly where the code lets a request in without a token.
@@ -282,7 +284,9 @@ async def test_error_examples_are_shaped_as_the_real_answers(suite: Suite) -> No
         await suite.request("GET", "/v2/user/me"),
         await suite.request("GET", "/v2/user/list", token=member),
         await suite.request("GET", "/v2/event/00000000-0000-4000-8000-000000000000", token=token),
-        await suite.request("POST", "/v2/event/list", token=token, data="x", headers={"Content-Type": "text/plain"}),
+        await suite.request(
+            "POST", "/v2/event/list", token=token, data="x", headers={"Content-Type": "text/plain"}
+        ),
         await suite.request("POST", "/v2/user/list", token=token, json={"email": "x@example.com"}),
     ]
     for resp, problem in answers:
