@@ -262,7 +262,8 @@ def next_link(request: web.Request, cursor: str) -> str:
 def reject_unknown_params(request: web.Request, allowed: Iterable[str]) -> None:
     unknown = sorted(set(request.query) - set(allowed))
     if unknown:
-        raise Problem(400, f"unknown query parameter: {', '.join(unknown)}")
+        noun = "parameter" if len(unknown) == 1 else "parameters"
+        raise Problem(400, f"unknown query {noun}: {', '.join(unknown)}")
 
 
 async def healthz(request: web.Request) -> web.Response:

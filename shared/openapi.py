@@ -4,7 +4,9 @@ defines the shared `Problem` response, the bearer scheme and the webhooks) into
 `/v2/openapi.json`.
 
 A fragment is `{"openapi", "info", "paths", "components": {"schemas": ...}}`; every error
-response is `problem()`, a reference the docs service's fragment resolves. A service adopts it with
+response is `problem(status)`, a reference to `#/components/responses/Problem{status}`, which the
+docs service's fragment defines (`problem_responses()`: each with an example of that status). A
+service adopts it with
 
     paths = {"/v2/thing/{id}": {"get": operation("getThing", "Get a thing", ["things"],
              {"200": json_response("The thing.", schema_ref("Thing")), **problems(401, 404)},
@@ -26,6 +28,15 @@ from aiohttp import web
 
 from shared.authn import public
 from shared.http import JSON_CONTENT_TYPE
+from shared.problems import (
+    PROBLEM_CONTENT_TYPE,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    ValidationFailed,
+    problem_body,
+)
 
 OPENAPI_VERSION = "3.1.0"
 FRAGMENT_PATH = "/openapi.json"
@@ -38,14 +49,116 @@ def schema_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def problem() -> dict[str, str]:
-    """An error response: RFC 9457 problem details, defined once in the docs service's fragment."""
-    return {"$ref": "#/components/responses/Problem"}
+# -- error responses -------------------------------------------------------------------------
+
+EXAMPLE_REQUEST_ID = "0d3c5a4e-8f21-4b6a-9c7e-1f2a3b4c5d6e"
+MAX_BODY_EXAMPLE = 1024 * 1024  # HERALD_MAX_BODY_BYTES's default
+# Every error status an operation documents: what it means, and an example answer made with the
+# same `Problem` the services raise (so its title and type are the real ones).
+PROBLEM_EXAMPLES: dict[int, tuple[str, Problem]] = {
+    400: (
+        "Bad request: a query parameter, cursor or body that cannot be read.",
+        Problem(400, "limit must be a whole number from 1 to 500"),
+    ),
+    401: (
+        "The token is missing, malformed, expired or revoked (`detail` says which): get one "
+        "from POST /v2/requesttoken.",
+        Problem(401, "this request needs a bearer token"),
+    ),
+    403: (
+        "Forbidden: the token is good, but its user may not do this.",
+        Forbidden("this needs the admin role"),
+    ),
+    404: ("Not found: no such resource, or none the caller may see.", NotFound("no such resource")),
+    409: (
+        "Conflict with the current state of the resource (`detail` says which).",
+        Conflict("the request conflicts with the current state of the resource"),
+    ),
+    412: (
+        "Precondition failed: the ETag in If-Match is no longer the resource's version.",
+        Problem(412, "the resource changed meanwhile; fetch it again"),
+    ),
+    413: (
+        "The body is larger than the limit (HERALD_MAX_BODY_BYTES).",
+        Problem(413, f"the body is larger than {MAX_BODY_EXAMPLE} bytes"),
+    ),
+    415: (
+        "Unsupported media type: send the body as one of the operation's JSON media types.",
+        Problem(415, "send the body as application/json, not text/plain"),
+    ),
+    422: (
+        "The body is JSON but breaks the schema or a rule: `errors` lists each field and why.",
+        ValidationFailed([{"field": "name", "message": "is required"}]),
+    ),
+    429: (
+        "Too many requests: wait the seconds in Retry-After.",
+        Problem(429, "too many requests; slow down", headers={"Retry-After": "1"}),
+    ),
+    502: (
+        "The service behind the edge failed to answer.",
+        Problem(502, "the resource service failed to answer"),
+    ),
+    503: (
+        "Unavailable for now (a service restarting, the database or token checks unreachable): "
+        "retry after the seconds in Retry-After.",
+        Problem(503, "the resource service is unavailable; try again shortly", headers={"Retry-After": "5"}),
+    ),
+    504: (
+        "The service behind the edge did not answer in time.",
+        Problem(504, "the resource service did not answer in time"),
+    ),
+}
 
 
-def problems(*statuses: int) -> dict[str, Any]:
-    """Error responses by status code, each the shared problem response."""
-    return {str(status): problem() for status in sorted(set(statuses))}
+def problem_response(status: int, example: Problem | None = None) -> dict[str, Any]:
+    """The response object of an error status: problem+json with an example of that status
+    (`example` replaces the shared one where an operation has a more fitting one)."""
+    description, shared_example = PROBLEM_EXAMPLES[status]
+    example = example or shared_example
+    if example.status != status:
+        raise ValueError(f"a {example.status} example documents a {status} response")
+    headers: dict[str, Any] = {"X-Request-ID": header("The request id, also in `instance`.")}
+    if status == 401:
+        headers["WWW-Authenticate"] = header(
+            '`Bearer realm="herald"`, with `error="invalid_token"` for a bad one.'
+        )
+    if "Retry-After" in example.headers:
+        headers["Retry-After"] = {
+            **header("Seconds to wait before trying again.", {"type": "integer"}),
+            "example": int(example.headers["Retry-After"]),
+        }
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {
+            PROBLEM_CONTENT_TYPE: {
+                "schema": schema_ref("Problem"),
+                "example": problem_body(example, EXAMPLE_REQUEST_ID),
+            }
+        },
+    }
+
+
+def problem_responses() -> dict[str, Any]:
+    """`components.responses` of every documented error status (the docs service's fragment)."""
+    return {f"Problem{status}": problem_response(status) for status in PROBLEM_EXAMPLES}
+
+
+def problem(status: int) -> dict[str, str]:
+    """The shared error response of `status`, by reference."""
+    if status not in PROBLEM_EXAMPLES:
+        raise ValueError(f"no example for a {status} problem: add one to PROBLEM_EXAMPLES")
+    return {"$ref": f"#/components/responses/Problem{status}"}
+
+
+def problems(*statuses: int, examples: Iterable[Problem] = ()) -> dict[str, Any]:
+    """Error responses by status code: the shared one of each status, or inline with one of
+    `examples` where the operation has a more fitting example of that status."""
+    own = {example.status: example for example in examples}
+    return {
+        str(status): problem_response(status, own[status]) if status in own else problem(status)
+        for status in sorted({*statuses, *own})
+    }
 
 
 def json_body(
@@ -54,11 +167,16 @@ def json_body(
     description: str | None = None,
     content_types: Iterable[str] = (JSON_CONTENT_TYPE,),
     required: bool = True,
+    example: Any = None,
 ) -> dict[str, Any]:
-    """A request body of JSON (or another JSON media type such as merge-patch)."""
+    """A request body of JSON (or another JSON media type such as merge-patch). `example` is
+    what Swagger UI's "Try it out" sends: it must succeed as it stands (a test executes it)."""
+    media: dict[str, Any] = {"schema": dict(schema)}
+    if example is not None:
+        media["example"] = example
     body: dict[str, Any] = {
         "required": required,
-        "content": {ct: {"schema": dict(schema)} for ct in content_types},
+        "content": {ct: copy.deepcopy(media) for ct in content_types},
     }
     if description:
         body["description"] = description

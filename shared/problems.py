@@ -20,6 +20,8 @@ log = logging.getLogger("herald.errors")
 PROBLEM_TYPE_BASE = "https://herald.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER = "2"  # seconds: a pool replaces a lost connection at once; a restart takes a few
+# RFC 9110's names where Python 3.11's HTTPStatus still has the older ones.
+_TITLES = {422: "Unprocessable Content"}
 
 
 class Problem(Exception):
@@ -38,7 +40,7 @@ class Problem(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or _TITLES.get(status) or HTTPStatus(status).phrase
         self.type = type_ or PROBLEM_TYPE_BASE + self.title.lower().replace(" ", "-")
         self.errors = list(errors) if errors else None
         self.headers = dict(headers or {})
@@ -64,22 +66,38 @@ class ValidationFailed(Problem):
         super().__init__(
             422,
             detail or "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            title="Unprocessable Content",
             type_=PROBLEM_TYPE_BASE + "validation-failed",
             errors=errors,
         )
 
 
-def problem_response(problem: Problem) -> web.Response:
+def with_article(noun: str) -> str:
+    """`noun` after "a" or "an", chosen by how it is said: "an event", "a user", "an approved
+    event", "a location". Messages that interpolate a type or state name use it; the sounds are
+    guessed from the spelling, with the common exceptions ("a user", "an hour")."""
+    word = noun.lower()
+    consonant_sound = word.startswith(("eu", "uni", "use", "usu", "uti", "uu", "one"))
+    silent_h = word.startswith(("hour", "honest", "honor", "honour", "heir"))
+    vowel = word[:1] in ("a", "e", "i", "o", "u")
+    return f"{'an' if (vowel and not consonant_sound) or silent_h else 'a'} {noun}"
+
+
+def problem_body(problem: Problem, instance: str) -> dict[str, Any]:
+    """The problem+json document of `problem`; `instance` is the request id."""
     body: dict[str, Any] = {
         "type": problem.type,
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": request_id_var.get() or "",
+        "instance": instance,
     }
     if problem.errors:
         body["errors"] = problem.errors
+    return body
+
+
+def problem_response(problem: Problem) -> web.Response:
+    body = problem_body(problem, request_id_var.get() or "")
     return web.Response(
         body=orjson.dumps(body),
         status=problem.status,

@@ -20,7 +20,7 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from shared.problems import Problem, ValidationFailed
+from shared.problems import Problem, ValidationFailed, with_article
 
 log = logging.getLogger("herald.validation")
 
@@ -87,21 +87,26 @@ def _field(path: Any) -> str:
     return ".".join(str(p) for p in path)
 
 
-_TEMPLATES = {
-    "minLength": "must be at least {} characters long",
-    "maxLength": "must be at most {} characters long",
-    "minimum": "must be at least {}",
-    "maximum": "must be at most {}",
-    "exclusiveMinimum": "must be more than {}",
-    "exclusiveMaximum": "must be less than {}",
-    "minItems": "must have at least {} items",
-    "maxItems": "must have at most {} items",
-    "minProperties": "must have at least {} entries",
-    "maxProperties": "must have at most {} entries",
-    "multipleOf": "must be a multiple of {}",
-    "uniqueItems": "must not repeat an item",
-    "format": "must be a valid {}",
-    "const": "must be {!r}",
+def _count(number: Any, noun: str, plural: str | None = None) -> str:
+    """`1 character`, `2 characters`."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
+_TEMPLATES: dict[str, Callable[[Any], str]] = {
+    "minLength": lambda n: f"must be at least {_count(n, 'character')} long",
+    "maxLength": lambda n: f"must be at most {_count(n, 'character')} long",
+    "minimum": "must be at least {}".format,
+    "maximum": "must be at most {}".format,
+    "exclusiveMinimum": "must be more than {}".format,
+    "exclusiveMaximum": "must be less than {}".format,
+    "minItems": lambda n: f"must have at least {_count(n, 'item')}",
+    "maxItems": lambda n: f"must have at most {_count(n, 'item')}",
+    "minProperties": lambda n: f"must have at least {_count(n, 'entry', 'entries')}",
+    "maxProperties": lambda n: f"must have at most {_count(n, 'entry', 'entries')}",
+    "multipleOf": "must be a multiple of {}".format,
+    "uniqueItems": lambda _: "must not repeat an item",
+    "format": lambda name: f"must be {with_article('valid ' + str(name))}",
+    "const": "must be {!r}".format,
 }
 
 
@@ -130,7 +135,7 @@ def _describe(error: ValidationError) -> list[dict[str, str]]:
     elif v == "pattern":
         message = error.schema.get("x-pattern-message", "is not in the expected format")
     elif v in _TEMPLATES:
-        message = _TEMPLATES[str(v)].format(expected)
+        message = _TEMPLATES[str(v)](expected)
     else:
         # Never jsonschema's own message: it quotes the value (a password, a header's token).
         message = f"is invalid ({v})"

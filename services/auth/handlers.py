@@ -36,6 +36,8 @@ from shared.verifier import INTERNAL_TOKEN_HEADER
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
+LOGIN_REFUSAL = "too many failed logins; try again later"
+LAST_ADMIN = "this is the last active admin; make another admin first"
 
 
 def _user_id(request: web.Request) -> uuid.UUID:
@@ -65,7 +67,7 @@ async def request_token(request: web.Request) -> web.Response:
     db = request.app[DATABASE]
     email, password = body["email"].strip(), body["password"]
     passwords = request.app[PASSWORDS]
-    async with login_attempt(request, email, "too many failed logins; try again later") as attempt:
+    async with login_attempt(request, email, LOGIN_REFUSAL) as attempt:
         async with db.connection() as conn:
             user = await UserRepo(conn).by_email(email)
         verified = await passwords.verify(user["password_hash"] if user else None, password)
@@ -214,7 +216,7 @@ async def _guard_last_admin(
         return
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _ADMIN_LOCK)
     if await UserRepo(conn).other_active_admins(before["id"]) == 0:
-        raise Conflict("this is the last active admin; make another admin first")
+        raise Conflict(LAST_ADMIN)
 
 
 async def delete_user(request: web.Request) -> web.Response:

@@ -3,9 +3,15 @@ Schemas in `schemas.py` that validate the request bodies, so the document cannot
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
+import orjson
+
 from services.auth import schemas
+from services.auth.handlers import BAD_CREDENTIALS, LAST_ADMIN, LOGIN_REFUSAL
+from services.auth.repo import EMAIL_TAKEN
 from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import (
     CURSOR_PARAM,
@@ -22,6 +28,7 @@ from shared.openapi import (
     problems,
     schema_ref,
 )
+from shared.problems import Conflict, Problem
 
 TOKENS, USERS = "tokens", "users"
 MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)
@@ -49,12 +56,57 @@ JWKS: dict[str, Any] = {
     "properties": {"keys": {"type": "array", "items": schema_ref("Jwk")}},
     "required": ["keys"],
 }
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _token_example() -> str:
+    """A token as POST /v2/requesttoken issues them: the same header and claims (a test compares
+    them with a real one), for the user of the examples; the signature is 256 made-up bytes."""
+    header = {"alg": "RS256", "kid": _base64url(hashlib.sha256(b"example key").digest()), "typ": "JWT"}
+    claims = {
+        "iss": "herald",
+        "aud": "herald-api",
+        "sub": "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f",
+        "email": "ada@example.com",
+        "roles": ["member"],
+        "cv": 1,
+        "iat": 1767225600,
+        "nbf": 1767225600,
+        "exp": 1798761600,
+        "jti": "9b2e7c4a-1d3f-4e5b-a6c7-d8e9f0a1b2c3",
+    }
+    signature = hashlib.shake_256(b"not a real signature").digest(256)
+    return ".".join(_base64url(part) for part in (orjson.dumps(header), orjson.dumps(claims), signature))
+
+
+TOKEN_EXAMPLE = _token_example()
 TOKEN: dict[str, Any] = {
     "type": "string",
     "description": "The JWT (RS256). Send it as `Authorization: Bearer <token>`; in Swagger UI, "
     "paste it without the quotes into Authorize.",
-    "examples": ["eyJhbGciOiJSUzI1NiIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"],
+    "examples": [TOKEN_EXAMPLE],
 }
+
+# The request examples run in this order in Swagger UI ("Try it out", then "Execute"): create
+# Ada, then log in as Ada; the user operations change her (the id is hers). A test executes them.
+EXAMPLE_EMAIL, EXAMPLE_PASSWORD = "ada@example.com", "correct-horse-battery-staple"
+USER_CREATE_EXAMPLE = {
+    "email": EXAMPLE_EMAIL,
+    "password": EXAMPLE_PASSWORD,
+    "name": "Ada Lovelace",
+    "roles": ["member"],
+}
+TOKEN_REQUEST_EXAMPLE = {"email": EXAMPLE_EMAIL, "password": EXAMPLE_PASSWORD}
+USER_REPLACE_EXAMPLE = {
+    "email": EXAMPLE_EMAIL,
+    "name": "Ada Lovelace",
+    "roles": ["member", "approver"],
+    "active": True,
+}
+USER_PATCH_EXAMPLE = {"name": "Ada King"}
 
 USER = schema_ref("User")
 USER_RESPONSE = json_response("The user.", USER)
@@ -68,12 +120,22 @@ def _paths() -> dict[str, Any]:
                 "Get a token for an email and password",
                 [TOKENS],
                 {
-                    "200": json_response("The token, as a JSON string.", schema_ref("Token")),
-                    **problems(*WITH_BODY, 401, 429),
+                    "200": json_response(
+                        "The token, as a JSON string.", schema_ref("Token"), example=TOKEN_EXAMPLE
+                    ),
+                    **problems(
+                        *WITH_BODY,
+                        examples=[
+                            Problem(401, BAD_CREDENTIALS),
+                            Problem(429, LOGIN_REFUSAL, headers={"Retry-After": "60"}),
+                        ],
+                    ),
                 },
-                request_body=json_body(schema_ref("TokenRequest")),
+                request_body=json_body(schema_ref("TokenRequest"), example=TOKEN_REQUEST_EXAMPLE),
                 description="Wrong email and wrong password get the same 401. Repeated failures "
-                "for one email or one client address get 429 with Retry-After.",
+                "for one email or one client address get 429 with Retry-After. The example is the "
+                "user that the example of POST /v2/user/list creates; the first administrator is "
+                "HERALD_ADMIN_EMAIL, with the password set or printed at the first start.",
                 public=True,
             )
         },
@@ -110,9 +172,9 @@ def _paths() -> dict[str, Any]:
                         USER,
                         headers={"Location": header("The new user's URL, /v2/user/{id}.")},
                     ),
-                    **problems(*ADMIN, *WITH_BODY, 409),
+                    **problems(*ADMIN, *WITH_BODY, examples=[Conflict(EMAIL_TAKEN)]),
                 },
-                request_body=json_body(schema_ref("UserCreate")),
+                request_body=json_body(schema_ref("UserCreate"), example=USER_CREATE_EXAMPLE),
                 description='`roles` defaults to `["member"]`. Another user with the same email is a 409.',
             ),
         },
@@ -127,8 +189,13 @@ def _paths() -> dict[str, Any]:
                 "patchMe",
                 "Change the caller's own name, email or password",
                 [USERS],
-                {"200": USER_RESPONSE, **problems(*AUTHENTICATED, *WITH_BODY, 403, 409)},
-                request_body=json_body(schema_ref("MePatch"), content_types=MERGE_PATCH),
+                {
+                    "200": USER_RESPONSE,
+                    **problems(*AUTHENTICATED, *WITH_BODY, 403, examples=[Conflict(EMAIL_TAKEN)]),
+                },
+                request_body=json_body(
+                    schema_ref("MePatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE
+                ),
                 description="A JSON Merge Patch (RFC 7396). Changing email or password needs "
                 "`currentPassword` (a wrong one is a 403) and revokes every token of the caller.",
             ),
@@ -145,9 +212,9 @@ def _paths() -> dict[str, Any]:
                 "replaceUser",
                 "Replace a user's writable fields (admin)",
                 [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, 409)},
+                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
                 parameters=[USER_ID],
-                request_body=json_body(schema_ref("UserReplace")),
+                request_body=json_body(schema_ref("UserReplace"), example=USER_REPLACE_EXAMPLE),
                 description="Never creates. Read-only fields may be sent back unchanged. Demoting "
                 "or disabling the last active admin is a 409.",
             ),
@@ -155,9 +222,11 @@ def _paths() -> dict[str, Any]:
                 "patchUser",
                 "Change some of a user's fields (admin)",
                 [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, 409)},
+                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
                 parameters=[USER_ID],
-                request_body=json_body(schema_ref("UserPatch"), content_types=MERGE_PATCH),
+                request_body=json_body(
+                    schema_ref("UserPatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE
+                ),
                 description="A JSON Merge Patch (RFC 7396). A new email or password revokes the "
                 "user's tokens.",
             ),
@@ -165,7 +234,7 @@ def _paths() -> dict[str, Any]:
                 "deleteUser",
                 "Delete a user (admin)",
                 [USERS],
-                {"204": empty_response("Deleted."), **problems(*ADMIN, 404, 409)},
+                {"204": empty_response("Deleted."), **problems(*ADMIN, 404, examples=[Conflict(LAST_ADMIN)])},
                 parameters=[USER_ID],
                 description="Deleting the last active admin is a 409.",
             ),

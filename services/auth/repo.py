@@ -11,6 +11,8 @@ import asyncpg
 from shared.events import format_time
 from shared.problems import Conflict, NotFound
 
+EMAIL_TAKEN = "a user with this email already exists"
+
 _USER_COLUMNS = "id, email, name, password_hash, roles, active, credential_version, created_at, updated_at"
 IN_FLIGHT_RETRY_SECONDS = 1.0
 CREDENTIAL_FIELDS = frozenset({"email", "password_hash", "roles", "active"})
@@ -65,7 +67,7 @@ class UserRepo:
                 active,
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict("a user with this email already exists") from None
+            raise Conflict(EMAIL_TAKEN) from None
         assert row is not None
         return dict(row)
 
@@ -85,7 +87,7 @@ class UserRepo:
                 *changes.values(),
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict("a user with this email already exists") from None
+            raise Conflict(EMAIL_TAKEN) from None
         if row is None:
             raise NotFound("no such user")
         return dict(row)

@@ -40,9 +40,10 @@ from shared.openapi import (
     json_response,
     merge,
     operation,
+    problem,
+    problem_responses,
     schema_ref,
 )
-from shared.problems import PROBLEM_CONTENT_TYPE
 
 log = logging.getLogger("herald.docs.openapi")
 
@@ -64,6 +65,11 @@ and paste it without the quotes: every call then sends `Authorization: Bearer <t
 answer also carries in `X-Request-ID` (send your own, when well-formed, to follow a call).
 
 **Webhooks** are signed with Standard Webhooks v1: see the `webhooks` section.
+
+**Examples.** Every request example succeeds as it stands with "Try it out": `POST /v2/user/list`
+creates the user whose email and password `POST /v2/requesttoken` sends; an event's optional
+`locationId` names a location created first (`POST /v2/location/list`); a subscription's `url`
+must reach your receiver. Each error response shows an answer of its own status.
 """
 
 TAGS = [
@@ -77,8 +83,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details.",
     "type": "object",
     "properties": {
-        "type": {"type": "string", "format": "uri", "examples": ["https://herald.dev/problems/not-found"]},
-        "title": {"type": "string", "examples": ["Not Found"]},
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
         "instance": {"type": "string", "description": "The request id (X-Request-ID)."},
@@ -93,16 +99,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
     "required": ["type", "title", "status", "detail", "instance"],
-}
-
-PROBLEM_RESPONSE: dict[str, Any] = {
-    "description": "A problem: RFC 9457 problem details.",
-    "headers": {
-        "X-Request-ID": header("The request id, also in `instance`."),
-        "WWW-Authenticate": header('With 401: `Bearer realm="herald", error="invalid_token", ...`.'),
-        "Retry-After": header("With 429 and 503: seconds to wait.", {"type": "integer"}),
-    },
-    "content": {PROBLEM_CONTENT_TYPE: {"schema": schema_ref("Problem")}},
 }
 
 WEBHOOK_HEADERS = [
@@ -190,7 +186,7 @@ def docs_fragment() -> dict[str, Any]:
     }
     hooks, hook_schemas = webhooks()
     doc = fragment("Herald API", paths, {"Problem": PROBLEM_SCHEMA, **hook_schemas}, description=DESCRIPTION)
-    doc["components"]["responses"] = {"Problem": PROBLEM_RESPONSE}
+    doc["components"]["responses"] = problem_responses()
     doc["components"]["securitySchemes"] = {
         "bearerAuth": {
             "type": "http",
@@ -321,21 +317,20 @@ class ApiDocument:
 
 # What the edge itself may answer to any operation, whichever service serves it: a malformed
 # path (400), a rate limit (429), a body too large (413), an upstream that fails (502, 503, 504).
-EDGE_STATUSES = ("400", "429", "502", "503", "504")
+EDGE_STATUSES = (400, 429, 502, 503, 504)
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def add_edge_responses(document: dict[str, Any]) -> None:
-    problem = {"$ref": "#/components/responses/Problem"}
     for item in document["paths"].values():
         for method in METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            statuses = EDGE_STATUSES + (("413",) if "requestBody" in operation else ())
+            statuses = EDGE_STATUSES + ((413,) if "requestBody" in operation else ())
             for status in statuses:
-                responses.setdefault(status, problem)
+                responses.setdefault(str(status), problem(status))
 
 
 API_DOCUMENT = web.AppKey("api_document", ApiDocument)

@@ -42,7 +42,7 @@ from shared.http import (
 )
 from shared.logging import request_id_var
 from shared.outbox import LocalRelay, enqueue, notify_channel
-from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
+from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed, with_article
 from shared.verifier import Principal
 
 SCHEMA = "resource"
@@ -88,11 +88,14 @@ class ResourceHandlers:
             raise Forbidden(f"only the owner of this {self.rtype.name} or an admin may change it")
         self._check_if_match(request, row)
 
-    @staticmethod
-    def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
+    def _check_if_match(self, request: web.Request, row: dict[str, Any]) -> None:
         header = request.headers.get("If-Match")
         if header is not None and not etag_matches(header, row["version"], weak=False):
-            raise Problem(412, f"the resource changed: its ETag is now {etag(row['version'])}")
+            raise Problem(
+                412,
+                f"the {self.rtype.name} changed since that ETag; it is now {etag(row['version'])}: "
+                "GET it and retry",
+            )
 
     async def _check_references(
         self, conn: asyncpg.Connection, doc: dict[str, Any], prefix: str = ""
@@ -101,7 +104,7 @@ class ResourceHandlers:
         errors = []
         for name, target in self.rtype.references.items():
             if name in doc and not await repo.lock_referenced(target, doc[name]):
-                errors.append({"field": prefix + name, "message": f"no such {target}"})
+                errors.append({"field": prefix + name, "message": f"must name an existing {target}"})
         if errors:
             raise ValidationFailed(errors)
 
@@ -274,7 +277,7 @@ class ResourceHandlers:
             status = workflow.status_after_edit(self.rtype, row["status"])
             updated = changed_row(self.rtype, row, doc, status)
             if not await ResourceRepo(conn, self.rtype).update(row, updated):
-                raise Problem(412, "the resource changed meanwhile; fetch it again")
+                raise Problem(412, f"the {self.rtype.name} changed meanwhile; GET it and retry")
             if status is not None:  # who wrote what: the four-eyes rule reads it (workflow.py)
                 await HistoryRepo(conn).add(
                     row["id"], caller.user_id, row["status"], status, "edited", request_id_var.get()
@@ -290,7 +293,9 @@ class ResourceHandlers:
             repo = ResourceRepo(conn, self.rtype)
             user = await repo.referenced_by(row["id"], self.types)
             if user is not None:
-                raise Conflict(f"a {user} still refers to this {self.rtype.name}; change or delete it first")
+                raise Conflict(
+                    f"{with_article(user)} still refers to this {self.rtype.name}; change or delete it first"
+                )
             await repo.delete(row["id"], row["version"])
             await self._emit(conn, self.rtype.topic("deleted"), row, caller.user_id)
         return web.Response(status=204)
@@ -319,7 +324,7 @@ class ResourceHandlers:
             workflow.check_source(self.rtype, step, row)
             updated = changed_row(self.rtype, row, row["doc"], step.target)
             if not await ResourceRepo(conn, self.rtype).update(row, updated):
-                raise Problem(412, "the resource changed meanwhile; fetch it again")
+                raise Problem(412, f"the {self.rtype.name} changed meanwhile; GET it and retry")
             await HistoryRepo(conn).add(
                 row["id"], caller.user_id, row["status"], step.target, comment, request_id_var.get()
             )

@@ -1,6 +1,7 @@
 """The OpenAPI fragment of the resource routes, made from the type declarations (so a new type
 is documented as soon as it is declared). The docs service merges it into /v2/openapi.json;
-its own fragment defines the `Problem` response and the bearer scheme this refers to."""
+its own fragment defines the error responses (`Problem{status}`) and the bearer scheme this
+refers to."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.resource.query import OPERATORS
-from services.resource.types import ResourceType
+from services.resource.types import ResourceType, Transition, Workflow
+from services.resource.workflow import wrong_source
+from shared.openapi import problems
+from shared.problems import Problem, with_article
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
 ETAG = {"description": "The version of the resource", "schema": {"type": "string"}}
 JSON = "application/json"
 
@@ -19,8 +22,35 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): PROBLEM for status in (400, 401, *statuses)}
+def _errors(*statuses: int, examples: Sequence[Problem] = ()) -> dict[str, Any]:
+    return problems(400, 401, *statuses, examples=examples)
+
+
+TRANSITION_EXAMPLE = {"comment": "Checked the date and the room with the team."}
+
+
+def _step_errors(rtype: ResourceType, flow: Workflow, step: Transition) -> dict[str, Any]:
+    """A step's errors, its 409 the one it really answers from a state it does not start from."""
+    states = [flow.initial, *(t.target for t in flow.transitions)]
+    elsewhere = next(state for state in states if state not in step.sources)
+    return _errors(403, 404, 409, 412, 415, 422, examples=[wrong_source(rtype, step, elsewhere)])
+
+
+def _examples(rtype: ResourceType, whole: bool = True) -> dict[str, Any]:
+    """The media type's `example`: the declared one, or its first field alone for a PATCH."""
+    if not rtype.example:
+        return {}
+    return {"example": rtype.example if whole else dict(list(rtype.example.items())[:1])}
+
+
+def _body_description(rtype: ResourceType) -> dict[str, str]:
+    """How to fill the fields that name other resources (the example leaves them out)."""
+    notes = [
+        f"`{name}` names an existing {target}: create {with_article(target)} first "
+        f"(POST /v2/{target}/list) and use its `id`."
+        for name, target in rtype.references.items()
+    ]
+    return {"description": " ".join(notes)} if notes else {}
 
 
 def _id_param(rtype: ResourceType) -> dict[str, Any]:
@@ -123,7 +153,11 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
         "headers": {"ETag": ETAG},
         "content": {JSON: {"schema": _ref(title)}},
     }
-    body = {"required": True, "content": {JSON: {"schema": _ref(f"{title}Input")}}}
+    body = {
+        "required": True,
+        **_body_description(rtype),
+        "content": {JSON: {"schema": _ref(f"{title}Input"), **_examples(rtype)}},
+    }
     if_match = _header("If-Match", "Apply only to this version (ETag); a stale one is a 412")
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
@@ -149,15 +183,17 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
             },
             "post": {
                 "operationId": f"create_{rtype.name}",
-                "summary": f"Create a {rtype.name}, or up to 100 (all or none)",
+                "summary": f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
                 "tags": [tag],
                 "parameters": [
                     _header("Idempotency-Key", "A retry with the same key returns the first result")
                 ],
                 "requestBody": {
                     "required": True,
+                    **_body_description(rtype),
                     "content": {
                         JSON: {
+                            **_examples(rtype),
                             "schema": {
                                 "oneOf": [
                                     _ref(f"{title}Input"),
@@ -168,7 +204,7 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                                         "maxItems": 100,
                                     },
                                 ]
-                            }
+                            },
                         }
                     },
                 },
@@ -193,14 +229,14 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
             "parameters": [_id_param(rtype)],
             "get": {
                 "operationId": f"get_{rtype.name}",
-                "summary": f"Get a {rtype.name}",
+                "summary": f"Get {with_article(rtype.name)}",
                 "tags": [tag],
                 "parameters": [_header("If-None-Match", "A 304 when the ETag still matches")],
                 "responses": {"200": one, "304": {"description": "Not modified"}, **_errors(404)},
             },
             "put": {
                 "operationId": f"replace_{rtype.name}",
-                "summary": f"Replace a {rtype.name}'s writable fields",
+                "summary": f"Replace {with_article(rtype.name)}'s writable fields",
                 "tags": [tag],
                 "parameters": [if_match],
                 "requestBody": body,
@@ -208,21 +244,24 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
             },
             "patch": {
                 "operationId": f"patch_{rtype.name}",
-                "summary": f"Change a {rtype.name} with a JSON Merge Patch (null clears a field)",
+                "summary": f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
                 "tags": [tag],
                 "parameters": [if_match],
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/merge-patch+json": {"schema": _ref(f"{title}Patch")},
-                        JSON: {"schema": _ref(f"{title}Patch")},
+                        "application/merge-patch+json": {
+                            "schema": _ref(f"{title}Patch"),
+                            **_examples(rtype, whole=False),
+                        },
+                        JSON: {"schema": _ref(f"{title}Patch"), **_examples(rtype, whole=False)},
                     },
                 },
                 "responses": {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
             },
             "delete": {
                 "operationId": f"delete_{rtype.name}",
-                "summary": f"Delete a {rtype.name}",
+                "summary": f"Delete {with_article(rtype.name)}",
                 "tags": [tag],
                 "parameters": [if_match],
                 "responses": {"204": {"description": "Deleted"}, **_errors(403, 404, 409, 412)},
@@ -240,16 +279,16 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                     "parameters": [if_match],
                     "requestBody": {
                         "required": False,
-                        "content": {JSON: {"schema": _ref("TransitionInput")}},
+                        "content": {JSON: {"schema": _ref("TransitionInput"), "example": TRANSITION_EXAMPLE}},
                     },
-                    "responses": {"200": one, **_errors(403, 404, 409, 412, 415, 422)},
+                    "responses": {"200": one, **_step_errors(rtype, rtype.workflow, step)},
                 },
             }
         paths[f"/v2/{rtype.name}/{{id}}/history"] = {
             "parameters": [_id_param(rtype)],
             "get": {
                 "operationId": f"history_{rtype.name}",
-                "summary": f"The workflow transitions and edits of a {rtype.name}",
+                "summary": f"The workflow transitions and edits of {with_article(rtype.name)}",
                 "description": "Oldest first. An edit is an entry with the comment `edited`, from "
                 "the state it was made in to the state it left (the four-eyes rule reads them: "
                 "nobody approves or rejects content they edited since it was last approved).",

@@ -17,7 +17,7 @@ from services.resource.documents import parse_uuid
 from services.resource.types import COLUMNS, REVIEWER_ROLES, ResourceType
 from shared.events import format_time
 from shared.http import decode_cursor, encode_cursor
-from shared.problems import Problem
+from shared.problems import Problem, with_article
 from shared.validation import BIGINT, INTEGER, TIME_MESSAGE, parse_integer, parse_time
 from shared.verifier import Principal
 
@@ -210,7 +210,9 @@ def parse_list_query(
             raise Problem(400, f"unknown query parameter: {key}")
         name, op = match.group(1), match.group(2)
         if name not in rtype.properties:
-            raise Problem(400, f"unknown query parameter: {key} ({name} is not a field of {rtype.name})")
+            raise Problem(
+                400, f"unknown query parameter: {key} ({name} is not a field of {with_article(rtype.name)})"
+            )
         if name not in rtype.filters:
             raise Problem(400, f"{name} cannot be filtered on")
         if op is not None and op not in OPERATORS:
@@ -218,7 +220,7 @@ def parse_list_query(
         add_filter(sql, rtype, name, op or "eq", raw)
     if "q" in query:
         if not rtype.search:
-            raise Problem(400, f"{rtype.name} has no text search")
+            raise Problem(400, f"{rtype.name}s have no text search: q is not taken here")
         text = query["q"].strip()
         if not text:
             raise Problem(400, "q must not be empty")
@@ -258,8 +260,12 @@ def _parse_fields(rtype: ResourceType, raw: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in raw.split(",") if name.strip()]
     unknown = [name for name in names if name not in rtype.properties]
-    if not names or unknown:
-        raise Problem(400, f"fields: unknown field {', '.join(unknown) or '(none named)'}")
+    if not names:
+        raise Problem(400, "fields: name at least one field")
+    if unknown:
+        raise Problem(
+            400, f"fields: unknown {'field' if len(unknown) == 1 else 'fields'} {', '.join(unknown)}"
+        )
     return list(dict.fromkeys(names))  # a name given twice is one key (a JSON object's keys are unique)
 
 

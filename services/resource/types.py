@@ -81,6 +81,9 @@ class ResourceType:
     references: dict[str, str] = field(default_factory=dict)  # field -> type it must name
     workflow: Workflow | None = None
     checks: tuple[Check, ...] = ()  # rules across fields, after the schema
+    # A body of POST and PUT that succeeds as it stands: Swagger UI's "Try it out" sends it (a
+    # test executes it). Its first field alone is the PATCH example.
+    example: dict[str, Any] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -150,6 +153,8 @@ class ResourceType:
                 raise ValueError(f"{self.name}: optional field {name} needs a default or to allow null")
         if self.default_sort.lstrip("-") not in self.sorts:
             raise ValueError(f"{self.name}: default sort {self.default_sort} is not a sort field")
+        if set(self.example) - set(self.writable):
+            raise ValueError(f"{self.name}: the example sets fields that are not writable")
 
 
 def _ends_after_start(doc: dict[str, Any]) -> Errors:
@@ -207,6 +212,15 @@ EVENT_TYPE = ResourceType(
     references={"locationId": "location"},
     workflow=EVENT_WORKFLOW,
     checks=(_ends_after_start,),
+    # No locationId: it must name an existing location (the body's description says so).
+    example={
+        "title": "Herald launch party",
+        "description": "Drinks and a demo of the new API.",
+        "startsAt": "2027-03-04T18:00:00Z",
+        "endsAt": "2027-03-04T21:00:00Z",
+        "capacity": 80,
+        "tags": ["launch", "party"],
+    },
 )
 
 LOCATION_TYPE = ResourceType(
@@ -217,6 +231,12 @@ LOCATION_TYPE = ResourceType(
     default_sort="name",
     search=("name", "address"),
     checks=(_iana_timezone,),
+    example={
+        "name": "Main hall",
+        "address": "1 Example Street, 75001 Paris",
+        "capacity": 120,
+        "timezone": "Europe/Paris",
+    },
 )
 
 TYPES: tuple[ResourceType, ...] = (EVENT_TYPE, LOCATION_TYPE)

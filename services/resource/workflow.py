@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from services.resource.types import REVIEWER_ROLES, ResourceType, Transition, Workflow
-from shared.problems import Conflict, Forbidden, NotFound
+from shared.problems import Conflict, Forbidden, NotFound, with_article
 from shared.verifier import Principal
 
 
@@ -29,7 +29,7 @@ def may_read(rtype: ResourceType, caller: Principal, row: dict[str, Any]) -> boo
 def find_transition(rtype: ResourceType, name: str) -> Transition:
     step = rtype.workflow.transition(name) if rtype.workflow else None
     if step is None:
-        raise NotFound(f"{rtype.name} has no transition {name}")
+        raise NotFound(f"{with_article(rtype.name)} has no step named {name!r}")
     return step
 
 
@@ -59,7 +59,7 @@ def check_transition(
     name = step.name
     owner = _is_owner(caller, row)
     if step.who == "owner" and not (owner or caller.is_admin):
-        raise Forbidden(f"only the owner (or an admin) may {name} this {rtype.name}")
+        raise Forbidden(f"only the owner or an admin may {name} this {rtype.name}")
     if step.who == "owner_or_admin" and not (owner or caller.is_admin):
         raise Forbidden(f"only the owner or an admin may {name} this {rtype.name}")
     if step.who == "reviewer":
@@ -74,11 +74,17 @@ def check_transition(
             )
 
 
+def wrong_source(rtype: ResourceType, step: Transition, status: str) -> Conflict:
+    """The 409 of `step` on a resource in `status`, a state it does not start from."""
+    return Conflict(
+        f"cannot {step.name} {with_article(status + ' ' + rtype.name)}; "
+        f"only {with_article(' or '.join(step.sources))} one"
+    )
+
+
 def check_source(rtype: ResourceType, step: Transition, row: dict[str, Any]) -> None:
     if row["status"] not in step.sources:
-        raise Conflict(
-            f"cannot {step.name} a {row['status']} {rtype.name}; only from {' or '.join(step.sources)}"
-        )
+        raise wrong_source(rtype, step, row["status"])
 
 
 def status_after_edit(rtype: ResourceType, status: str | None) -> str | None:
@@ -88,5 +94,5 @@ def status_after_edit(rtype: ResourceType, status: str | None) -> str | None:
     if flow is None or status is None:
         return status
     if status in flow.frozen_states:
-        raise Conflict(f"a {status} {rtype.name} cannot be changed")
+        raise Conflict(f"{with_article(status + ' ' + rtype.name)} cannot be changed")
     return flow.edit_moves.get(status, status)

@@ -7,8 +7,8 @@ from typing import Any
 
 from services.webhook_delivery.delivery_handlers import RECOVER, STATUSES
 from shared.http import JSON_CONTENT_TYPE
+from shared.openapi import problems
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -71,13 +71,15 @@ RECOVER_DESCRIPTION = (
     " failed or skipped)."
 )
 
+RECOVER_EXAMPLE = {"since": "2026-01-01T00:00:00Z"}
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): PROBLEM for status in sorted({401, 404, *statuses})}
+    return problems(401, 404, *statuses)
 
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -166,7 +168,12 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 description=RECOVER_DESCRIPTION,
                 requestBody={
                     "required": True,
-                    "content": {JSON_CONTENT_TYPE: {"schema": _ref("SubscriptionRecoverRequest")}},
+                    "content": {
+                        JSON_CONTENT_TYPE: {
+                            "schema": _ref("SubscriptionRecoverRequest"),
+                            "example": RECOVER_EXAMPLE,
+                        }
+                    },
                 },
             )
         },

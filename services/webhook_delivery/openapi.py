@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 fragment of the webhook delivery service, built from the same schemas that
 validate requests (`schemas.py`), served at `GET /openapi.json` for the docs service to merge.
-Error responses point at `#/components/responses/Problem`, which the docs service's fragment
-defines."""
+Error responses point at `#/components/responses/Problem{status}`, which the docs service's
+fragment defines."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 from services.webhook_delivery import schemas
 from shared.http import JSON_CONTENT_TYPE
+from shared.openapi import problems
 
 Paths = dict[str, Any]
 Schemas = dict[str, Any]
-PROBLEM = {"$ref": "#/components/responses/Problem"}
 TAGS = ["Webhook subscriptions"]
 
 
@@ -22,7 +22,7 @@ def _ref(name: str) -> dict[str, str]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     # 401 everywhere: every route here needs a token.
-    return {str(status): PROBLEM for status in sorted({401, *statuses})}
+    return problems(401, *statuses)
 
 
 def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -35,8 +35,23 @@ def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | No
     return response
 
 
-def _body(name: str, *content_types: str) -> dict[str, Any]:
-    return {"required": True, "content": {ct: {"schema": _ref(name)} for ct in content_types}}
+def _body(name: str, example: dict[str, Any], *content_types: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {ct: {"schema": _ref(name), "example": example} for ct in content_types},
+    }
+
+
+# What Swagger UI's "Try it out" sends; each succeeds as it stands (a test executes them). The
+# URL must resolve to a public address (unless HERALD_WEBHOOK_ALLOW_PRIVATE): put your receiver's.
+EXAMPLE_URL = "https://example.com/webhooks/herald"
+CREATE_EXAMPLE = {
+    "url": EXAMPLE_URL,
+    "topics": ["event.approved", "location.*"],
+    "description": "Public events for the website",
+}
+REPLACE_EXAMPLE = {**CREATE_EXAMPLE, "active": True, "headers": {"Authorization": "Bearer receiver-token"}}
+PATCH_EXAMPLE = {"topics": ["event.*"]}
 
 
 def _header(description: str) -> dict[str, Any]:
@@ -142,7 +157,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     ),
                     **_errors(400, 409, 413, 415, 422),
                 },
-                requestBody=_body("SubscriptionInput", JSON_CONTENT_TYPE),
+                requestBody=_body("SubscriptionInput", CREATE_EXAMPLE, JSON_CONTENT_TYPE),
             ),
         },
         "/v2/subscription/{id}": {
@@ -164,7 +179,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
                 parameters=[ID_PARAM, IF_MATCH],
-                requestBody=_body("SubscriptionReplace", JSON_CONTENT_TYPE),
+                requestBody=_body("SubscriptionReplace", REPLACE_EXAMPLE, JSON_CONTENT_TYPE),
             ),
             "patch": _operation(
                 "patchSubscription",
@@ -174,7 +189,9 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
                 parameters=[ID_PARAM, IF_MATCH],
-                requestBody=_body("SubscriptionPatch", "application/merge-patch+json", JSON_CONTENT_TYPE),
+                requestBody=_body(
+                    "SubscriptionPatch", PATCH_EXAMPLE, "application/merge-patch+json", JSON_CONTENT_TYPE
+                ),
             ),
             "delete": _operation(
                 "deleteSubscription",

@@ -59,7 +59,8 @@ def check_topics(topics: Iterable[str]) -> list[str]:
     if unknown:
         raise _fail(
             "topics",
-            f"unknown topic {', '.join(repr(t) for t in unknown)}: use names from GET /v2/topic/list, "
+            f"unknown {'topic' if len(unknown) == 1 else 'topics'} {', '.join(repr(t) for t in unknown)}: "
+            "use names from GET /v2/topic/list, "
             "`<prefix>.*` or `*`",
         )
     return list(topics)

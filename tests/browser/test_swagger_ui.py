@@ -88,3 +88,12 @@ async def test_a_token_pasted_with_its_quotes_works_too(suite: Suite, browser: A
     await page.goto(suite.edge_url + "/docs")
     await authorize(page, f'"{await suite.admin_token()}"')
     await execute(operation_block(page, *OPERATIONS[0]), "200")
+
+
+async def test_the_event_example_executes_as_it_stands(suite: Suite, browser: Any) -> None:
+    """ "Try it out" fills the body with the document's example; "Execute" creates the event."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 1600})
+    await page.goto(suite.edge_url + "/docs")
+    await authorize(page, await suite.admin_token())
+    body = await execute(operation_block(page, "POST", "/v2/event/list"), "201")
+    await expect(body).to_contain_text("Herald launch party")

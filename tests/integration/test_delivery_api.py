@@ -260,7 +260,9 @@ def test_openapi_fragment_of_the_delivery_routes() -> None:
         for op in methods.values():
             assert {"operationId", "summary", "tags", "parameters", "responses"} <= op.keys()
             errors = {k: v for k, v in op["responses"].items() if int(k) >= 400}
-            assert errors and all(v == {"$ref": "#/components/responses/Problem"} for v in errors.values())
+            assert errors and all(
+                v == {"$ref": f"#/components/responses/Problem{k}"} for k, v in errors.items()
+            )
             assert any(200 <= int(k) < 300 for k in op["responses"])
     names = {
         "SubscriptionDelivery",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp import web
 from jsonschema import Draft202012Validator
@@ -20,6 +21,7 @@ from openapi_spec_validator import validate as validate_openapi
 from swagger_ui_bundle import swagger_ui_path
 
 from services.auth.app import create_app as auth_app
+from services.auth.openapi import TOKEN_EXAMPLE
 from services.docs.app import create_app as docs_app
 from services.docs.openapi import API_DOCUMENT
 from services.resource.app import create_app as resource_app
@@ -28,6 +30,7 @@ from shared.appkeys import PUBLIC_PATHS
 from shared.catalog import TOPICS, envelope_schema
 from shared.config import Settings
 from shared.openapi import add_fragment_route, fragment, operation, problems
+from shared.problems import Problem
 from tests.conftest import Suite, server_url
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -105,8 +108,10 @@ async def test_the_merged_document_is_valid_openapi_3_1(suite: Suite) -> None:
         "bearerFormat": "JWT",
         "description": "The token from POST /v2/requesttoken, without the quotes.",
     }
-    problem = doc["components"]["responses"]["Problem"]
-    assert set(problem["content"]) == {"application/problem+json"}
+    problems_by_status = doc["components"]["responses"]
+    assert {"Problem401", "Problem404", "Problem422", "Problem503"} <= set(problems_by_status)
+    for problem in problems_by_status.values():
+        assert set(problem["content"]) == {"application/problem+json"}
 
 
 async def test_every_public_route_is_in_the_document(suite: Suite) -> None:
@@ -145,7 +150,11 @@ async def test_operations_follow_the_fragment_contract(suite: Suite) -> None:
                 assert content and all("schema" in m for m in content.values()), f"{where} {status}"
         for status, response in op["responses"].items():
             if status.startswith(("4", "5")):
-                assert response == {"$ref": "#/components/responses/Problem"}, f"{where} {status}"
+                content = inline(doc, response)["content"]
+                assert set(content) == {"application/problem+json"}, f"{where} {status}"
+                assert content["application/problem+json"]["schema"]["title"] == "Problem", (
+                    f"{where} {status}"
+                )
         for media_type, media in op.get("requestBody", {}).get("content", {}).items():
             assert media_type.endswith("json") and "schema" in media, f"{where} body {media_type}"
         # `security: []` exactly where the code lets a request in without a token.
@@ -230,6 +239,73 @@ async def test_the_models_match_what_the_services_answer(suite: Suite) -> None:
         assert_matches(doc, problem_schema, problem)
         assert str(status) in doc["paths"][path][method.lower()]["responses"]
     assert problem["errors"]
+
+
+def error_examples(doc: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any], dict[str, Any]]]:
+    """(where, documented status, response, its example) of every error response."""
+    for method, path, op in operations(doc):
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")):
+                if "$ref" in response:
+                    response = resolve(doc, response["$ref"])
+                example = response["content"]["application/problem+json"]["example"]
+                yield f"{method} {path} {status}", int(status), response, example
+
+
+async def test_each_error_example_has_the_status_it_is_documented_under(suite: Suite) -> None:
+    """Swagger UI shows the example of each status: a 401 reads as a 401, not as a 404."""
+    doc = await fetch_document(suite)
+    seen: dict[int, set[str]] = {}
+    for where, status, response, example in error_examples(doc):
+        assert example["status"] == status, where
+        assert example["title"] == Problem(status, "").title, where  # what the services answer
+        assert example["detail"] and example["instance"], where
+        assert ("errors" in example) == (status == 422), where
+        if status == 422:
+            assert all(set(e) == {"field", "message"} for e in example["errors"]), where
+        if status in (429, 503):
+            assert response["headers"]["Retry-After"]["example"] > 0, where
+        if status == 401:
+            assert "WWW-Authenticate" in response["headers"], where
+        seen.setdefault(status, set()).add(example["detail"])
+    assert {400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 502, 503, 504} <= set(seen)
+    # A login's 401 is about the password, not a token; both are documented.
+    assert "the email or password is wrong" in seen[401] and len(seen[401]) == 2
+
+
+async def test_error_examples_are_shaped_as_the_real_answers(suite: Suite) -> None:
+    """The example of a status has the `type` and `title` the API really answers with."""
+    doc = await fetch_document(suite)
+    examples = {status: example for _, status, _, example in error_examples(doc)}
+    token = await suite.admin_token()
+    _, _, member = await suite.new_user()
+    answers = [
+        await suite.request("GET", "/v2/user/list?limit=0", token=token),
+        await suite.request("GET", "/v2/user/me"),
+        await suite.request("GET", "/v2/user/list", token=member),
+        await suite.request("GET", "/v2/event/00000000-0000-4000-8000-000000000000", token=token),
+        await suite.request(
+            "POST", "/v2/event/list", token=token, data="x", headers={"Content-Type": "text/plain"}
+        ),
+        await suite.request("POST", "/v2/user/list", token=token, json={"email": "x@example.com"}),
+    ]
+    for resp, problem in answers:
+        example = examples[resp.status]
+        assert (problem["type"], problem["title"]) == (example["type"], example["title"]), problem
+        assert set(problem) == set(example), problem
+    assert sorted(resp.status for resp, _ in answers) == [400, 401, 403, 404, 415, 422]
+
+
+async def test_the_token_example_is_shaped_as_a_real_token(suite: Suite) -> None:
+    doc = await fetch_document(suite)
+    media = doc["paths"]["/v2/requesttoken"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert media["example"] == TOKEN_EXAMPLE
+    real = await suite.admin_token()
+    assert jwt.get_unverified_header(TOKEN_EXAMPLE).keys() == jwt.get_unverified_header(real).keys()
+    example_claims = jwt.decode(TOKEN_EXAMPLE, options={"verify_signature": False})
+    real_claims = jwt.decode(real, options={"verify_signature": False})
+    assert example_claims.keys() == real_claims.keys()
+    assert len(TOKEN_EXAMPLE.split(".")[2]) == len(real.split(".")[2])  # a 2048-bit RS256 signature
 
 
 async def test_the_document_is_public_and_revalidates_with_its_etag(suite: Suite) -> None:

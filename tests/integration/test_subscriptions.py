@@ -618,7 +618,7 @@ async def test_the_openapi_fragment_covers_every_route_and_needs_no_token(
             assert any(200 <= s < 300 for s in statuses)
             for status, response in op["responses"].items():
                 if int(status) >= 400:
-                    assert response == {"$ref": "#/components/responses/Problem"}
+                    assert response == {"$ref": f"#/components/responses/Problem{status}"}
             for ref in _refs(op):
                 if ref.startswith("#/components/schemas/"):
                     assert ref.removeprefix("#/components/schemas/") in schemas

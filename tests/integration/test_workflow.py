@@ -28,6 +28,8 @@ async def test_the_whole_workflow_with_history(suite: Suite) -> None:
     await move(suite, token, event, "submit")
     resp, body = await move(suite, approver_token, event, "approve", comment="ok")
     assert resp.status == 200 and body["status"] == "approved"
+    resp, problem = await move(suite, approver_token, event, "approve")
+    assert resp.status == 409 and problem["detail"] == "cannot approve an approved event; only a pending one"
     # Editing an approved event's content sends it back for approval.
     resp, body = await suite.request(
         "PATCH", f"/v2/event/{event['id']}", token=token, json={"title": "New title"}
@@ -39,7 +41,7 @@ async def test_the_whole_workflow_with_history(suite: Suite) -> None:
     resp, problem = await suite.request(
         "PATCH", f"/v2/event/{event['id']}", token=token, json={"title": "late"}
     )
-    assert resp.status == 409, problem
+    assert resp.status == 409 and problem["detail"] == "a cancelled event cannot be changed", problem
     resp, history = await suite.request("GET", f"/v2/event/{event['id']}/history", token=token)
     assert resp.status == 200
     steps = [(h["from"], h["to"]) for h in history]
@@ -68,8 +70,8 @@ async def test_a_transition_not_allowed_from_the_state_is_409(suite: Suite) -> N
         resp, problem = await move(suite, who, event, step)
         assert resp.status == 409, (step, problem)
     await move(suite, token, event, "submit")
-    resp, _ = await move(suite, token, event, "submit")
-    assert resp.status == 409
+    resp, problem = await move(suite, token, event, "submit")
+    assert resp.status == 409 and problem["detail"] == "cannot submit a pending event; only a draft one"
     resp, current = await suite.request("GET", f"/v2/event/{event['id']}", token=token)
     assert current["status"] == "pending" and current["version"] == 2
 

@@ -10,7 +10,20 @@ import pytest
 
 from services.auth.openapi import build_fragment
 from services.docs.openapi import docs_fragment
-from shared.openapi import MergeConflict, fragment, json_body, merge, operation, paged_list, problems
+from shared.openapi import (
+    PROBLEM_EXAMPLES,
+    MergeConflict,
+    fragment,
+    json_body,
+    merge,
+    operation,
+    paged_list,
+    problem,
+    problem_response,
+    problem_responses,
+    problems,
+)
+from shared.problems import Problem
 
 
 def _op(op_id: str) -> dict[str, Any]:
@@ -78,14 +91,35 @@ def test_helpers_build_what_the_contract_says() -> None:
     public = operation("p", "P", ["t"], {"200": {"description": "ok"}}, public=True)
     assert public["security"] == [] and public["parameters"] == []
     assert problems(404, 401) == {
-        "401": {"$ref": "#/components/responses/Problem"},
-        "404": {"$ref": "#/components/responses/Problem"},
+        "401": {"$ref": "#/components/responses/Problem401"},
+        "404": {"$ref": "#/components/responses/Problem404"},
     }
+
+
+def test_an_error_response_has_an_example_of_its_own_status() -> None:
+    responses = problem_responses()
+    assert set(responses) == {f"Problem{status}" for status in PROBLEM_EXAMPLES}
+    for status in PROBLEM_EXAMPLES:
+        example = responses[f"Problem{status}"]["content"]["application/problem+json"]["example"]
+        assert example["status"] == status and example["title"] == Problem(status, "").title
+    assert "Retry-After" in responses["Problem429"]["headers"]
+    assert "Retry-After" not in responses["Problem404"]["headers"]
+    assert "WWW-Authenticate" in responses["Problem401"]["headers"]
+    # An operation's own example replaces the shared one, inline; the others stay references.
+    own = problems(401, 404, examples=[Problem(401, "the email or password is wrong")])
+    assert own["404"] == {"$ref": "#/components/responses/Problem404"}
+    assert own["401"]["content"]["application/problem+json"]["example"]["detail"] == (
+        "the email or password is wrong"
+    )
+    with pytest.raises(ValueError, match="a 404 example documents a 401"):
+        problem_response(401, Problem(404, "no such user"))
+    with pytest.raises(ValueError, match="no example for a 418"):
+        problem(418)
 
 
 def test_auth_and_docs_fragments_merge_without_conflict() -> None:
     merged = merge([docs_fragment(), build_fragment()])
-    assert "/v2/user/{id}" in merged["paths"] and "Problem" in merged["components"]["responses"]
+    assert "/v2/user/{id}" in merged["paths"] and "Problem404" in merged["components"]["responses"]
     # The user models are the validation schemas themselves: they cannot drift.
     from services.auth import schemas
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.auth import schemas
-from shared.problems import Problem, ValidationFailed
+from shared.problems import Problem, ValidationFailed, with_article
 from shared.validation import INTEGER, parse_integer, parse_time, validate
 
 
@@ -23,6 +23,48 @@ def test_missing_fields_are_each_required() -> None:
         {"field": "email", "message": "is required"},
         {"field": "password", "message": "is required"},
     ]
+
+
+def test_messages_count_in_english() -> None:
+    """One of a thing is singular: "at least 1 item", never "1 items"."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 2},
+            "tags": {"type": "array", "minItems": 1},
+            "pair": {"type": "array", "maxItems": 2},
+            "headers": {"type": "object", "maxProperties": 1},
+        },
+    }
+    with pytest.raises(ValidationFailed) as caught:
+        validate(schema, {"name": "", "tags": [], "pair": [1, 2, 3], "headers": {"a": "1", "b": "2"}})
+    assert sorted((e["field"], e["message"]) for e in caught.value.errors or ()) == [
+        ("headers", "must have at most 1 entry"),
+        ("name", "must be at least 1 character long"),
+        ("pair", "must have at most 2 items"),
+        ("tags", "must have at least 1 item"),
+    ]
+    with pytest.raises(ValidationFailed) as caught:
+        validate(schema, {"name": "abc"})
+    assert caught.value.errors == [{"field": "name", "message": "must be at most 2 characters long"}]
+
+
+@pytest.mark.parametrize(
+    ("noun", "expected"),
+    [
+        ("event", "an event"),
+        ("approved event", "an approved event"),
+        ("location", "a location"),
+        ("user", "a user"),
+        ("draft event", "a draft event"),
+        ("pending or rejected", "a pending or rejected"),
+        ("unknown field", "an unknown field"),
+        ("hour", "an hour"),
+        ("valid uuid", "a valid uuid"),
+    ],
+)
+def test_with_article_chooses_a_or_an_by_sound(noun: str, expected: str) -> None:
+    assert with_article(noun) == expected
 
 
 def test_non_objects_are_a_400() -> None:
