@@ -304,12 +304,12 @@ def test_pods_run_as_the_user_the_image_declares() -> None:
         assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
 
 
-def test_the_readme_overlay_builds_and_patches_the_settings(tmp_path: Path) -> None:
+def test_the_documented_overlay_builds_and_patches_the_settings(tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    example = readme.split("An overlay, `my-overlay/kustomization.yaml`:", 1)[1]
+    operations = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    example = operations.split("An overlay, `my-overlay/kustomization.yaml`:", 1)[1]
     overlay_text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
     overlay = yaml.safe_load(overlay_text)
     assert overlay["resources"] == ["../deploy/k8s"]
