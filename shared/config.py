@@ -1,6 +1,6 @@
 """Settings from `HERALD_*` environment variables, one frozen dataclass for every service.
 
-Each field's metadata names its variable, so the README table, the compose check and
+Each field's metadata names its variable, so docs/configuration.md, the compose check and
 `Settings.from_env` all read the same list (`Settings.variables()`).
 """
 

@@ -31,7 +31,7 @@ from shared.validation import validate
 
 log = logging.getLogger("herald.auth.operator")
 
-# Exit codes, also in the README (operator commands); 2 is argparse's own, for a malformed
+# Exit codes, also in docs/operations.md (operator commands); 2 is argparse's own, for a malformed
 # command line.
 DONE = 0
 FAILED = 1  # settings, or PostgreSQL unreachable or not migrated
