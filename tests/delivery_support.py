@@ -18,7 +18,7 @@ from aiohttp import web
 from bench.harness import delete_amqp_names
 from services.webhook_delivery import lanes
 from services.webhook_delivery.app import MIGRATIONS
-from services.webhook_delivery.engine import INDEX
+from services.webhook_delivery.engine.wiring import INDEX
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.events import make_event

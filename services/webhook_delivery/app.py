@@ -7,11 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.webhook_delivery import handlers
-from services.webhook_delivery.delivery_handlers import add_delivery_routes
-from services.webhook_delivery.delivery_openapi import delivery_paths
-from services.webhook_delivery.engine import engine_ctx
-from services.webhook_delivery.openapi import document, subscription_paths
+from services.webhook_delivery.api import subscription_handlers
+from services.webhook_delivery.api.delivery_handlers import add_delivery_routes
+from services.webhook_delivery.api.delivery_openapi import delivery_paths
+from services.webhook_delivery.api.openapi import document, subscription_paths
+from services.webhook_delivery.engine.wiring import engine_ctx
 from shared.config import Settings
 from shared.openapi import add_fragment_route
 from shared.service import base_app, broker_ctx, database_ctx, verifier_ctx
@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_worker:
         app.cleanup_ctx.append(engine_ctx)
     if settings.webhook_api:
-        handlers.add_routes(app)
+        subscription_handlers.add_routes(app)
         add_delivery_routes(app)
         add_fragment_route(app, document(subscription_paths(), delivery_paths()))
     return app

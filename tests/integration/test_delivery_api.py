@@ -16,8 +16,8 @@ from aiohttp import web
 
 from services.auth.app import create_app as auth_app
 from services.resource.app import create_app as resource_app
+from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.app import create_app as webhook_app
-from services.webhook_delivery.delivery_openapi import delivery_paths
 from shared.config import Settings
 from tests.conftest import Suite, front, make_settings, server_url
 from tests.delivery_support import (

@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 
 from services.webhook_delivery.app import create_app
-from services.webhook_delivery.engine import INDEX
-from services.webhook_delivery.fanout import Fanout
-from services.webhook_delivery.index import LISTENER_NAME
+from services.webhook_delivery.engine.fanout import Fanout
+from services.webhook_delivery.engine.index import LISTENER_NAME
+from services.webhook_delivery.engine.wiring import INDEX
 from shared.config import Settings
 from tests.conftest import BASE_DSN, make_settings
 from tests.delivery_support import (

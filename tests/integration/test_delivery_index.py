@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from services.webhook_delivery import index
 from services.webhook_delivery.app import SCHEMA
-from services.webhook_delivery.index import LISTENER_NAME, IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.engine import index
+from services.webhook_delivery.engine.index import LISTENER_NAME, IndexRefresher, SubscriptionIndex
 from shared.config import Settings
 from shared.db import Database
 from tests.delivery_support import connect, wait_until

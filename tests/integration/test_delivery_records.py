@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from services.webhook_delivery.deliveries import (
+from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     PENDING,
     RETRY,

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from services.webhook_delivery.api.recovery import PAGE, Recoveries
 from services.webhook_delivery.app import SCHEMA
-from services.webhook_delivery.deliveries import DeliveryRepo
-from services.webhook_delivery.recovery import PAGE, Recoveries
+from services.webhook_delivery.store.delivery_repo import DeliveryRepo
 from shared.config import Settings
 from shared.db import Database
 from tests.conftest import Suite

@@ -14,9 +14,9 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.webhook_delivery.app import SCHEMA
-from services.webhook_delivery.fanout import Fanout
-from services.webhook_delivery.index import IndexedSubscription, SubscriptionIndex
-from services.webhook_delivery.worker import Worker
+from services.webhook_delivery.engine.fanout import Fanout
+from services.webhook_delivery.engine.index import IndexedSubscription, SubscriptionIndex
+from services.webhook_delivery.engine.worker import Worker
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database

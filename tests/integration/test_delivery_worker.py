@@ -17,8 +17,8 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from services.webhook_delivery.app import create_app
-from services.webhook_delivery.engine import WORKER
-from services.webhook_delivery.sender import USER_AGENT
+from services.webhook_delivery.engine.sender import USER_AGENT
+from services.webhook_delivery.engine.wiring import WORKER
 from shared.config import Settings
 from shared.webhooks import WebhookVerificationError, new_secret, verify
 from tests.conftest import close_broker_connections, make_settings

@@ -15,10 +15,10 @@ import pytest
 
 from services.webhook_delivery import lanes
 from services.webhook_delivery.app import SCHEMA
-from services.webhook_delivery.deliveries import PENDING, DeliveryRepo
-from services.webhook_delivery.fanout import Fanout
-from services.webhook_delivery.index import IndexRefresher, SubscriptionIndex
-from services.webhook_delivery.worker import Worker
+from services.webhook_delivery.engine.fanout import Fanout
+from services.webhook_delivery.engine.index import IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.engine.worker import Worker
+from services.webhook_delivery.store.delivery_repo import PENDING, DeliveryRepo
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database

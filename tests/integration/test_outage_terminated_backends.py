@@ -12,7 +12,7 @@ import collections
 import asyncpg
 import pytest
 
-from services.webhook_delivery.outage import until_available
+from services.webhook_delivery.engine.outage import until_available
 from shared.db import Database, ensure_database
 from tests.conftest import BASE_DSN
 

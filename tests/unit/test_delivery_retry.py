@@ -9,8 +9,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.webhook_delivery.breaker import Breakers
-from services.webhook_delivery.retry import next_delay, parse_schedule, retry_after
+from services.webhook_delivery.engine.breaker import Breakers
+from services.webhook_delivery.engine.retry import next_delay, parse_schedule, retry_after
 from shared.config import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from services.resource.types import EVENT_TYPE
 from services.resource.workflow import may_read
-from services.webhook_delivery.index import IndexedSubscription
+from services.webhook_delivery.engine.index import IndexedSubscription
 from shared.catalog import EVENT_STATUSES
 from shared.verifier import Principal
 

@@ -13,11 +13,11 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.deliveries import PENDING, SKIPPED, DeliveryRepo, FannedOut
-from services.webhook_delivery.index import SubscriptionIndex
+from services.webhook_delivery.engine.index import SubscriptionIndex
+from services.webhook_delivery.engine.outage import until_available
+from services.webhook_delivery.engine.worker import Worker
 from services.webhook_delivery.metrics import FANOUT
-from services.webhook_delivery.outage import until_available
-from services.webhook_delivery.worker import Worker
+from services.webhook_delivery.store.delivery_repo import PENDING, SKIPPED, DeliveryRepo, FannedOut
 from shared.amqp import Broker, PoisonMessage
 from shared.catalog import TOPICS
 from shared.db import Database

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from services.webhook_delivery import rules, schemas
+from services.webhook_delivery.api import rules, schemas
 from services.webhook_delivery.ssrf import url_key
-from services.webhook_delivery.subscriptions import (
+from services.webhook_delivery.store.subscription_repo import (
     SubscriptionRepo,
     public_secrets,
     public_subscription,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 import yarl
 
 from services.webhook_delivery import ssrf
-from services.webhook_delivery.schemas import MAX_HEADERS
+from services.webhook_delivery.api.schemas import MAX_HEADERS
 from shared.catalog import TOPICS
 from shared.problems import ValidationFailed
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.webhook_delivery.deliveries import DeliveryRepo
-from services.webhook_delivery.outage import until_available
+from services.webhook_delivery.engine.outage import until_available
+from services.webhook_delivery.store.delivery_repo import DeliveryRepo
 from shared.db import Database
 from shared.events import USER_CREDENTIALS_CHANGED, USER_DELETED
 

@@ -13,7 +13,8 @@ import orjson
 from aiohttp import web
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.deliveries import (
+from services.webhook_delivery.api.recovery import RECOVERIES, recoveries_ctx
+from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     FIRST,
     PENDING,
@@ -22,7 +23,6 @@ from services.webhook_delivery.deliveries import (
     DeliveryRepo,
     public_delivery,
 )
-from services.webhook_delivery.recovery import RECOVERIES, recoveries_ctx
 from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event

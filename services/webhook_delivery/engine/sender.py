@@ -16,8 +16,8 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 
-from services.webhook_delivery.deliveries import RESPONSE_KEEP, Claimed, Outcome
 from services.webhook_delivery.ssrf import UnsafeTarget, resolve_checked
+from services.webhook_delivery.store.delivery_repo import RESPONSE_KEEP, Claimed, Outcome
 from shared.config import Settings
 from shared.webhooks import signature_header
 

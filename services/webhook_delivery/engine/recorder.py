@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from services.webhook_delivery.deliveries import Claimed, DeliveryRepo, Outcome
-from services.webhook_delivery.outage import UNAVAILABLE, until_available
+from services.webhook_delivery.engine.outage import UNAVAILABLE, until_available
+from services.webhook_delivery.store.delivery_repo import Claimed, DeliveryRepo, Outcome
 from shared.db import Database
 from shared.group_commit import GroupCommit
 

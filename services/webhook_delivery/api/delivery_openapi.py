@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.webhook_delivery.delivery_handlers import RECOVER, STATUSES
+from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
 from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import problems
 

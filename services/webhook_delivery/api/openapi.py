@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.webhook_delivery import schemas
+from services.webhook_delivery.api import schemas
 from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import problems
 

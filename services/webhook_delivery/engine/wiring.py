@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from services.webhook_delivery.fanout import Fanout
-from services.webhook_delivery.index import IndexRefresher, SubscriptionIndex
-from services.webhook_delivery.owners import OWNER_TOPICS, OwnerEvents
-from services.webhook_delivery.worker import Worker
+from services.webhook_delivery.engine.fanout import Fanout
+from services.webhook_delivery.engine.index import IndexRefresher, SubscriptionIndex
+from services.webhook_delivery.engine.owners import OWNER_TOPICS, OwnerEvents
+from services.webhook_delivery.engine.worker import Worker
 from shared.amqp import consume
 from shared.appkeys import BROKER, DATABASE, SETTINGS
 

@@ -21,20 +21,25 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.breaker import Breakers
-from services.webhook_delivery.deliveries import (
+from services.webhook_delivery.engine.breaker import Breakers
+from services.webhook_delivery.engine.index import SubscriptionIndex
+from services.webhook_delivery.engine.outage import until_available
+from services.webhook_delivery.engine.recorder import Recorder
+from services.webhook_delivery.engine.retry import (
+    RETRY_AFTER_STATUSES,
+    next_delay,
+    parse_schedule,
+    retry_after,
+)
+from services.webhook_delivery.engine.sender import Sender
+from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
+from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     PENDING,
     RETRY,
     Claimed,
     DeliveryRepo,
 )
-from services.webhook_delivery.index import SubscriptionIndex
-from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
-from services.webhook_delivery.outage import until_available
-from services.webhook_delivery.recorder import Recorder
-from services.webhook_delivery.retry import RETRY_AFTER_STATUSES, next_delay, parse_schedule, retry_after
-from services.webhook_delivery.sender import Sender
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database

@@ -18,7 +18,7 @@ from datetime import datetime
 from aiohttp import web
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.deliveries import DeliveryRepo
+from services.webhook_delivery.store.delivery_repo import DeliveryRepo
 from shared.amqp import Broker
 from shared.appkeys import BROKER, DATABASE
 from shared.db import Database
