@@ -13,6 +13,7 @@ from aiohttp import web
 from services.webhook_delivery.engine.fanout import Fanout
 from services.webhook_delivery.engine.index import IndexRefresher, SubscriptionIndex
 from services.webhook_delivery.engine.owners import OWNER_TOPICS, OwnerEvents
+from services.webhook_delivery.engine.sweeper import Sweeper
 from services.webhook_delivery.engine.worker import Worker
 from shared.amqp import consume
 from shared.appkeys import BROKER, DATABASE, SETTINGS
@@ -38,6 +39,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = Worker(settings, db, broker, index)
     app[WORKER] = worker
     await worker.start()
+    sweeper = Sweeper(settings, db, broker, worker.breakers, worker.lease_seconds)
 
     channel = await broker.channel(prefetch=100)
     fanout = Fanout(db, broker, index, worker)
@@ -51,7 +53,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(refresher.run()),
-        asyncio.create_task(worker.run_sweeper()),
+        asyncio.create_task(sweeper.run()),
     ]
     yield
     for queue, tag in consumers:
@@ -63,4 +65,5 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*tasks, return_exceptions=True)
     with contextlib.suppress(Exception):
         await channel.close()
+    await sweeper.close()
     await refresher.close()

@@ -2,8 +2,8 @@
 same statement that stored them (`submit`); everything else (retries, redeliveries, what the
 fan-out could not take on) comes as delivery ids off the two lanes and is claimed in PostgreSQL
 with a lease first. A lease means two workers never send the same attempt at once, and one
-that dies leaves it to expire. Each attempt is sent, logged, and decides what comes next. The
-sweeper puts on the lanes whatever PostgreSQL says is due and no message or worker carries."""
+that dies leaves it to expire. Each attempt is sent, logged, and decides what comes next. What
+no message or worker carries any more, the sweeper (sweeper.py) finds in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from services.webhook_delivery.engine.retry import (
     retry_after,
 )
 from services.webhook_delivery.engine.sender import Sender
-from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS, LANE_DEPTH, OPEN_BREAKERS
+from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS
 from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     PENDING,
@@ -50,7 +50,6 @@ PARK_LIMIT = 1000  # deliveries one subscription may have waiting in memory for 
 # Leased deliveries one subscription may have waiting here; the fan-out sends the rest through
 # the lanes (unleased), so one slow receiver's backlog never holds leases or the fan-out up.
 LEASED_PARK_LIMIT = 100
-SWEEP_BATCH = 500
 GONE = "the receiver answered 410 Gone"
 SUCCEEDED_ATTEMPTS = ATTEMPTS.labels("succeeded")
 
@@ -98,9 +97,7 @@ class Worker:
         self.leased: dict[uuid.UUID, Leased] = {}  # leased here and not yet being attempted
         self.recorder = Recorder(db)
         self._channels: list[AbstractChannel] = []
-        self._queues: dict[str, tuple[AbstractChannel, AbstractQueue]] = {}
         self._consumers: list[tuple[AbstractQueue, str]] = []
-        self._observer: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
@@ -111,7 +108,6 @@ class Worker:
             channel = await self.broker.channel(prefetch=self.lane_limits[lane])
             self._channels.append(channel)
             queue = await lanes.declare_lane(self.broker, channel, lane)
-            self._queues[lane] = (channel, queue)
             tag = await queue.consume(self._on_message)
             self._consumers.append((queue, tag))
 
@@ -348,41 +344,6 @@ class Worker:
                 await DeliveryRepo(conn).hand_back(ids)
         self._unlease(ids)
 
-    # -- the sweeper ------------------------------------------------------------------------
-
-    async def sweep_once(self) -> int:
-        # A message out longer than this is taken as lost (the sweeper sends another; the
-        # lease makes a duplicate harmless).
-        requeue_after = max(30.0, 6 * self.settings.webhook_sweep_seconds, self.lease_seconds)
-        total = 0
-        while True:
-            async with self.db.transaction() as conn:
-                items = await DeliveryRepo(conn).take_due(SWEEP_BATCH, requeue_after)
-            total += await lanes.publish(self.broker, items)
-            if len(items) < SWEEP_BATCH:
-                return total
-
-    async def run_sweeper(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-                await self._observe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("sweep or lane observation failed: %s", exc)
-            await asyncio.sleep(self.settings.webhook_sweep_seconds)
-
-    async def _observe(self) -> None:
-        OPEN_BREAKERS.set(self.breakers.open_count)
-        # A channel of its own: a failed passive declare closes the channel it ran on.
-        if self._observer is None or self._observer.is_closed:
-            self._observer = await self.broker.channel(prefetch=1)
-        for lane, (_channel, queue) in self._queues.items():
-            ok = await self._observer.declare_queue(queue.name, passive=True)
-            if ok.declaration_result.message_count is not None:
-                LANE_DEPTH.labels(lane).set(ok.declaration_result.message_count)
-
     # -- stopping ---------------------------------------------------------------------------
 
     async def stop(self, grace: float) -> None:
@@ -405,7 +366,7 @@ class Worker:
                     await DeliveryRepo(conn).release(list(self.parked_ids))
         if self.leased:  # leased here and never attempted: due again now, for any worker
             await self._hand_back(list(self.leased))
-        for channel in [*self._channels, *([self._observer] if self._observer else [])]:
+        for channel in self._channels:
             with contextlib.suppress(Exception):
                 await channel.close()
         await self.sender.close()
