@@ -24,7 +24,6 @@ COLUMNS = {
     "createdAt": "created_at",
     "updatedAt": "updated_at",
 }
-REVIEWER_ROLES = frozenset({"approver", "admin"})
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.resource.types import REVIEWER_ROLES, ResourceType, Transition, Workflow
+from services.resource.types import ResourceType, Transition, Workflow
+from shared import visibility
 from shared.problems import Conflict, Forbidden, NotFound, with_article
 from shared.verifier import Principal
+from shared.visibility import REVIEWER_ROLES
 
 
 def _is_owner(caller: Principal, row: dict[str, Any]) -> bool:
@@ -21,9 +23,11 @@ def _is_owner(caller: Principal, row: dict[str, Any]) -> bool:
 
 def may_read(rtype: ResourceType, caller: Principal, row: dict[str, Any]) -> bool:
     flow = rtype.workflow
-    if flow is None or row["status"] in flow.public_states:
+    if flow is None:
         return True
-    return _is_owner(caller, row) or bool(REVIEWER_ROLES.intersection(caller.roles))
+    return visibility.may_read(
+        row["status"], str(row["owner_id"]), caller.user_id, caller.roles, flow.public_states
+    )
 
 
 def find_transition(rtype: ResourceType, name: str) -> Transition:

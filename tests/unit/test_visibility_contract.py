@@ -1,5 +1,6 @@
 """The API and the webhooks agree on who may read an event: a subscriber receives exactly the
-events its owner could GET."""
+events its owner could GET. Both ask shared/visibility.py; this holds the way each maps its own
+data (a row, an envelope and a subscription's owner) onto that one rule."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.catalog import PUBLIC_EVENT_STATUSES
+from shared import visibility
 from shared.db import Database
 
 log = logging.getLogger("herald.webhook.index")
@@ -22,7 +22,6 @@ log = logging.getLogger("herald.webhook.index")
 CHANNEL = "webhook_delivery_subscriptions"
 LISTENER_NAME = "herald-webhook-index"
 _COLUMNS = "id, owner_id, owner_roles, topics, active"
-PRIVILEGED_ROLES = frozenset({"admin", "approver"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +48,9 @@ class IndexedSubscription:
         admins."""
         if not topic.startswith("event."):
             return True
-        if data.get("status") in PUBLIC_EVENT_STATUSES:
-            return True
-        return bool(self.owner_roles & PRIVILEGED_ROLES) or str(data.get("ownerId")) == self.owner_id
+        return visibility.may_read(
+            data.get("status"), str(data.get("ownerId")), self.owner_id, self.owner_roles
+        )
 
 
 class SubscriptionIndex:
