@@ -7,7 +7,7 @@ from typing import Any
 
 from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
 from shared.http import JSON_CONTENT_TYPE
-from shared.openapi import problems
+from shared.openapi import header, json_response, path_param, problems, query_param, schema_ref
 
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}
@@ -74,32 +74,12 @@ RECOVER_DESCRIPTION = (
 RECOVER_EXAMPLE = {"since": "2026-01-01T00:00:00Z"}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _errors(*statuses: int) -> dict[str, Any]:
     return problems(401, 404, *statuses)
 
 
-def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {JSON_CONTENT_TYPE: {"schema": schema}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def _param(
-    name: str, where: str, schema: dict[str, Any], description: str, required: bool = False
-) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
-
-
-SUB_ID = _param("id", "path", UUID, "The subscription id.", required=True)
-DELIVERY_ID = _param("deliveryId", "path", UUID, "The delivery id.", required=True)
+SUB_ID = path_param("id", "The subscription id.")
+DELIVERY_ID = path_param("deliveryId", "The delivery id.")
 
 
 def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
@@ -115,37 +95,29 @@ def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any)
 
 def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the delivery routes."""
-    delivery = _ref("SubscriptionDelivery")
+    delivery = schema_ref("SubscriptionDelivery")
     paths = {
         "/v2/subscription/{id}/deliveries": {
             "get": _operation(
                 "listDeliveries",
                 "A subscription's deliveries, newest first, each with its attempts",
                 {
-                    "200": _json(
-                        {"type": "array", "items": delivery},
+                    "200": json_response(
                         "A page of deliveries",
-                        {
-                            "Link": {
-                                "description": '`<...>; rel="next"` when there is a next page.',
-                                "schema": {"type": "string"},
-                            }
-                        },
+                        {"type": "array", "items": delivery},
+                        headers={"Link": header('`<...>; rel="next"` when there is a next page.')},
                     ),
                     **_errors(400),
                 },
                 parameters=[
                     SUB_ID,
-                    _param("status", "query", {"type": "string", "enum": list(STATUSES)}, "Only these."),
-                    _param(
+                    query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
+                    query_param(
                         "limit",
-                        "query",
-                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                         "Page size.",
+                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                     ),
-                    _param(
-                        "cursor", "query", {"type": "string"}, "Opaque: from the previous page's Link header."
-                    ),
+                    query_param("cursor", "Opaque: from the previous page's Link header."),
                 ],
             )
         },
@@ -153,7 +125,10 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "post": _operation(
                 "retryDelivery",
                 "Send one delivery again now (on the retry lane)",
-                {"202": _json(delivery, "Due now; its attempts will show in the log"), **_errors(409)},
+                {
+                    "202": json_response("Due now; its attempts will show in the log", delivery),
+                    **_errors(409),
+                },
                 parameters=[SUB_ID, DELIVERY_ID],
             )
         },
@@ -162,7 +137,9 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 "recoverDeliveries",
                 "Send again every failed or skipped delivery created in a time window",
                 {
-                    "202": _json(_ref("SubscriptionRecoverResult"), "Accepted: re-queued in the background"),
+                    "202": json_response(
+                        "Accepted: re-queued in the background", schema_ref("SubscriptionRecoverResult")
+                    ),
                     **_errors(400, 409, 413, 415, 422),
                 },
                 description=RECOVER_DESCRIPTION,
@@ -170,7 +147,7 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                     "required": True,
                     "content": {
                         JSON_CONTENT_TYPE: {
-                            "schema": _ref("SubscriptionRecoverRequest"),
+                            "schema": schema_ref("SubscriptionRecoverRequest"),
                             "example": RECOVER_EXAMPLE,
                         }
                     },
@@ -181,7 +158,7 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "post": _operation(
                 "pingSubscription",
                 "Send a signed webhook.ping event to the subscription's URL now",
-                {"202": _json(delivery, "The ping's delivery, pending"), **_errors(409)},
+                {"202": json_response("The ping's delivery, pending", delivery), **_errors(409)},
             )
         },
     }

@@ -9,15 +9,11 @@ from typing import Any
 
 from services.webhook_delivery.api import schemas
 from shared.http import JSON_CONTENT_TYPE
-from shared.openapi import problems
+from shared.openapi import header, json_response, problems, schema_ref
 
 Paths = dict[str, Any]
 Schemas = dict[str, Any]
 TAGS = ["Webhook subscriptions"]
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -25,20 +21,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return problems(401, *statuses)
 
 
-def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {JSON_CONTENT_TYPE: {"schema": schema}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
 def _body(name: str, example: dict[str, Any], *content_types: str) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {ct: {"schema": _ref(name), "example": example} for ct in content_types},
+        "content": {ct: {"schema": schema_ref(name), "example": example} for ct in content_types},
     }
 
 
@@ -54,11 +40,7 @@ REPLACE_EXAMPLE = {**CREATE_EXAMPLE, "active": True, "headers": {"Authorization"
 PATCH_EXAMPLE = {"topics": ["event.*"]}
 
 
-def _header(description: str) -> dict[str, Any]:
-    return {"description": description, "schema": {"type": "string"}}
-
-
-ETAG = {"ETag": _header("The subscription's version, for If-Match and If-None-Match.")}
+ETAG = {"ETag": header("The subscription's version, for If-Match and If-None-Match.")}
 ID_PARAM = {
     "name": "id",
     "in": "path",
@@ -119,16 +101,21 @@ def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any)
 
 
 def subscription_paths() -> tuple[Paths, Schemas]:
-    sub = _ref("Subscription")
-    secrets = _json(
-        _ref("SubscriptionSecrets"), "The signing secrets", {"Cache-Control": _header("no-store")}
+    sub = schema_ref("Subscription")
+    secrets = json_response(
+        "The signing secrets",
+        schema_ref("SubscriptionSecrets"),
+        headers={"Cache-Control": header("no-store")},
     )
     paths: Paths = {
         "/v2/topic/list": {
             "get": _operation(
                 "listTopics",
                 "The event catalog: every topic with its description and webhook body schema",
-                {"200": _json({"type": "array", "items": _ref("Topic")}, "Every topic"), **_errors()},
+                {
+                    "200": json_response("Every topic", {"type": "array", "items": schema_ref("Topic")}),
+                    **_errors(),
+                },
                 tags=["Topics"],
             )
         },
@@ -137,10 +124,10 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "listSubscriptions",
                 "Your subscriptions (admins: everyone's), oldest first, paged",
                 {
-                    "200": _json(
-                        {"type": "array", "items": sub},
+                    "200": json_response(
                         "A page of subscriptions",
-                        {"Link": _header('`<...>; rel="next"` when there is a next page.')},
+                        {"type": "array", "items": sub},
+                        headers={"Link": header('`<...>; rel="next"` when there is a next page.')},
                     ),
                     **_errors(400),
                 },
@@ -150,10 +137,10 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "createSubscription",
                 "Subscribe a URL to topics; the response carries the signing secret",
                 {
-                    "201": _json(
-                        _ref("SubscriptionCreated"),
+                    "201": json_response(
                         "Created",
-                        {**ETAG, "Location": _header("The new subscription's path.")},
+                        schema_ref("SubscriptionCreated"),
+                        headers={**ETAG, "Location": header("The new subscription's path.")},
                     ),
                     **_errors(400, 409, 413, 415, 422),
                 },
@@ -165,7 +152,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "getSubscription",
                 "One subscription",
                 {
-                    "200": _json(sub, "The subscription", ETAG),
+                    "200": json_response("The subscription", sub, headers=ETAG),
                     "304": {"description": "Not modified since the ETag in If-None-Match", "headers": ETAG},
                     **_errors(404),
                 },
@@ -175,7 +162,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "replaceSubscription",
                 "Replace a subscription's writable fields",
                 {
-                    "200": _json(sub, "The changed subscription", ETAG),
+                    "200": json_response("The changed subscription", sub, headers=ETAG),
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
                 parameters=[ID_PARAM, IF_MATCH],
@@ -185,7 +172,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "patchSubscription",
                 "Change some fields (JSON Merge Patch; active: true re-enables and clears disabledReason)",
                 {
-                    "200": _json(sub, "The changed subscription", ETAG),
+                    "200": json_response("The changed subscription", sub, headers=ETAG),
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
                 parameters=[ID_PARAM, IF_MATCH],
