@@ -491,3 +491,26 @@ async def test_sweeper_sends_what_no_message_carries_and_respects_live_leases(
     await receiver.wait_for(4)
     assert receiver.ids()[3] == held
     await wait_status(conn, sub["id"], "succeeded", 4)
+
+
+async def test_retries_start_at_their_due_time_not_at_the_sweepers_tick(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    # The sweeper ticks once at start and then not for an hour: only the timer of the process
+    # that recorded each failure can send the retries (the second one at a Retry-After).
+    sweep = 3600.0
+    app = await start(webhook_retry_schedule=("1", "60"), webhook_sweep_seconds=sweep)
+    receiver = await receivers(Answer(500), Answer(429, headers={"Retry-After": "1"}))
+    sub = await insert_subscription(conn, receiver.url, ["location.created"])
+    await wait_indexed(app, sub)
+    async with Publisher(settings) as pub:
+        await pub.event("location.created", name="Punctual")
+    [delivery] = await wait_status(conn, sub["id"], "succeeded")
+    log = await attempts_of(conn, delivery["id"])
+    assert [a["status_code"] for a in log] == [500, 429, 200]
+    # Each attempt started once it was due (as PostgreSQL had stored it), and long before the
+    # sweeper could have sent it.
+    for attempt in log:
+        late = (attempt["attempted_at"] - attempt["due_at"]).total_seconds()
+        assert 0 <= late < sweep / 2, late
+    assert log[1]["due_at"] > log[0]["attempted_at"] and log[2]["due_at"] > log[1]["attempted_at"]

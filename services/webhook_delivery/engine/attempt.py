@@ -64,6 +64,7 @@ class Attempts:
         recorder: Recorder,
         lease_seconds: float,
         hand_back: Callable[[list[uuid.UUID]], Awaitable[None]],
+        start_after: Callable[[float, uuid.UUID, uuid.UUID], object],
     ) -> None:
         self.settings = settings
         self.db = db
@@ -73,6 +74,7 @@ class Attempts:
         self.recorder = recorder
         self.lease_seconds = lease_seconds
         self.hand_back = hand_back  # the worker's: a cancelled send gives its lease back
+        self.start_after = start_after  # the worker's timers: a retry starts at its due time
         self.schedule = parse_schedule(settings.webhook_retry_schedule)
 
     async def attempt(self, item: Parked, sub_id: uuid.UUID, *, probe: bool = False) -> Recording | None:
@@ -117,6 +119,8 @@ class Attempts:
                     await repo.disable(sub_id, GONE)
                 elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
                     log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+            if delay is not None:  # committed: due at now() + delay, counted from before now
+                self.start_after(delay, claimed.id, sub_id)
 
         return functools.partial(until_available, record_failure, f"recording delivery {claimed.id}")
 

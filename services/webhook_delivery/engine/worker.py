@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import uuid
 from typing import Any
@@ -24,10 +25,8 @@ from services.webhook_delivery.engine.breaker import Breakers
 from services.webhook_delivery.engine.index import SubscriptionIndex
 from services.webhook_delivery.engine.recorder import Recorder
 from services.webhook_delivery.engine.sender import Sender
-from services.webhook_delivery.store.delivery_repo import (
-    Claimed,
-    DeliveryRepo,
-)
+from services.webhook_delivery.engine.timers import Due, DueTimers
+from services.webhook_delivery.store.delivery_repo import RETRY, Claimed, DeliveryRepo
 from shared.amqp import Broker
 from shared.config import Settings
 from shared.db import Database
@@ -61,6 +60,10 @@ class Worker:
         self._roomy.set()
         # Separate budgets: retries may never take the slots first attempts need.
         self.lane_limits = {"first": total - max(1, total // 4), "retry": max(1, total // 4)}
+        # The retry budget, shared by the retry lane and the retries this process's own timers
+        # start (timers.py): due retries past it wait their turn here.
+        self.retry_room = asyncio.Semaphore(self.lane_limits["retry"])
+        self.timers = DueTimers(self._came_due)
         self.in_flight: collections.Counter[uuid.UUID] = collections.Counter()
         self.parked: dict[uuid.UUID, collections.deque[Parked]] = {}
         self.parked_ids: set[uuid.UUID] = set()
@@ -75,6 +78,7 @@ class Worker:
             self.recorder,
             self.lease_seconds,
             self._hand_back,
+            self.timers.after,
         )
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[AbstractQueue, str]] = []
@@ -88,15 +92,19 @@ class Worker:
             channel = await self.broker.channel(prefetch=self.lane_limits[lane])
             self._channels.append(channel)
             queue = await lanes.declare_lane(self.broker, channel, lane)
-            tag = await queue.consume(self._on_message)
+            tag = await queue.consume(functools.partial(self._on_message, lane))
             self._consumers.append((queue, tag))
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, lane: str, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
         if task is not None:  # so that stop() can hand it back
             self._tasks.add(task)
         try:
-            await self._handle(message)
+            if lane == RETRY:
+                async with self.retry_room:
+                    await self._handle(message)
+            else:
+                await self._handle(message)
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -129,8 +137,7 @@ class Worker:
                 queue.append(delivery_id)
                 self.parked_ids.add(delivery_id)
             else:
-                async with self.db.connection() as conn:
-                    await DeliveryRepo(conn).defer(delivery_id, self.settings.webhook_sweep_seconds)
+                await self._hold(delivery_id, sub_id, self.settings.webhook_sweep_seconds)
             return
         self.in_flight[sub_id] += 1
         await self._run(sub_id, delivery_id)
@@ -180,7 +187,7 @@ class Worker:
         try:
             held, probe = self.breakers.admit(sub_id)
             if held > 0:
-                await self._hold(item, held)
+                await self._hold(item, sub_id, held)
             else:
                 try:
                     async with self.slots:
@@ -219,14 +226,32 @@ class Worker:
         if len(self.leased) < self.room or self._stopping:
             self._roomy.set()
 
-    async def _hold(self, item: Parked, seconds: float) -> None:
-        """The circuit is open: due again when it half-opens, without an attempt."""
+    async def _hold(self, item: Parked, sub_id: uuid.UUID, seconds: float) -> None:
+        """Not now (the circuit is open, or too many wait here): due again in `seconds`,
+        without an attempt, and started by this process's timer then."""
         async with self.db.connection() as conn:
             repo = DeliveryRepo(conn)
             if isinstance(item, Leased):
                 await repo.hand_back([item.claimed.id], seconds)
             else:
                 await repo.defer(item, seconds)
+        self.timers.after(seconds, _id_of(item), sub_id)
+
+    def _came_due(self, due: list[Due]) -> None:
+        """Timers rang: each delivery is claimed here like a retry lane's (or finds that
+        another worker has it already: the lease decides)."""
+        for delivery_id, sub_id in due:
+            self._spawn(self._start_due(delivery_id, sub_id))
+
+    async def _start_due(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
+        try:
+            async with self.retry_room:
+                if not self._stopping:
+                    await self.dispatch(delivery_id, sub_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery %s could not be handled", delivery_id)  # the sweeper's now
 
     def _unpark(self, sub_id: uuid.UUID) -> None:
         queue = self.parked.get(sub_id)
@@ -254,6 +279,7 @@ class Worker:
         """Stop taking messages, let attempts in flight finish for up to `grace` seconds, then
         hand the rest back (their messages return to the lanes when the channels close)."""
         self._stopping = True
+        self.timers.close()  # what waits for its time is due in PostgreSQL: other sweepers find it
         self._roomy.set()  # a fan-out waiting for room goes on, to the lanes
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):

@@ -41,6 +41,7 @@ class Claimed:
     headers: dict[str, str]
     secrets: tuple[str, ...]
     active: bool
+    due_at: datetime | None = None  # when this attempt was due (its next_attempt_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,9 @@ class DeliveryRepo:
             "  CASE WHEN t.p AND t.l THEN now() + make_interval(secs => $8) END"
             " FROM e, t"
             " ON CONFLICT (subscription_id, event_id) DO NOTHING"
-            " RETURNING id, subscription_id, status, lease_until)"
-            " SELECT d.id, d.subscription_id, d.status, d.lease_until, s.url, s.headers, s.secret,"
+            " RETURNING id, subscription_id, status, lease_until, next_attempt_at)"
+            " SELECT d.id, d.subscription_id, d.status, d.lease_until, d.next_attempt_at, s.url,"
+            "  s.headers, s.secret,"
             "  s.previous_secret, s.previous_secret_until > now() AS previous_signs"
             " FROM e LEFT JOIN d ON true"
             " LEFT JOIN subscriptions s ON s.id = d.subscription_id AND d.lease_until IS NOT NULL",
@@ -148,7 +150,7 @@ class DeliveryRepo:
             " UPDATE deliveries SET lease_until = now() + make_interval(secs => $2), enqueued_at = NULL"
             " WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()"
             "  AND (lease_until IS NULL OR lease_until < now())"
-            " RETURNING id, subscription_id, event_id, attempts, lease_until)"
+            " RETURNING id, subscription_id, event_id, attempts, lease_until, next_attempt_at)"
             " SELECT c.*, e.body, s.url, s.headers, s.active, s.secret, s.previous_secret,"
             "  s.previous_secret_until > now() AS previous_signs"
             " FROM c JOIN webhook_events e ON e.id = c.event_id"
@@ -233,8 +235,8 @@ class DeliveryRepo:
                 " WHERE id = $1 AND status = 'pending' AND attempts = $10 AND lease_until = $11"
                 " RETURNING id)"
                 " INSERT INTO delivery_attempts"
-                " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-                " SELECT id, $7, $5, $8, $6, $9 FROM d RETURNING true",
+                " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
+                " SELECT id, $7, $5, $8, $6, $9, $12 FROM d RETURNING true",
                 claimed.id,
                 status,
                 lane,
@@ -246,6 +248,7 @@ class DeliveryRepo:
                 outcome.response_body,
                 claimed.attempts,
                 claimed.lease_until,
+                claimed.due_at,
             )
         )
 
@@ -257,7 +260,8 @@ class DeliveryRepo:
         recorded = await self.conn.fetchval(
             "WITH v AS ("
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::float8[],"
-            "  $6::text[], $7::int[], $8::timestamptz[]) AS v (id, sub, at, code, ms, body, n, lease)),"
+            "  $6::text[], $7::int[], $8::timestamptz[], $9::timestamptz[])"
+            "  AS v (id, sub, at, code, ms, body, n, lease, due)),"
             " d AS ("
             " UPDATE deliveries d SET status = 'succeeded', attempts = d.attempts + 1,"
             " next_attempt_at = NULL, lease_until = NULL, enqueued_at = NULL,"
@@ -267,8 +271,8 @@ class DeliveryRepo:
             " RETURNING v.*),"
             " a AS ("
             " INSERT INTO delivery_attempts"
-            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body)"
-            " SELECT id, at, code, ms, NULL, body FROM d),"
+            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
+            " SELECT id, at, code, ms, NULL, body, due FROM d),"
             " s AS ("
             " UPDATE subscriptions SET failing_since = NULL"
             " WHERE id IN (SELECT sub FROM d) AND failing_since IS NOT NULL)"
@@ -281,6 +285,7 @@ class DeliveryRepo:
             [o.response_body for _, o in done],
             [c.attempts for c, _ in done],
             [c.lease_until for c, _ in done],
+            [c.due_at for c, _ in done],
         )
         return int(recorded)
 
@@ -504,6 +509,7 @@ def _claimed(row: Any, event_id: uuid.UUID, body: bytes, *, attempts: int, activ
         headers=_json_object(row["headers"]),
         secrets=tuple(secrets),
         active=active,
+        due_at=row["next_attempt_at"],
     )
 
 
