@@ -6,7 +6,8 @@ process of the machine shares: the load loop compares it with its own send times
     python bench/receiver.py PORT
 
 GET /stats: counts and the first and last arrival; GET /arrivals: [n, event data id, arrival]
-of each first arrival; POST /reset: forget everything.
+of each first arrival; POST /reset: forget everything (`?fail_first=1`: from then on answer
+each (subscription, webhook-id)'s first arrival with 500, to make every delivery retry once).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import uvloop
 from aiohttp import web
 
 OK = b"ok"
+FAILED = b"failing the first attempt"
 
 
 class Arrivals:
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, fail_first: bool = False) -> None:
+        self.fail_first = fail_first
         self.requests = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
@@ -45,6 +48,8 @@ class Arrivals:
             # The resource's id: what the load loop knows when its create request returns.
             data_id = orjson.loads(body).get("data", {}).get("id", "")
             self.firsts.append((key[0], data_id, now))
+            if self.fail_first:
+                return web.Response(status=500, body=FAILED)
         return web.Response(body=OK)
 
     async def stats(self, _request: web.Request) -> web.Response:
@@ -61,8 +66,8 @@ class Arrivals:
     async def arrivals(self, _request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.firsts), content_type="application/json")
 
-    async def clear(self, _request: web.Request) -> web.Response:
-        self.reset()
+    async def clear(self, request: web.Request) -> web.Response:
+        self.reset(fail_first=request.query.get("fail_first") == "1")
         return web.Response(status=204)
 
 

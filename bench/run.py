@@ -12,6 +12,9 @@
    - deliveries/s of one worker process: events created while no worker runs, then one worker
      process started, timed from the receiver's first to its last arrival (the process also
      does the fan-out of those events, as every worker process does);
+   - retry lateness: a worker with a retry schedule of 1 s (and no circuit breaking), the
+     receiver failing every delivery's first attempt, creates at the same fixed rate; each retry's start minus the
+     time it was due, as PostgreSQL stored them (`attempted_at - due_at`);
    - peak RSS of each process (nginx's master and workers included).
 3. A second suite with 1,000,000 events COPY-seeded by bench/seed_events.py: list-50 again
    (skipped, and said so, without that module).
@@ -94,6 +97,7 @@ TARGETS = {
     "creates_per_s": 1000.0,
     "first_attempt_p95_ms": 50.0,
     "deliveries_per_s": 1500.0,
+    "retry_late_p95_ms": 1000.0,
     "rss_mib": 100.0,
 }
 
@@ -122,11 +126,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def start_worker(suite: RunningSuite) -> tuple[subprocess.Popen[bytes], str]:
+def start_worker(suite: RunningSuite, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
     """One webhook delivery process with the worker (fan-out included) and no API."""
     (port,) = free_ports(1)
     env = {
         **suite.env,
+        **settings,
         "HERALD_WEBHOOK_PORT": str(port),
         "HERALD_WEBHOOK_API": "false",
         "HERALD_WEBHOOK_WORKER": "true",
@@ -346,6 +351,50 @@ async def worker_rate(
     }, rss
 
 
+async def retry_lateness(
+    suite: RunningSuite, session: aiohttp.ClientSession, receiver: str, rate: int, seconds: int
+) -> dict[str, Any]:
+    """Every delivery fails its first attempt and is due again 1 s later: how late its retry
+    started (attempted_at - due_at, both as stored), at `rate` creates a second."""
+    conn = await asyncpg.connect(suite.env["HERALD_DATABASE_URL"])
+    try:
+        since = await conn.fetchval("SELECT coalesce(max(id), 0) FROM webhook_delivery.delivery_attempts")
+        await session.post(receiver + "/reset?fail_first=1")
+        # Every first attempt fails: the circuit breakers would hold the subscriptions (and
+        # measure themselves instead); they stay closed here.
+        proc, url = start_worker(
+            suite, HERALD_WEBHOOK_RETRY_SCHEDULE="1", HERALD_WEBHOOK_BREAKER_FAILURES="1000000000"
+        )
+        try:
+            await wait_ready(url + "/readyz")
+            load = await first_attempt_latency(session, suite.base, receiver, rate, seconds)
+            with contextlib.suppress(RuntimeError):
+                await wait_for(lambda: _none_pending(suite), 120, "the retries")
+        finally:
+            stop(proc)
+            await session.post(receiver + "/reset")
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM a.attempted_at - a.due_at)::float8 * 1000 AS late,"
+            " a.status_code FROM webhook_delivery.delivery_attempts a"
+            " WHERE a.id > $1 AND EXISTS (SELECT 1 FROM webhook_delivery.delivery_attempts b"
+            "  WHERE b.delivery_id = a.delivery_id AND b.id < a.id)",
+            since,
+        )
+    finally:
+        await conn.close()
+    late = [float(r["late"]) for r in rows if r["late"] is not None]
+    return {
+        "events": load["events"],
+        "achieved_rate": load["achieved_rate"],
+        "retries_expected": load["attempts_expected"],
+        "retries_measured": len(late),
+        "retries_succeeded": sum(1 for r in rows if r["status_code"] == 200),
+        "p50_ms": round(percentile(late, 0.50), 1),
+        "p95_ms": round(percentile(late, 0.95), 1),
+        "max_ms": round(max(late, default=float("nan")), 1),
+    }
+
+
 async def _outbox_empty(suite: RunningSuite) -> bool:
     return await unsent_outbox_rows(suite) == 0
 
@@ -470,6 +519,9 @@ async def measure() -> dict[str, Any]:
                     results["worker"], rss["webhook_worker_drain"] = await worker_rate(
                         suite, session, receiver, PRELOAD_EVENTS
                     )
+                    results["retry_lateness"] = await retry_lateness(
+                        suite, session, receiver, RATE, RATE_SECONDS
+                    )
                 rss.update(suite.peak_rss_mib())
                 rss["bench_receiver"] = peak_rss_of(receiver_proc.pid)
                 results["peak_rss_mib"] = rss
@@ -592,6 +644,22 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             ),
         ),
     ]
+    if "retry_lateness" in r:
+        late = r["retry_lateness"]
+        rows.append(
+            (
+                f"retry lateness (start - due), {late['achieved_rate']} events/s x {SUBSCRIPTIONS},"
+                " schedule 1 s",
+                f"p50 {late['p50_ms']} ms, p95 {late['p95_ms']} ms, max {late['max_ms']} ms"
+                f" ({late['retries_measured']}/{late['retries_expected']} retries)",
+                f"p95 <= {t['retry_late_p95_ms']:g} ms",
+                "-",
+                yes(
+                    late["p95_ms"] <= t["retry_late_p95_ms"]
+                    and late["retries_measured"] == late["retries_expected"]
+                ),
+            )
+        )
     # Every process of both suites; a name in both counts with its larger peak.
     peaks = dict(r["peak_rss_mib"])
     for name, mib in r.get("peak_rss_mib_big_list_suite", {}).items():

@@ -50,6 +50,10 @@ async def test_receiver_keeps_each_first_arrival_once(aiohttp_client: Any) -> No
     assert [(n, data_id) for n, data_id, _at in arrivals] == [("0", "e1"), ("1", "e1"), ("0", "e1")]
     assert (await client.post("/reset")).status == 204
     assert (await (await client.get("/stats")).json())["unique"] == 0
+    # Failing first attempts: each (subscription, webhook-id)'s first arrival gets 500, later ones 200.
+    assert (await client.post("/reset?fail_first=1")).status == 204
+    answers = [(await client.post("/hook/0", data=body, headers={"webhook-id": "m3"})).status for _ in "ab"]
+    assert answers == [500, 200]
 
 
 def test_percentile_is_the_nearest_rank() -> None:
@@ -85,6 +89,8 @@ def _figures(big: dict[str, Any]) -> dict[str, Any]:
         "first_attempt": first,
         "first_attempt_low_rate": first,
         "worker": worker,
+        "retry_lateness": {"achieved_rate": 200, "p50_ms": 3.0, "p95_ms": 9.0, "max_ms": 40.0}
+        | {"retries_measured": 5, "retries_expected": 5},
         "peak_rss_mib": {"nginx worker": 9.0, "auth": 120.0, "resource": 60.0, "bench_receiver": 500.0},
     }
 
@@ -97,7 +103,8 @@ def test_verdicts_compare_with_targets_and_the_baseline() -> None:
     assert [row[0].split(" ")[0] for row in rows[:3]] == ["baseline:", "GET", "GET"]
     assert [row[3] for row in rows[:3]] == ["1.00", "0.85", "0.40"]  # req/s over the baseline's
     # baseline; GET; list-50 (0.4 x but p99 120 > 100 ms); list-50 at a million (290/400 = 0.725
-    # < 0.75); creates; first attempt (p95); the same at a low rate (no target); worker; RSS of
+    # < 0.75); creates; first attempt (p95); the same at a low rate (no target); worker; retry
+    # lateness; RSS of
     # nginx's worker, auth (120), resource (the larger of 60 and 101, from the second suite), docs;
     # not the receiver
     assert [row[4] for row in rows] == [
@@ -108,6 +115,7 @@ def test_verdicts_compare_with_targets_and_the_baseline() -> None:
         "**no**",
         "**no**",
         "-",
+        "yes",
         "yes",
         "yes",
         "**no**",

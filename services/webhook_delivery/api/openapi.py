@@ -36,7 +36,12 @@ CREATE_EXAMPLE = {
     "topics": ["event.approved", "location.*"],
     "description": "Public events for the website",
 }
-REPLACE_EXAMPLE = {**CREATE_EXAMPLE, "active": True, "headers": {"Authorization": "Bearer receiver-token"}}
+REPLACE_EXAMPLE = {
+    **CREATE_EXAMPLE,
+    "active": True,
+    "headers": {"Authorization": "Bearer receiver-token"},
+    "rateLimit": 50,
+}
 PATCH_EXAMPLE = {"topics": ["event.*"]}
 
 

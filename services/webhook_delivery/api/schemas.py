@@ -43,6 +43,15 @@ HEADERS: dict[str, Any] = {
     "examples": [{"Authorization": "Bearer receiver-token"}],
 }
 
+RATE_LIMIT: dict[str, Any] = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "maximum": 10000,
+    "description": "At most this many deliveries start a second (every worker together, retries "
+    "included); the rest wait their turn, oldest first, and waiting is not an attempt. null: no limit.",
+    "examples": [50],
+}
+
 READ_ONLY: dict[str, Any] = {
     "id": {**UUID, "readOnly": True},
     "ownerId": {**UUID, "readOnly": True},
@@ -62,7 +71,9 @@ WRITABLE: dict[str, Any] = {
     "description": DESCRIPTION,
     "active": ACTIVE,
     "headers": HEADERS,
+    "rateLimit": RATE_LIMIT,
 }
+OPTIONAL_ON_PUT = ("rateLimit",)  # left out of a PUT: none (null)
 
 SUBSCRIPTION: dict[str, Any] = {
     "type": "object",
@@ -92,7 +103,7 @@ SUBSCRIPTION_CREATE: dict[str, Any] = {
 SUBSCRIPTION_REPLACE: dict[str, Any] = {
     "type": "object",
     "properties": {**READ_ONLY, **WRITABLE},
-    "required": list(WRITABLE),
+    "required": [name for name in WRITABLE if name not in OPTIONAL_ON_PUT],
     "additionalProperties": False,
 }
 

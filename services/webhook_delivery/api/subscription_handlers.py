@@ -137,6 +137,7 @@ async def create_subscription(request: web.Request) -> web.Response:
             headers=headers,
             active=body.get("active", True),
             secret=new_secret(),
+            rate_limit=_rate_limit(body.get("rateLimit")),
         )
     return _shown(row, status=201, secret=row["secret"])
 
@@ -193,6 +194,8 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
             wanted["headers"] = rules.check_headers(
                 _merge_headers(before["headers"], headers) if patch else headers
             )
+        if "rateLimit" in body or not patch:  # PUT: absent is none
+            wanted["rate_limit"] = _rate_limit(body.get("rateLimit"))
         if url is not None:
             wanted["url"], wanted["url_key"] = body["url"], url_key(url)
         changes = {k: v for k, v in wanted.items() if before[k] != v}
@@ -204,6 +207,11 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         after = await repo.update(sub_id, before["version"], changes) if changes else before
     assert after is not None  # the row is locked: its version cannot have moved
     return _shown(after)
+
+
+def _rate_limit(value: int | float | None) -> int | None:
+    """The schema let through an integer (JSON Schema counts 5.0 as one): as an int."""
+    return None if value is None else int(value)
 
 
 async def put_subscription(request: web.Request) -> web.Response:

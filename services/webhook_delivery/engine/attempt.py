@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from services.webhook_delivery.engine.breaker import Breakers
 from services.webhook_delivery.engine.index import SubscriptionIndex
+from services.webhook_delivery.engine.limiter import RateLimiter
 from services.webhook_delivery.engine.outage import until_available
 from services.webhook_delivery.engine.recorder import Recorder
 from services.webhook_delivery.engine.retry import (
@@ -75,6 +76,7 @@ class Attempts:
         self.lease_seconds = lease_seconds
         self.hand_back = hand_back  # the worker's: a cancelled send gives its lease back
         self.start_after = start_after  # the worker's timers: a retry starts at its due time
+        self.limiter = RateLimiter(db)
         self.schedule = parse_schedule(settings.webhook_retry_schedule)
 
     async def attempt(self, item: Parked, sub_id: uuid.UUID, *, probe: bool = False) -> Recording | None:
@@ -88,6 +90,8 @@ class Attempts:
                 if claimed is not None and not claimed.active:
                     await repo.skip(item)  # disabled since fan-out: kept for `recover`
                     claimed = None
+        if claimed is not None and not await self._slot(claimed):
+            claimed = None  # waits for its rate limit's turn: not an attempt
         if claimed is None:
             if probe:
                 self.breakers.released(sub_id)
@@ -123,6 +127,19 @@ class Attempts:
                 self.start_after(delay, claimed.id, sub_id)
 
         return functools.partial(until_available, record_failure, f"recording delivery {claimed.id}")
+
+    async def _slot(self, claimed: Claimed) -> bool:
+        """Whether it may start now under its subscription's rate limit; if not, it is handed
+        back due at the window where it holds a slot, and this process's timer starts it then."""
+        if claimed.rate_limit is None or claimed.has_slot:
+            return True
+        wait = await self.limiter.take(claimed.subscription_id, claimed.rate_limit)
+        if wait is None:
+            return True
+        async with self.db.connection() as conn:
+            await DeliveryRepo(conn).wait_for_slot(claimed, wait.window)
+        self.start_after(wait.seconds, claimed.id, claimed.subscription_id)
+        return False
 
     async def _still_ours(self, item: Leased) -> Claimed | None:
         """The leased delivery, once its lease surely covers the attempt: renewed when it waited

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.webhook_delivery.store.rate_windows import USABLE
 from shared.events import format_time
 from shared.problems import Conflict, NotFound
 
@@ -42,6 +43,8 @@ class Claimed:
     secrets: tuple[str, ...]
     active: bool
     due_at: datetime | None = None  # when this attempt was due (its next_attempt_at)
+    rate_limit: int | None = None  # the subscription's attempts a second, if limited
+    has_slot: bool = False  # it waited for a rate-limit slot and holds one now
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,7 @@ class DeliveryRepo:
             " ON CONFLICT (subscription_id, event_id) DO NOTHING"
             " RETURNING id, subscription_id, status, lease_until, next_attempt_at)"
             " SELECT d.id, d.subscription_id, d.status, d.lease_until, d.next_attempt_at, s.url,"
-            "  s.headers, s.secret,"
+            "  s.headers, s.rate_limit, s.secret,"
             "  s.previous_secret, s.previous_secret_until > now() AS previous_signs"
             " FROM e LEFT JOIN d ON true"
             " LEFT JOIN subscriptions s ON s.id = d.subscription_id AND d.lease_until IS NOT NULL",
@@ -150,13 +153,17 @@ class DeliveryRepo:
             " UPDATE deliveries SET lease_until = now() + make_interval(secs => $2), enqueued_at = NULL"
             " WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()"
             "  AND (lease_until IS NULL OR lease_until < now())"
-            " RETURNING id, subscription_id, event_id, attempts, lease_until, next_attempt_at)"
+            " RETURNING id, subscription_id, event_id, attempts, lease_until, next_attempt_at, rate_slot)"
             " SELECT c.*, e.body, s.url, s.headers, s.active, s.secret, s.previous_secret,"
-            "  s.previous_secret_until > now() AS previous_signs"
+            "  s.previous_secret_until > now() AS previous_signs, s.rate_limit,"
+            # Its slot counts only while its window lasts (and it was deferred for it, not since).
+            "  c.next_attempt_at = to_timestamp(c.rate_slot)"
+            "  AND clock_timestamp() < to_timestamp(c.rate_slot + $3::float8) AS has_slot"
             " FROM c JOIN webhook_events e ON e.id = c.event_id"
             " JOIN subscriptions s ON s.id = c.subscription_id",
             delivery_id,
             lease_seconds,
+            USABLE,
         )
         if row is None:
             return None
@@ -183,6 +190,18 @@ class DeliveryRepo:
             " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
             delivery_ids,
             seconds,
+        )
+
+    async def wait_for_slot(self, claimed: Claimed, window: int) -> None:
+        """Give up our lease without an attempt: due again at the start of `window` (a Unix
+        second), in which it holds a rate-limit slot."""
+        await self.conn.execute(
+            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, rate_slot = $3,"
+            " next_attempt_at = to_timestamp($3), updated_at = now()"
+            " WHERE id = $1 AND status = 'pending' AND lease_until = $2",
+            claimed.id,
+            claimed.lease_until,
+            window,
         )
 
     async def extend_lease(self, claimed: Claimed, lease_seconds: float) -> Claimed | None:
@@ -510,6 +529,8 @@ def _claimed(row: Any, event_id: uuid.UUID, body: bytes, *, attempts: int, activ
         secrets=tuple(secrets),
         active=active,
         due_at=row["next_attempt_at"],
+        rate_limit=row["rate_limit"],
+        has_slot=bool(row.get("has_slot")),
     )
 
 

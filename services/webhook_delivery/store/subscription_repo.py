@@ -14,7 +14,8 @@ from shared.problems import Conflict, NotFound
 
 _COLUMNS = (
     "id, owner_id, owner_roles, url, url_key, topics, description, headers, active, disabled_reason,"
-    " secret, previous_secret, previous_secret_until, failing_since, version, created_at, updated_at"
+    " secret, previous_secret, previous_secret_until, failing_since, version, created_at, updated_at,"
+    " rate_limit"
 )
 DUPLICATE_URL = "you already have a subscription to this URL; change its topics instead"
 NOT_FOUND = "no such subscription"
@@ -30,6 +31,7 @@ def public_subscription(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "active": row["active"],
         "headers": row["headers"],
+        "rateLimit": row["rate_limit"],
         "disabledReason": row["disabled_reason"],
         "createdAt": format_time(row["created_at"]),
         "updatedAt": format_time(row["updated_at"]),
@@ -90,11 +92,13 @@ class SubscriptionRepo:
         headers: dict[str, str],
         active: bool,
         secret: str,
+        rate_limit: int | None = None,
     ) -> dict[str, Any]:
         try:
             row = await self.conn.fetchrow(
                 "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
-                " headers, active, secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)"
+                " headers, active, secret, rate_limit)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)"
                 f" RETURNING {_COLUMNS}",
                 uuid.uuid4(),
                 owner_id,
@@ -106,6 +110,7 @@ class SubscriptionRepo:
                 orjson.dumps(headers).decode(),
                 active,
                 secret,
+                rate_limit,
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(DUPLICATE_URL) from None
