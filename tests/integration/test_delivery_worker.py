@@ -514,3 +514,84 @@ async def test_retries_start_at_their_due_time_not_at_the_sweepers_tick(
         late = (attempt["attempted_at"] - attempt["due_at"]).total_seconds()
         assert 0 <= late < sweep / 2, late
     assert log[1]["due_at"] > log[0]["attempted_at"] and log[2]["due_at"] > log[1]["attempted_at"]
+
+
+async def _limited_run(
+    apps: list[web.Application], conn: asyncpg.Connection, settings: Settings, receiver: Receiver, limit: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`3 * limit + 4` events to a subscription limited to `limit` a second, through `apps`;
+    the subscription and each delivery (in event order) with its one attempt."""
+    sub = await insert_subscription(conn, receiver.url, ["location.created"], rate_limit=limit)
+    await wait_indexed(apps[0], sub)
+    for app in apps[1:]:
+        await wait_indexed(app, sub)
+    count = 3 * limit + 4
+
+    async def handled() -> int:  # started, or waiting with its slot
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM deliveries WHERE subscription_id = $1"
+                " AND (attempts > 0 OR rate_slot IS NOT NULL)",
+                sub["id"],
+            )
+        )
+
+    events = []
+    async with Publisher(settings) as pub:
+        for i in range(count):  # each once the one before has asked for its slot: oldest first
+            events.append(await pub.event("location.created", name=f"L{i}"))
+            await wait_until(lambda n=i + 1: _at_least(handled(), n), what=f"delivery {i} to ask for a slot")
+    await receiver.wait_for(count)
+    done = await wait_status(conn, sub["id"], "succeeded", count)
+    by_event = {str(d["event_id"]): d for d in done}
+    deliveries = [by_event[e["id"]] for e in events]
+    for d in deliveries:
+        [d["attempt"]] = await attempts_of(conn, d["id"])  # waiting was no attempt
+        assert d["attempts"] == 1
+    assert sorted(receiver.ids()) == sorted(e["id"] for e in events)  # each once
+    return sub, deliveries
+
+
+async def _at_least(count: Awaitable[int], n: int) -> bool:
+    return await count >= n
+
+
+def _assert_within_the_limit(deliveries: list[dict[str, Any]], limit: int, sweep: float) -> None:
+    """No one-second window (as PostgreSQL's clock counts them) holds more starts than the
+    limit; the windows are taken oldest first; each waiting delivery started when its window
+    came, by its timer (the sweeper ticks only every `sweep` seconds)."""
+    windows = [int(d["attempt"]["attempted_at"].timestamp()) for d in deliveries]
+    per_window: dict[int, int] = {}
+    for w in windows:
+        per_window[w] = per_window.get(w, 0) + 1
+    assert max(per_window.values()) <= limit, per_window
+    assert windows == sorted(windows), "oldest first"
+    assert len(per_window) >= len(deliveries) // limit  # they did have to wait
+    for d in deliveries:
+        late = (d["attempt"]["attempted_at"] - d["attempt"]["due_at"]).total_seconds()
+        assert 0 <= late < sweep / 2, late
+
+
+async def test_a_rate_limit_spreads_starts_over_the_seconds_in_order(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    sweep = 3600.0
+    app = await start(webhook_sweep_seconds=sweep)
+    receiver = await receivers()
+    _sub, deliveries = await _limited_run([app], conn, settings, receiver, 2)
+    _assert_within_the_limit(deliveries, 2, sweep)
+    # The receiver saw the same: 10 arrivals in at least 5 windows, so at least 3 s apart.
+    arrivals = [r.at for r in receiver.requests]
+    assert arrivals[-1] - arrivals[0] > 2
+
+
+async def test_two_workers_share_one_rate_limit(
+    start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
+) -> None:
+    sweep = 3600.0
+    apps = [await start(webhook_sweep_seconds=sweep), await start(webhook_sweep_seconds=sweep)]
+    receiver = await receivers()
+    sub, deliveries = await _limited_run(apps, conn, settings, receiver, 3)
+    _assert_within_the_limit(deliveries, 3, sweep)
+    # Both took slots from the one line of windows in PostgreSQL.
+    assert all(sub["id"] in app[WORKER].attempts.limiter._held for app in apps)

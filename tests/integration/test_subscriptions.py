@@ -632,3 +632,36 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in _refs(value)]
     return []
+
+
+async def test_a_rate_limit_is_set_changed_and_cleared(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    assert (await _create(suite, token))["rateLimit"] is None  # none unless asked for
+    sub = await _create(suite, token, rateLimit=5)
+    assert sub["rateLimit"] == 5 and (await _row(suite, sub["id"]))["rate_limit"] == 5
+    path = f"/v2/subscription/{sub['id']}"
+    resp, patched = await suite.request("PATCH", path, token=token, json={"rateLimit": 10000}, headers=MERGE)
+    assert resp.status == 200 and patched["rateLimit"] == 10000
+    resp, patched = await suite.request("PATCH", path, token=token, json={"topics": ["*"]}, headers=MERGE)
+    assert patched["rateLimit"] == 10000  # a patch without it keeps it
+    resp, patched = await suite.request("PATCH", path, token=token, json={"rateLimit": None}, headers=MERGE)
+    assert resp.status == 200 and patched["rateLimit"] is None
+    full = {k: patched[k] for k in ("url", "topics", "description", "active", "headers")}
+    resp, put = await suite.request("PUT", path, token=token, json={**full, "rateLimit": 1})
+    assert resp.status == 200 and put["rateLimit"] == 1
+    resp, put = await suite.request("PUT", path, token=token, json=full)  # a PUT without it: none
+    assert resp.status == 200 and put["rateLimit"] is None
+
+
+@pytest.mark.parametrize("value", [0, 10001, 2.5, "3", True, -1])
+async def test_a_rate_limit_out_of_range_or_not_an_integer_is_a_422(suite: Suite, value: Any) -> None:
+    _, _, token = await suite.new_user()
+    body = {"url": _url(), "topics": ["*"], "rateLimit": value}
+    resp, problem = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
+    assert resp.status == 422, problem
+    assert problem["errors"][0]["field"] == "rateLimit"
+    sub = await _create(suite, token)
+    resp, problem = await suite.request(
+        "PATCH", f"/v2/subscription/{sub['id']}", token=token, json={"rateLimit": value}, headers=MERGE
+    )
+    assert resp.status == 422 and problem["errors"][0]["field"] == "rateLimit"

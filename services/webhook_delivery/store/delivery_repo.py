@@ -196,8 +196,8 @@ class DeliveryRepo:
         """Give up our lease without an attempt: due again at the start of `window` (a Unix
         second), in which it holds a rate-limit slot."""
         await self.conn.execute(
-            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, rate_slot = $3,"
-            " next_attempt_at = to_timestamp($3), updated_at = now()"
+            "UPDATE deliveries SET lease_until = NULL, enqueued_at = NULL, rate_slot = $3::bigint,"
+            " next_attempt_at = to_timestamp($3::bigint), updated_at = now()"
             " WHERE id = $1 AND status = 'pending' AND lease_until = $2",
             claimed.id,
             claimed.lease_until,

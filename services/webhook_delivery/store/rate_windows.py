@@ -28,7 +28,7 @@ async def reserve(conn: asyncpg.Connection, sub_id: uuid.UUID, limit: int, want:
     row = await conn.fetchrow(
         "WITH n AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now)"
         " INSERT INTO rate_windows AS r (subscription_id, window_at, used, granted)"
-        " SELECT $1, floor(n.now)::bigint, least($3, $2), least($3, $2) FROM n"
+        " SELECT $1, floor(n.now)::bigint, least($3::int, $2::int), least($3::int, $2::int) FROM n"
         " ON CONFLICT (subscription_id) DO UPDATE SET"
         "  window_at = CASE WHEN r.window_at < excluded.window_at THEN excluded.window_at"
         "   WHEN r.used >= $2 THEN r.window_at + 1 ELSE r.window_at END,"
