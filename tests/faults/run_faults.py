@@ -1,11 +1,12 @@
 """The fault suite: N location creates through the edge (100 per POST, one `location.created`
 event each) flow resource outbox -> RabbitMQ -> fan-out -> delivery worker -> a local receiver,
-for 5 subscriptions, while the worker is SIGKILLed three times (and restarted), AMQP
+for 5 subscriptions (one of them rate limited), while the worker is SIGKILLed three times (and restarted), AMQP
 connections are closed from the broker side (the worker's, the resource service's),
 webhook_delivery's PostgreSQL backends are terminated, and the receiver answers 503 to every
 other request for a while. Then every (event, subscription) pair must have been accepted by
 the receiver at least once; a duplicate only with the same webhook-id and the same bytes;
-every request signed. Counts printed; exit status 1 on any loss or mismatch.
+every request signed; no second with more attempts started for the limited subscription
+than its limit. Counts printed; exit status 1 on any loss or mismatch.
 
     python tests/faults/run_faults.py [events, default FAULT_EVENTS or 10000]
 
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from tests.worker_process import WorkerProcess  # noqa: E402
 
 BATCH = 100  # creates per POST (the resource service's maximum)
 TOPICS = (["*"], ["location.*"], ["location.created", "event.created"], ["location.created"], ["location.*"])
+RATE_LIMITS = {3: 80}  # subscription -> rateLimit: below the event rate, so its deliveries queue
 # Short timings so that the run ends: retries within seconds, a dead worker's leases expire in
 # webhook_timeout + 5 s, a held delivery is swept back onto a lane within half a second.
 TIMINGS = {
@@ -220,6 +223,8 @@ class Run:
     async def subscribe(self, session: aiohttp.ClientSession) -> None:
         for i, topics in enumerate(TOPICS):
             body = {"url": f"{self.receiver.base}/{i}", "topics": topics, "description": f"fault suite {i}"}
+            if i in RATE_LIMITS:
+                body["rateLimit"] = RATE_LIMITS[i]
             async with session.post(self.suite.base + "/v2/subscription/list", json=body) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"creating a subscription answered {resp.status}: {await resp.text()}")
@@ -403,6 +408,26 @@ async def delivery_statuses(dsn: str) -> dict[str, int]:
         await conn.close()
 
 
+async def busiest_seconds(dsn: str, subs: list[dict[str, Any]]) -> dict[int, int]:
+    """For each rate-limited subscription, the most attempts started in one second."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            i: int(
+                await conn.fetchval(
+                    "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n"
+                    " FROM webhook_delivery.delivery_attempts a JOIN webhook_delivery.deliveries d"
+                    " ON d.id = a.delivery_id WHERE d.subscription_id = $1"
+                    " GROUP BY floor(extract(epoch FROM a.attempted_at))) per_second",
+                    uuid.UUID(subs[i]["id"]),
+                )
+            )
+            for i in RATE_LIMITS
+        }
+    finally:
+        await conn.close()
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -415,6 +440,7 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
     run: Run | None = None
     verdict: Verdict | None = None
     statuses: dict[str, int] = {}
+    busiest: dict[int, int] = {}
     timed_out = False
     try:
         async with running_suite(log, **TIMINGS, HERALD_WEBHOOK_WORKER="false") as suite:
@@ -457,6 +483,7 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
                     for worker in run.workers:
                         await asyncio.to_thread(worker.kill)
             verdict = check(run)
+            busiest = await busiest_seconds(suite.env["HERALD_DATABASE_URL"], run.subs)
     finally:
         await receiver.stop()
         log.close()
@@ -484,6 +511,8 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
                 f"  requests / answered 503:        {verdict.requests} / {verdict.answered_503}",
                 f"  signatures verified:            {verdict.requests - verdict.bad_signatures} of {verdict.requests}",
                 f"  deliveries in PostgreSQL:       {dict(sorted(statuses.items()))}",
+                "  rate limits (most in a second): "
+                + ", ".join(f"subscription {i}: {busiest.get(i)} of {n}" for i, n in RATE_LIMITS.items()),
                 "  faults done:                    "
                 + ", ".join(f"{name} x{n}" for name, n in sorted(run.faults.items())),
                 f"  wall time:                      {wall:.1f} s",
@@ -495,6 +524,11 @@ async def run_faults(events: int, rate: float, seconds: float) -> int:
         *([f"{verdict.lost} pairs lost"] if verdict.lost else []),
         *([f"{verdict.bad_signatures} bad signatures"] if verdict.bad_signatures else []),
         *verdict.mismatches,
+        *(
+            f"subscription {i} started {busiest[i]} attempts in one second, over its limit of {n}"
+            for i, n in RATE_LIMITS.items()
+            if busiest.get(i, 0) > n
+        ),
         *([f"faults not done: {', '.join(missing)}"] if missing else []),
         *([f"{statuses['failed']} deliveries failed"] if statuses.get("failed") else []),
         *([f"only {len(run.locations)} of {events} events created"] if len(run.locations) != events else []),
