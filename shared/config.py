@@ -229,7 +229,10 @@ class Settings:
         "HERALD_WEBHOOK_BREAKER_SECONDS", 30.0, "Seconds an open circuit holds deliveries"
     )
     webhook_sweep_seconds: float = _env(
-        "HERALD_WEBHOOK_SWEEP_SECONDS", 5.0, "How often the sweeper re-enqueues deliveries that are due"
+        "HERALD_WEBHOOK_SWEEP_SECONDS",
+        5.0,
+        "How often the sweeper re-enqueues deliveries that are due and that nothing carries (the"
+        " safety net: retries start on their own timers)",
     )
     webhook_secret_overlap: int = _env(
         "HERALD_WEBHOOK_SECRET_OVERLAP", 24 * 3600, "Seconds the old secret keeps signing after a rotation"
