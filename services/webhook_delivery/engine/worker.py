@@ -61,7 +61,8 @@ class Worker:
         # Separate budgets: retries may never take the slots first attempts need.
         self.lane_limits = {"first": total - max(1, total // 4), "retry": max(1, total // 4)}
         # The retry budget, shared by the retry lane and the retries this process's own timers
-        # start (timers.py): due retries past it wait their turn here.
+        # start (timers.py): attempts past it wait their turn here (for the attempt only, not
+        # while it is recorded).
         self.retry_room = asyncio.Semaphore(self.lane_limits["retry"])
         self.timers = DueTimers(self._came_due)
         self.in_flight: collections.Counter[uuid.UUID] = collections.Counter()
@@ -100,16 +101,12 @@ class Worker:
         if task is not None:  # so that stop() can hand it back
             self._tasks.add(task)
         try:
-            if lane == RETRY:
-                async with self.retry_room:
-                    await self._handle(message)
-            else:
-                await self._handle(message)
+            await self._handle(message, self.retry_room if lane == RETRY else None)
         finally:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: AbstractIncomingMessage, budget: asyncio.Semaphore | None) -> None:
         try:
             body = orjson.loads(message.body)
             delivery_id = uuid.UUID(body["delivery"])
@@ -119,14 +116,16 @@ class Worker:
             await message.reject(requeue=False)
             return
         try:
-            await self.dispatch(delivery_id, sub_id)
+            await self.dispatch(delivery_id, sub_id, budget)
         except Exception:
             # The delivery is still due in PostgreSQL: the sweeper brings it back.
             log.exception("delivery %s could not be handled", delivery_id)
         with contextlib.suppress(Exception):
             await message.ack()
 
-    async def dispatch(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
+    async def dispatch(
+        self, delivery_id: uuid.UUID, sub_id: uuid.UUID, budget: asyncio.Semaphore | None = None
+    ) -> None:
         """A lane's delivery: attempt it now, or hold it: in memory while the subscription is at
         its cap, in PostgreSQL (next_attempt_at) while its circuit is open."""
         if delivery_id in self.parked_ids:
@@ -140,7 +139,7 @@ class Worker:
                 await self._hold(delivery_id, sub_id, self.settings.webhook_sweep_seconds)
             return
         self.in_flight[sub_id] += 1
-        await self._run(sub_id, delivery_id)
+        await self._run(sub_id, delivery_id, budget)
 
     # -- first attempts from the fan-out ----------------------------------------------------
 
@@ -179,7 +178,7 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, sub_id: uuid.UUID, item: Parked) -> None:
+    async def _run(self, sub_id: uuid.UUID, item: Parked, budget: asyncio.Semaphore | None = None) -> None:
         """One delivery of a subscription whose in-flight count was raised for it. The count
         and the slot are given back as soon as the receiver has answered: logging the attempt
         is not the receiver's load."""
@@ -190,7 +189,7 @@ class Worker:
                 await self._hold(item, sub_id, held)
             else:
                 try:
-                    async with self.slots:
+                    async with budget or contextlib.nullcontext(), self.slots:
                         record = await self.attempts.attempt(item, sub_id, probe=probe)
                 except BaseException:
                     if probe:
@@ -245,9 +244,8 @@ class Worker:
 
     async def _start_due(self, delivery_id: uuid.UUID, sub_id: uuid.UUID) -> None:
         try:
-            async with self.retry_room:
-                if not self._stopping:
-                    await self.dispatch(delivery_id, sub_id)
+            if not self._stopping:
+                await self.dispatch(delivery_id, sub_id, self.retry_room)
         except asyncio.CancelledError:
             raise
         except Exception:
