@@ -27,7 +27,6 @@ import orjson
 from aiohttp import web
 
 from shared.authn import public
-from shared.http import JSON_CONTENT_TYPE
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     Conflict,
@@ -37,6 +36,7 @@ from shared.problems import (
     ValidationFailed,
     problem_body,
 )
+from shared.web.json_io import JSON_CONTENT_TYPE
 
 OPENAPI_VERSION = "3.1.0"
 FRAGMENT_PATH = "/openapi.json"

@@ -18,20 +18,13 @@ from services.auth.tokens import issue_token, published_keys
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal, public, require_role, unauthorized
 from shared.events import USER_DELETED, make_event
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    decode_cursor,
-    encode_cursor,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
 from shared.outbox import enqueue
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import decode_cursor, encode_cursor, next_link, parse_limit
+from shared.web.params import reject_unknown_params
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin

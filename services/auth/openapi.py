@@ -12,7 +12,6 @@ import orjson
 from services.auth import schemas
 from services.auth.handlers import BAD_CREDENTIALS, LAST_ADMIN, LOGIN_REFUSAL
 from services.auth.repo import EMAIL_TAKEN
-from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import (
     CURSOR_PARAM,
     LIMIT_PARAM,
@@ -29,6 +28,7 @@ from shared.openapi import (
     schema_ref,
 )
 from shared.problems import Conflict, Problem
+from shared.web.json_io import JSON_CONTENT_TYPE
 
 TOKENS, USERS = "tokens", "users"
 MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)

@@ -31,19 +31,13 @@ from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.events import format_time, make_event
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    etag,
-    etag_matches,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-)
 from shared.logging import request_id_var
 from shared.outbox import LocalRelay, enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed, with_article
 from shared.verifier import Principal
+from shared.web.conditional import etag, etag_matches
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import next_link, parse_limit
 
 SCHEMA = "resource"
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)

@@ -26,17 +26,11 @@ from services.webhook_delivery.store.delivery_repo import (
 from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event
-from shared.http import (
-    decode_time_cursor,
-    encode_cursor,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
 from shared.problems import Conflict, NotFound, Problem, ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time, validate
+from shared.web.json_io import json_response, read_json
+from shared.web.paging import decode_time_cursor, encode_cursor, next_link, parse_limit
+from shared.web.params import reject_unknown_params
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}

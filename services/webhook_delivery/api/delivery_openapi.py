@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
-from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import header, json_response, path_param, problems, query_param, schema_ref
+from shared.web.json_io import JSON_CONTENT_TYPE
 
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api import schemas
-from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import header, json_response, problems, schema_ref
+from shared.web.json_io import JSON_CONTENT_TYPE
 
 Paths = dict[str, Any]
 Schemas = dict[str, Any]

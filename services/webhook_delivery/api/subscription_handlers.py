@@ -21,21 +21,13 @@ from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.catalog import TOPICS, envelope_schema
 from shared.events import utc_now
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    decode_time_cursor,
-    encode_cursor,
-    etag,
-    etag_matches,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
 from shared.problems import NotFound, Problem
 from shared.validation import validate
 from shared.verifier import Principal
+from shared.web.conditional import etag, etag_matches
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import decode_time_cursor, encode_cursor, next_link, parse_limit
+from shared.web.params import reject_unknown_params
 from shared.webhooks import new_secret
 
 MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
