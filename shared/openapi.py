@@ -40,7 +40,6 @@ from shared.web.json_io import JSON_CONTENT_TYPE
 
 OPENAPI_VERSION = "3.1.0"
 FRAGMENT_PATH = "/openapi.json"
-MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 
 UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
 

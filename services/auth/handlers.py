@@ -24,29 +24,13 @@ from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import decode_cursor, encode_cursor, next_link, parse_limit
-from shared.web.params import reject_unknown_params
+from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.writes import MERGE_PATCH, check_read_only
 
-MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
 LOGIN_REFUSAL = "too many failed logins; try again later"
 LAST_ADMIN = "this is the last active admin; make another admin first"
-
-
-def _user_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such user") from None
-
-
-def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> None:
-    """Read-only fields may be sent back unchanged (a GET body round-trips); different is a 400."""
-    shown = public_user(current) if current else {}
-    for name in schemas.READ_ONLY:
-        if name in body:
-            if body.pop(name) != shown.get(name):
-                raise Problem(400, f"{name} is read-only and cannot be changed")
 
 
 # -- tokens ----------------------------------------------------------------------------------
@@ -101,7 +85,7 @@ def _require_internal_token(request: web.Request) -> None:
 async def credentials(request: web.Request) -> web.Response:
     """For token verifiers (not routed by the edge): the user's credential version."""
     _require_internal_token(request)
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     async with request.app[DATABASE].connection() as conn:
         found = await UserRepo(conn).credentials(str(user_id))
     if found is None:
@@ -156,7 +140,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     require_role(request, "admin")
     async with request.app[DATABASE].connection() as conn:
-        user = await UserRepo(conn).get(_user_id(request))
+        user = await UserRepo(conn).get(path_uuid(request, "user"))
     return json_response(public_user(user))
 
 
@@ -165,14 +149,14 @@ async def _change_user(
 ) -> web.Response:
     """PUT and PATCH differ only in their schema: PUT requires every writable field."""
     caller = require_role(request, "admin")
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     body = await read_json(request, content_types)
     validate(schema, body)
     new_hash = await request.app[PASSWORDS].hash(body["password"]) if body.get("password") else None
     async with request.app[DATABASE].transaction() as conn:
         repo = UserRepo(conn)
         before = await repo.get(user_id, for_update=True)
-        _check_read_only(body, before)
+        check_read_only(body, schemas.READ_ONLY, public_user(before))
         changes: dict[str, Any] = {}
         for field in ("email", "name", "roles", "active"):
             if field in body:
@@ -214,7 +198,7 @@ async def _guard_last_admin(
 
 async def delete_user(request: web.Request) -> web.Response:
     caller = require_role(request, "admin")
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     async with request.app[DATABASE].transaction() as conn:
         repo = UserRepo(conn)
         before = await repo.get(user_id, for_update=True)
@@ -240,7 +224,7 @@ async def patch_me(request: web.Request) -> web.Response:
     db, passwords = request.app[DATABASE], request.app[PASSWORDS]
     async with db.connection() as conn:
         current = await UserRepo(conn).get(caller.user_id)
-    _check_read_only(body, current)
+    check_read_only(body, schemas.READ_ONLY, public_user(current))
     sensitive = "email" in body or "password" in body
     if sensitive:
         if not body.get("currentPassword"):

@@ -15,7 +15,6 @@ from services.auth.repo import EMAIL_TAKEN
 from shared.openapi import (
     CURSOR_PARAM,
     LIMIT_PARAM,
-    MERGE_PATCH_CONTENT_TYPE,
     empty_response,
     fragment,
     header,
@@ -28,10 +27,9 @@ from shared.openapi import (
     schema_ref,
 )
 from shared.problems import Conflict, Problem
-from shared.web.json_io import JSON_CONTENT_TYPE
+from shared.web.writes import MERGE_PATCH
 
 TOKENS, USERS = "tokens", "users"
-MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)
 USER_ID = path_param("id", "The user's id.")
 # Every call with a token may meet these: no/bad/revoked token, the edge's rate limit.
 AUTHENTICATED = (401, 429)

@@ -30,7 +30,7 @@ from shared.problems import Conflict, NotFound, Problem, ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time, validate
 from shared.web.json_io import json_response, read_json
 from shared.web.paging import decode_time_cursor, encode_cursor, next_link, parse_limit
-from shared.web.params import reject_unknown_params
+from shared.web.params import path_uuid, reject_unknown_params
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}
@@ -46,16 +46,9 @@ RECOVER: dict[str, Any] = {
 PING_MESSAGE = "Herald says hello: this subscription's URL receives and verifies webhooks."
 
 
-def _uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
-
-
 async def _own_subscription(request: web.Request) -> tuple[uuid.UUID, bool]:
     """The subscription id and whether it is active, when the caller owns it or is an admin."""
-    sub_id = _uuid(request, "id", "subscription")
+    sub_id = path_uuid(request, "subscription")
     caller = principal(request)
     async with request.app[DATABASE].connection() as conn:
         found = await DeliveryRepo(conn).subscription_owner(sub_id)
@@ -99,7 +92,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 async def retry_delivery(request: web.Request) -> web.Response:
     sub_id, active = await _own_subscription(request)
-    delivery_id = _uuid(request, "deliveryId", "delivery")
+    delivery_id = path_uuid(request, "delivery", "deliveryId")
     _require_active(active)
     async with request.app[DATABASE].transaction() as conn:
         repo = DeliveryRepo(conn)
