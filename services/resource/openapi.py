@@ -11,15 +11,30 @@ from typing import Any
 from services.resource.query import OPERATORS
 from services.resource.types import ResourceType, Transition, Workflow
 from services.resource.workflow import wrong_source
-from shared.openapi import problems
+from shared.openapi import (
+    CURSOR_PARAM,
+    IF_MATCH_PARAM,
+    IF_NONE_MATCH_PARAM,
+    LIMIT_PARAM,
+    empty_response,
+    header,
+    header_param,
+    json_body,
+    json_response,
+    operation,
+    paged_list,
+    path_param,
+    problems,
+    query_param,
+    schema_ref,
+)
+from shared.openapi import (
+    fragment as build_fragment,
+)
 from shared.problems import Problem, with_article
+from shared.web.writes import MERGE_PATCH
 
-ETAG = {"description": "The version of the resource", "schema": {"type": "string"}}
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+ETAG = header("The version of the resource")
 
 
 def _errors(*statuses: int, examples: Sequence[Problem] = ()) -> dict[str, Any]:
@@ -36,41 +51,25 @@ def _step_errors(rtype: ResourceType, flow: Workflow, step: Transition) -> dict[
     return _errors(403, 404, 409, 412, 415, 422, examples=[wrong_source(rtype, step, elsewhere)])
 
 
-def _examples(rtype: ResourceType, whole: bool = True) -> dict[str, Any]:
+def _example(rtype: ResourceType, whole: bool = True) -> Any:
     """The media type's `example`: the declared one, or its first field alone for a PATCH."""
     if not rtype.example:
-        return {}
-    return {"example": rtype.example if whole else dict(list(rtype.example.items())[:1])}
+        return None
+    return rtype.example if whole else dict(list(rtype.example.items())[:1])
 
 
-def _body_description(rtype: ResourceType) -> dict[str, str]:
+def _body_description(rtype: ResourceType) -> str | None:
     """How to fill the fields that name other resources (the example leaves them out)."""
     notes = [
         f"`{name}` names an existing {target}: create {with_article(target)} first "
         f"(POST /v2/{target}/list) and use its `id`."
         for name, target in rtype.references.items()
     ]
-    return {"description": " ".join(notes)} if notes else {}
+    return " ".join(notes) if notes else None
 
 
 def _id_param(rtype: ResourceType) -> dict[str, Any]:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": f"The {rtype.name}'s id",
-        "schema": {"type": "string", "format": "uuid"},
-    }
-
-
-def _header(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string"},
-    }
+    return path_param("id", f"The {rtype.name}'s id")
 
 
 def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
@@ -84,223 +83,142 @@ def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
             ops = list(OPERATORS)
         else:
             ops = ["in"]
-        params.append(
-            {"name": name, "in": "query", "required": False, "description": f"{name} equals", "schema": spec}
-        )
+        params.append(query_param(name, f"{name} equals", spec))
         for op in ops:
             params.append(
-                {
-                    "name": f"{name}[{op}]",
-                    "in": "query",
-                    "required": False,
-                    "description": f"{name} {op} (comma-separated values)" if op == "in" else f"{name} {op}",
-                    "schema": {"type": "string"},
-                }
+                query_param(
+                    f"{name}[{op}]", f"{name} {op} (comma-separated values)" if op == "in" else f"{name} {op}"
+                )
             )
     sorts = ", ".join(rtype.sorts)
+    if rtype.search:
+        params.append(query_param("q", "Text search"))
     params += [
-        {
-            "name": "q",
-            "in": "query",
-            "required": False,
-            "description": "Text search",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "sort",
-            "in": "query",
-            "required": False,
-            "description": f"Comma-separated fields, `-` for descending: {sorts}",
-            "schema": {"type": "string", "default": rtype.default_sort},
-        },
-        {
-            "name": "fields",
-            "in": "query",
-            "required": False,
-            "description": "Fields to return",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "From the `Link` header",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "count",
-            "in": "query",
-            "required": False,
-            "description": "`exact` adds X-Total-Count",
-            "schema": {"type": "string", "enum": ["exact"]},
-        },
+        query_param(
+            "sort",
+            f"Comma-separated fields, `-` for descending: {sorts}",
+            {"type": "string", "default": rtype.default_sort},
+        ),
+        query_param("fields", "Fields to return"),
+        LIMIT_PARAM,
+        CURSOR_PARAM,
+        query_param("count", "`exact` adds X-Total-Count", {"type": "string", "enum": ["exact"]}),
     ]
-    if not rtype.search:
-        params = [p for p in params if p["name"] != "q"]
     return params
 
 
 def _paths(rtype: ResourceType) -> dict[str, Any]:
     title, tag = rtype.title, rtype.name
-    one = {
-        "description": f"The {rtype.name}",
-        "headers": {"ETag": ETAG},
-        "content": {JSON: {"schema": _ref(title)}},
-    }
-    body = {
-        "required": True,
-        **_body_description(rtype),
-        "content": {JSON: {"schema": _ref(f"{title}Input"), **_examples(rtype)}},
-    }
-    if_match = _header("If-Match", "Apply only to this version (ETag); a stale one is a 412")
+    one = json_response(f"The {rtype.name}", schema_ref(title), headers={"ETag": ETAG})
+    body = json_body(
+        schema_ref(f"{title}Input"), description=_body_description(rtype), example=_example(rtype)
+    )
+    patch_body = json_body(
+        schema_ref(f"{title}Patch"), content_types=MERGE_PATCH, example=_example(rtype, whole=False)
+    )
+    many = {"type": "array", "items": schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
+    change_errors = _errors(403, 404, 409, 412, 413, 415, 422)
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
-            "get": {
-                "operationId": f"list_{rtype.name}",
-                "summary": f"List {rtype.name}s",
-                "tags": [tag],
-                "parameters": _list_params(rtype),
-                "responses": {
-                    "200": {
-                        "description": "One page; the next is in the Link header",
-                        "headers": {
-                            "Link": {"description": 'rel="next"', "schema": {"type": "string"}},
-                            "X-Total-Count": {
-                                "description": "With count=exact",
-                                "schema": {"type": "integer"},
-                            },
-                        },
-                        "content": {JSON: {"schema": {"type": "array", "items": _ref(title)}}},
-                    },
+            "get": operation(
+                f"list_{rtype.name}",
+                f"List {rtype.name}s",
+                [tag],
+                {
+                    "200": paged_list(
+                        schema_ref(title), "One page; the next is in the Link header", total_count=True
+                    ),
                     **_errors(),
                 },
-            },
-            "post": {
-                "operationId": f"create_{rtype.name}",
-                "summary": f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
-                "tags": [tag],
-                "parameters": [
-                    _header("Idempotency-Key", "A retry with the same key returns the first result")
-                ],
-                "requestBody": {
-                    "required": True,
-                    **_body_description(rtype),
-                    "content": {
-                        JSON: {
-                            **_examples(rtype),
-                            "schema": {
-                                "oneOf": [
-                                    _ref(f"{title}Input"),
-                                    {
-                                        "type": "array",
-                                        "items": _ref(f"{title}Input"),
-                                        "minItems": 1,
-                                        "maxItems": 100,
-                                    },
-                                ]
-                            },
-                        }
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "Created",
-                        "headers": {
-                            "ETag": ETAG,
-                            "Location": {"description": "Its URL", "schema": {"type": "string"}},
-                        },
-                        "content": {
-                            JSON: {
-                                "schema": {"oneOf": [_ref(title), {"type": "array", "items": _ref(title)}]}
-                            }
-                        },
-                    },
+                parameters=_list_params(rtype),
+            ),
+            "post": operation(
+                f"create_{rtype.name}",
+                f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
+                [tag],
+                {
+                    "201": json_response(
+                        "Created",
+                        {"oneOf": [schema_ref(title), {"type": "array", "items": schema_ref(title)}]},
+                        headers={"ETag": ETAG, "Location": header("Its URL")},
+                    ),
                     **_errors(403, 409, 413, 415, 422),
                 },
-            },
+                parameters=[
+                    header_param("Idempotency-Key", "A retry with the same key returns the first result")
+                ],
+                request_body=json_body(
+                    {"oneOf": [schema_ref(f"{title}Input"), many]},
+                    description=_body_description(rtype),
+                    example=_example(rtype),
+                ),
+            ),
         },
         f"/v2/{rtype.name}/{{id}}": {
             "parameters": [_id_param(rtype)],
-            "get": {
-                "operationId": f"get_{rtype.name}",
-                "summary": f"Get {with_article(rtype.name)}",
-                "tags": [tag],
-                "parameters": [_header("If-None-Match", "A 304 when the ETag still matches")],
-                "responses": {"200": one, "304": {"description": "Not modified"}, **_errors(404)},
-            },
-            "put": {
-                "operationId": f"replace_{rtype.name}",
-                "summary": f"Replace {with_article(rtype.name)}'s writable fields",
-                "tags": [tag],
-                "parameters": [if_match],
-                "requestBody": body,
-                "responses": {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
-            },
-            "patch": {
-                "operationId": f"patch_{rtype.name}",
-                "summary": f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
-                "tags": [tag],
-                "parameters": [if_match],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/merge-patch+json": {
-                            "schema": _ref(f"{title}Patch"),
-                            **_examples(rtype, whole=False),
-                        },
-                        JSON: {"schema": _ref(f"{title}Patch"), **_examples(rtype, whole=False)},
-                    },
-                },
-                "responses": {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
-            },
-            "delete": {
-                "operationId": f"delete_{rtype.name}",
-                "summary": f"Delete {with_article(rtype.name)}",
-                "tags": [tag],
-                "parameters": [if_match],
-                "responses": {"204": {"description": "Deleted"}, **_errors(403, 404, 409, 412)},
-            },
+            "get": operation(
+                f"get_{rtype.name}",
+                f"Get {with_article(rtype.name)}",
+                [tag],
+                {"200": one, "304": empty_response("Not modified"), **_errors(404)},
+                parameters=[IF_NONE_MATCH_PARAM],
+            ),
+            "put": operation(
+                f"replace_{rtype.name}",
+                f"Replace {with_article(rtype.name)}'s writable fields",
+                [tag],
+                {"200": one, **change_errors},
+                parameters=[IF_MATCH_PARAM],
+                request_body=body,
+            ),
+            "patch": operation(
+                f"patch_{rtype.name}",
+                f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
+                [tag],
+                {"200": one, **change_errors},
+                parameters=[IF_MATCH_PARAM],
+                request_body=patch_body,
+            ),
+            "delete": operation(
+                f"delete_{rtype.name}",
+                f"Delete {with_article(rtype.name)}",
+                [tag],
+                {"204": empty_response("Deleted"), **_errors(403, 404, 409, 412)},
+                parameters=[IF_MATCH_PARAM],
+            ),
         },
     }
     if rtype.workflow is not None:
         for step in rtype.workflow.transitions:
             paths[f"/v2/{rtype.name}/{{id}}/{step.name}"] = {
                 "parameters": [_id_param(rtype)],
-                "post": {
-                    "operationId": f"{step.name}_{rtype.name}",
-                    "summary": f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
-                    "tags": [tag],
-                    "parameters": [if_match],
-                    "requestBody": {
-                        "required": False,
-                        "content": {JSON: {"schema": _ref("TransitionInput"), "example": TRANSITION_EXAMPLE}},
-                    },
-                    "responses": {"200": one, **_step_errors(rtype, rtype.workflow, step)},
-                },
+                "post": operation(
+                    f"{step.name}_{rtype.name}",
+                    f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
+                    [tag],
+                    {"200": one, **_step_errors(rtype, rtype.workflow, step)},
+                    parameters=[IF_MATCH_PARAM],
+                    request_body=json_body(
+                        schema_ref("TransitionInput"), required=False, example=TRANSITION_EXAMPLE
+                    ),
+                ),
             }
         paths[f"/v2/{rtype.name}/{{id}}/history"] = {
             "parameters": [_id_param(rtype)],
-            "get": {
-                "operationId": f"history_{rtype.name}",
-                "summary": f"The workflow transitions and edits of {with_article(rtype.name)}",
-                "description": "Oldest first. An edit is an entry with the comment `edited`, from "
-                "the state it was made in to the state it left (the four-eyes rule reads them: "
-                "nobody approves or rejects content they edited since it was last approved).",
-                "tags": [tag],
-                "responses": {
-                    "200": {
-                        "description": "Oldest first",
-                        "content": {JSON: {"schema": {"type": "array", "items": _ref("HistoryEntry")}}},
-                    },
+            "get": operation(
+                f"history_{rtype.name}",
+                f"The workflow transitions and edits of {with_article(rtype.name)}",
+                [tag],
+                {
+                    "200": json_response(
+                        "Oldest first", {"type": "array", "items": schema_ref("HistoryEntry")}
+                    ),
                     **_errors(404),
                 },
-            },
+                description="Oldest first. An edit is an entry with the comment `edited`, from "
+                "the state it was made in to the state it left (the four-eyes rule reads them: "
+                "nobody approves or rejects content they edited since it was last approved).",
+            ),
         }
     return paths
 
@@ -350,9 +268,4 @@ def fragment(types: Sequence[ResourceType]) -> dict[str, Any]:
         schemas[f"{rtype.title}Patch"] = _patch_schema(rtype)
     if any(rtype.workflow for rtype in types):
         schemas.update(SHARED_SCHEMAS)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Herald resources", "version": "2"},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
+    return build_fragment("Herald resources", paths, schemas)
