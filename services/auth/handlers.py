@@ -23,7 +23,7 @@ from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFa
 from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
-from shared.web.paging import decode_cursor, encode_cursor, next_link, parse_limit
+from shared.web.paging import decode_cursor, page, parse_limit
 from shared.web.params import path_uuid, reject_unknown_params
 from shared.web.writes import MERGE_PATCH, check_read_only
 
@@ -109,10 +109,7 @@ async def list_users(request: web.Request) -> web.Response:
             raise Problem(400, "cursor is not one this API made") from None
     async with request.app[DATABASE].connection() as conn:
         rows = await UserRepo(conn).page(after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        headers["Link"] = next_link(request, encode_cursor([str(rows[-1]["id"])]))
+    rows, headers = page(request, rows, limit, key=lambda row: [str(row["id"])])
     return json_response([public_user(r) for r in rows], headers=headers)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -58,3 +59,30 @@ def next_link(request: web.Request, cursor: str) -> str:
     query = MultiDict(request.query)
     query["cursor"] = cursor
     return f'<{request.rel_url.with_query(query)}>; rel="next"'
+
+
+def time_cursor(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
+    """The `cursor` parameter as `(time, id)` (see `time_key`), or None on the first page."""
+    if "cursor" not in request.query:
+        return None
+    return decode_time_cursor(request.query["cursor"])
+
+
+def time_key(row: Any) -> list[Any]:
+    """A row's cursor: its creation time at full precision (a page boundary must not fall
+    between two rows of one millisecond), then its id."""
+    return [row["created_at"].isoformat(), str(row["id"])]
+
+
+Row = TypeVar("Row")
+
+
+def page(
+    request: web.Request, rows: list[Row], limit: int, key: Callable[[Row], list[Any]] = time_key
+) -> tuple[list[Row], dict[str, str]]:
+    """`rows` as fetched, `limit + 1` at most (one more than the page says there is a next):
+    the page, and its headers with the next page's link, whose cursor is `key` of its last row."""
+    if len(rows) <= limit:
+        return rows, {}
+    rows = rows[:limit]
+    return rows, {"Link": next_link(request, encode_cursor(key(rows[-1])))}

@@ -29,7 +29,7 @@ from shared.events import WEBHOOK_PING, make_event
 from shared.problems import Conflict, NotFound, Problem, ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time, validate
 from shared.web.json_io import json_response, read_json
-from shared.web.paging import decode_time_cursor, encode_cursor, next_link, parse_limit
+from shared.web.paging import page, parse_limit, time_cursor
 from shared.web.params import path_uuid, reject_unknown_params
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
@@ -79,14 +79,10 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         raise Problem(400, f"status must be one of {', '.join(STATUSES)}")
     limit = parse_limit(request)
-    after = decode_time_cursor(request.query["cursor"]) if "cursor" in request.query else None
+    after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
         rows = await DeliveryRepo(conn).page(sub_id, status, after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    rows, headers = page(request, rows, limit)
     return json_response([public_delivery(r) for r in rows], headers=headers)
 
 

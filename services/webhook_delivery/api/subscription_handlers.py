@@ -3,8 +3,6 @@ their own subscriptions (someone else's is a 404, as if it did not exist); admin
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,7 +24,7 @@ from shared.validation import validate
 from shared.verifier import Principal
 from shared.web.conditional import check_if_match, etag, etag_matches
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
-from shared.web.paging import decode_time_cursor, encode_cursor, next_link, parse_limit
+from shared.web.paging import page, parse_limit, time_cursor
 from shared.web.params import path_uuid, reject_unknown_params
 from shared.web.writes import MERGE_PATCH, check_read_only
 from shared.webhooks import new_secret
@@ -57,27 +55,16 @@ def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response
     return json_response({**public_subscription(row), **extra}, status=status, headers=headers)
 
 
-def _parse_cursor(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
-    if "cursor" not in request.query:
-        return None
-    return decode_time_cursor(request.query["cursor"])
-
-
 # -- subscriptions ---------------------------------------------------------------------------
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
     reject_unknown_params(request, ("limit", "cursor"))
     limit = parse_limit(request)
-    after = _parse_cursor(request)
+    after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
         rows = await SubscriptionRepo(conn).page(_scope(principal(request)), after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        # Full precision: the page boundary must not fall between two rows of one millisecond.
-        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    rows, headers = page(request, rows, limit)
     return json_response([public_subscription(r) for r in rows], headers=headers)
 
 
