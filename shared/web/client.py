@@ -16,18 +16,22 @@ def client_address(
     forwarded = request.headers.get("X-Forwarded-For")
     if not forwarded:
         return peer
-    try:
-        peer_ip = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if not any(peer_ip in net for net in trusted):
+    if not _trusted(peer, trusted):  # not an address, or not a proxy of ours
         return peer
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
-        try:
-            ip = ipaddress.ip_address(hop)
-        except ValueError:
+        hop_trusted = _trusted(hop, trusted)
+        if hop_trusted is None:
             return peer
-        if not any(ip in net for net in trusted):
+        if not hop_trusted:
             return hop
     return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool | None:
+    """Whether `address` is in a trusted network; None when it is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return any(ip in net for net in trusted)

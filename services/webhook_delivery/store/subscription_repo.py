@@ -72,8 +72,7 @@ class SubscriptionRepo:
             " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
             " ORDER BY created_at, id LIMIT $4",
             owner,
-            after[0] if after else None,
-            after[1] if after else None,
+            *(after or (None, None)),
             limit,
         )
         return [_record(r) for r in rows]
