@@ -110,6 +110,19 @@ USER = schema_ref("User")
 USER_RESPONSE = json_response("The user.", USER)
 
 
+def _user_change(op_id: str, summary: str, request_body: dict[str, Any], description: str) -> dict[str, Any]:
+    """PUT and PATCH of a user (admin): the same answers; another body."""
+    return operation(
+        op_id,
+        summary,
+        [USERS],
+        {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
+        parameters=[USER_ID],
+        request_body=request_body,
+        description=description,
+    )
+
+
 def _paths() -> dict[str, Any]:
     return {
         "/v2/requesttoken": {
@@ -206,27 +219,18 @@ def _paths() -> dict[str, Any]:
                 {"200": USER_RESPONSE, **problems(*ADMIN, 404)},
                 parameters=[USER_ID],
             ),
-            "put": operation(
+            "put": _user_change(
                 "replaceUser",
                 "Replace a user's writable fields (admin)",
-                [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
-                parameters=[USER_ID],
-                request_body=json_body(schema_ref("UserReplace"), example=USER_REPLACE_EXAMPLE),
-                description="Never creates. Read-only fields may be sent back unchanged. Demoting "
+                json_body(schema_ref("UserReplace"), example=USER_REPLACE_EXAMPLE),
+                "Never creates. Read-only fields may be sent back unchanged. Demoting "
                 "or disabling the last active admin is a 409.",
             ),
-            "patch": operation(
+            "patch": _user_change(
                 "patchUser",
                 "Change some of a user's fields (admin)",
-                [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
-                parameters=[USER_ID],
-                request_body=json_body(
-                    schema_ref("UserPatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE
-                ),
-                description="A JSON Merge Patch (RFC 7396). A new email or password revokes the "
-                "user's tokens.",
+                json_body(schema_ref("UserPatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE),
+                "A JSON Merge Patch (RFC 7396). A new email or password revokes the user's tokens.",
             ),
             "delete": operation(
                 "deleteUser",

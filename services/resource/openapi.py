@@ -117,7 +117,18 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
         schema_ref(f"{title}Patch"), content_types=MERGE_PATCH, example=_example(rtype, whole=False)
     )
     many = {"type": "array", "items": schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
-    change_errors = _errors(403, 404, 409, 412, 413, 415, 422)
+
+    def change(op_id: str, summary: str, request_body: dict[str, Any]) -> dict[str, Any]:
+        """PUT and PATCH: the same answers, the same If-Match; another body."""
+        return operation(
+            op_id,
+            summary,
+            [tag],
+            {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
+            parameters=[IF_MATCH_PARAM],
+            request_body=request_body,
+        )
+
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
             "get": operation(
@@ -163,21 +174,13 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                 {"200": one, "304": empty_response("Not modified"), **_errors(404)},
                 parameters=[IF_NONE_MATCH_PARAM],
             ),
-            "put": operation(
-                f"replace_{rtype.name}",
-                f"Replace {with_article(rtype.name)}'s writable fields",
-                [tag],
-                {"200": one, **change_errors},
-                parameters=[IF_MATCH_PARAM],
-                request_body=body,
+            "put": change(
+                f"replace_{rtype.name}", f"Replace {with_article(rtype.name)}'s writable fields", body
             ),
-            "patch": operation(
+            "patch": change(
                 f"patch_{rtype.name}",
                 f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
-                [tag],
-                {"200": one, **change_errors},
-                parameters=[IF_MATCH_PARAM],
-                request_body=patch_body,
+                patch_body,
             ),
             "delete": operation(
                 f"delete_{rtype.name}",
