@@ -13,6 +13,7 @@ from shared.openapi import (
     IF_MATCH_PARAM,
     IF_NONE_MATCH_PARAM,
     LIMIT_PARAM,
+    fragment,
     header,
     json_body,
     json_response,
@@ -190,9 +191,4 @@ def document(*parts: tuple[Paths, Schemas]) -> dict[str, Any]:
         if models.keys() & part_schemas.keys():
             raise ValueError(f"schemas declared twice: {sorted(models.keys() & part_schemas.keys())}")
         models.update(part_schemas)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Herald webhook delivery", "version": "2"},
-        "paths": paths,
-        "components": {"schemas": models},
-    }
+    return fragment("Herald webhook delivery", paths, models)
