@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from aiohttp.web_urldispatcher import UrlMappingMatchInfo
 
 from shared.problems import Problem
 from shared.web.conditional import check_if_match
@@ -45,8 +44,9 @@ def test_if_match_naming_another_version_is_a_412() -> None:
 
 def test_a_path_id_that_is_no_uuid_names_nothing() -> None:
     some = uuid.uuid4()
-    request = make_mocked_request("GET", f"/v2/thing/{some}/x/oops")
-    request._match_info = UrlMappingMatchInfo({"id": str(some), "other": "oops"}, None)  # type: ignore[arg-type]
+    request = make_mocked_request(
+        "GET", f"/v2/thing/{some}/x/oops", match_info={"id": str(some), "other": "oops"}
+    )
     assert path_uuid(request, "thing") == some
     with pytest.raises(Problem) as caught:
         path_uuid(request, "other thing", "other")
