@@ -11,34 +11,15 @@ from typing import Any
 from services.resource.query import OPERATORS
 from services.resource.types import ResourceType, Transition, Workflow
 from services.resource.workflow import wrong_source
-from shared.openapi import (
-    CURSOR_PARAM,
-    IF_MATCH_PARAM,
-    IF_NONE_MATCH_PARAM,
-    LIMIT_PARAM,
-    empty_response,
-    header,
-    header_param,
-    json_body,
-    json_response,
-    operation,
-    paged_list,
-    path_param,
-    problems,
-    query_param,
-    schema_ref,
-)
-from shared.openapi import (
-    fragment as build_fragment,
-)
+from shared import openapi as oas
 from shared.problems import Problem, with_article
 from shared.web.writes import MERGE_PATCH
 
-ETAG = header("The version of the resource")
+ETAG = oas.header("The version of the resource")
 
 
 def _errors(*statuses: int, examples: Sequence[Problem] = ()) -> dict[str, Any]:
-    return problems(400, 401, *statuses, examples=examples)
+    return oas.problems(400, 401, *statuses, examples=examples)
 
 
 TRANSITION_EXAMPLE = {"comment": "Checked the date and the room with the team."}
@@ -69,7 +50,7 @@ def _body_description(rtype: ResourceType) -> str | None:
 
 
 def _id_param(rtype: ResourceType) -> dict[str, Any]:
-    return path_param("id", f"The {rtype.name}'s id")
+    return oas.path_param("id", f"The {rtype.name}'s id")
 
 
 def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
@@ -83,83 +64,83 @@ def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
             ops = list(OPERATORS)
         else:
             ops = ["in"]
-        params.append(query_param(name, f"{name} equals", spec))
+        params.append(oas.query_param(name, f"{name} equals", spec))
         for op in ops:
             params.append(
-                query_param(
+                oas.query_param(
                     f"{name}[{op}]", f"{name} {op} (comma-separated values)" if op == "in" else f"{name} {op}"
                 )
             )
     sorts = ", ".join(rtype.sorts)
     if rtype.search:
-        params.append(query_param("q", "Text search"))
+        params.append(oas.query_param("q", "Text search"))
     params += [
-        query_param(
+        oas.query_param(
             "sort",
             f"Comma-separated fields, `-` for descending: {sorts}",
             {"type": "string", "default": rtype.default_sort},
         ),
-        query_param("fields", "Fields to return"),
-        LIMIT_PARAM,
-        CURSOR_PARAM,
-        query_param("count", "`exact` adds X-Total-Count", {"type": "string", "enum": ["exact"]}),
+        oas.query_param("fields", "Fields to return"),
+        oas.LIMIT_PARAM,
+        oas.CURSOR_PARAM,
+        oas.query_param("count", "`exact` adds X-Total-Count", {"type": "string", "enum": ["exact"]}),
     ]
     return params
 
 
 def _paths(rtype: ResourceType) -> dict[str, Any]:
     title, tag = rtype.title, rtype.name
-    one = json_response(f"The {rtype.name}", schema_ref(title), headers={"ETag": ETAG})
-    body = json_body(
-        schema_ref(f"{title}Input"), description=_body_description(rtype), example=_example(rtype)
+    one = oas.json_response(f"The {rtype.name}", oas.schema_ref(title), headers={"ETag": ETAG})
+    body = oas.json_body(
+        oas.schema_ref(f"{title}Input"), description=_body_description(rtype), example=_example(rtype)
     )
-    patch_body = json_body(
-        schema_ref(f"{title}Patch"), content_types=MERGE_PATCH, example=_example(rtype, whole=False)
+    patch_body = oas.json_body(
+        oas.schema_ref(f"{title}Patch"), content_types=MERGE_PATCH, example=_example(rtype, whole=False)
     )
-    many = {"type": "array", "items": schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
+    many = {"type": "array", "items": oas.schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
 
     def change(op_id: str, summary: str, request_body: dict[str, Any]) -> dict[str, Any]:
         """PUT and PATCH: the same answers, the same If-Match; another body."""
-        return operation(
+        return oas.operation(
             op_id,
             summary,
             [tag],
             {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
-            parameters=[IF_MATCH_PARAM],
+            parameters=[oas.IF_MATCH_PARAM],
             request_body=request_body,
         )
 
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
-            "get": operation(
+            "get": oas.operation(
                 f"list_{rtype.name}",
                 f"List {rtype.name}s",
                 [tag],
                 {
-                    "200": paged_list(
-                        schema_ref(title), "One page; the next is in the Link header", total_count=True
+                    "200": oas.paged_list(
+                        oas.schema_ref(title), "One page; the next is in the Link header", total_count=True
                     ),
                     **_errors(),
                 },
                 parameters=_list_params(rtype),
             ),
-            "post": operation(
+            "post": oas.operation(
                 f"create_{rtype.name}",
                 f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
                 [tag],
                 {
-                    "201": json_response(
+                    "201": oas.json_response(
                         "Created",
-                        {"oneOf": [schema_ref(title), {"type": "array", "items": schema_ref(title)}]},
-                        headers={"ETag": ETAG, "Location": header("Its URL")},
+                        {"oneOf": [oas.schema_ref(title), {"type": "array", "items": oas.schema_ref(title)}]},
+                        headers={"ETag": ETAG, "Location": oas.header("Its URL")},
                     ),
                     **_errors(403, 409, 413, 415, 422),
                 },
                 parameters=[
-                    header_param("Idempotency-Key", "A retry with the same key returns the first result")
+                    oas.header_param("Idempotency-Key", "A retry with the same key returns the first result")
                 ],
-                request_body=json_body(
-                    {"oneOf": [schema_ref(f"{title}Input"), many]},
+                request_body=oas.json_body(
+                    {"oneOf": [oas.schema_ref(f"{title}Input"), many]},
                     description=_body_description(rtype),
                     example=_example(rtype),
                 ),
@@ -167,12 +148,12 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
         },
         f"/v2/{rtype.name}/{{id}}": {
             "parameters": [_id_param(rtype)],
-            "get": operation(
+            "get": oas.operation(
                 f"get_{rtype.name}",
                 f"Get {with_article(rtype.name)}",
                 [tag],
-                {"200": one, "304": empty_response("Not modified"), **_errors(404)},
-                parameters=[IF_NONE_MATCH_PARAM],
+                {"200": one, "304": oas.empty_response("Not modified"), **_errors(404)},
+                parameters=[oas.IF_NONE_MATCH_PARAM],
             ),
             "put": change(
                 f"replace_{rtype.name}", f"Replace {with_article(rtype.name)}'s writable fields", body
@@ -182,12 +163,12 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                 f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
                 patch_body,
             ),
-            "delete": operation(
+            "delete": oas.operation(
                 f"delete_{rtype.name}",
                 f"Delete {with_article(rtype.name)}",
                 [tag],
-                {"204": empty_response("Deleted"), **_errors(403, 404, 409, 412)},
-                parameters=[IF_MATCH_PARAM],
+                {"204": oas.empty_response("Deleted"), **_errors(403, 404, 409, 412)},
+                parameters=[oas.IF_MATCH_PARAM],
             ),
         },
     }
@@ -195,26 +176,26 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
         for step in rtype.workflow.transitions:
             paths[f"/v2/{rtype.name}/{{id}}/{step.name}"] = {
                 "parameters": [_id_param(rtype)],
-                "post": operation(
+                "post": oas.operation(
                     f"{step.name}_{rtype.name}",
                     f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
                     [tag],
                     {"200": one, **_step_errors(rtype, rtype.workflow, step)},
-                    parameters=[IF_MATCH_PARAM],
-                    request_body=json_body(
-                        schema_ref("TransitionInput"), required=False, example=TRANSITION_EXAMPLE
+                    parameters=[oas.IF_MATCH_PARAM],
+                    request_body=oas.json_body(
+                        oas.schema_ref("TransitionInput"), required=False, example=TRANSITION_EXAMPLE
                     ),
                 ),
             }
         paths[f"/v2/{rtype.name}/{{id}}/history"] = {
             "parameters": [_id_param(rtype)],
-            "get": operation(
+            "get": oas.operation(
                 f"history_{rtype.name}",
                 f"The workflow transitions and edits of {with_article(rtype.name)}",
                 [tag],
                 {
-                    "200": json_response(
-                        "Oldest first", {"type": "array", "items": schema_ref("HistoryEntry")}
+                    "200": oas.json_response(
+                        "Oldest first", {"type": "array", "items": oas.schema_ref("HistoryEntry")}
                     ),
                     **_errors(404),
                 },
@@ -271,4 +252,4 @@ def fragment(types: Sequence[ResourceType]) -> dict[str, Any]:
         schemas[f"{rtype.title}Patch"] = _patch_schema(rtype)
     if any(rtype.workflow for rtype in types):
         schemas.update(SHARED_SCHEMAS)
-    return build_fragment("Herald resources", paths, schemas)
+    return oas.fragment("Herald resources", paths, schemas)
