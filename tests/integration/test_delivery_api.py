@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,15 +13,11 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 
-from services.auth.app import create_app as auth_app
-from services.resource.app import create_app as resource_app
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
-from services.webhook_delivery.app import create_app as webhook_app
 from shared.config import Settings
-from tests.conftest import Suite, front, make_settings, server_url
+from tests.conftest import Suite
 from tests.delivery_support import (
     Publisher,
-    connect,
     deliveries_of,
     insert_subscription,
     sweep_marker,
@@ -35,18 +30,8 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
-        webhook_retry_schedule=("0.2",),
-        webhook_retry_jitter=0.0,
-        webhook_sweep_seconds=0.2,
-        webhook_timeout=2.0,
-        webhook_breaker_failures=1000,
-    )
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(delivery_settings, webhook_retry_schedule=("0.2",), webhook_timeout=2.0)
 
 
 @dataclasses.dataclass
@@ -57,25 +42,9 @@ class Env:
 
 
 @pytest.fixture
-async def env(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Env]:
-    """The suite of conftest, keeping hold of the webhook app (to wait on its index)."""
-    auth = await aiohttp_server(auth_app(settings))
-    with_auth = dataclasses.replace(settings, auth_url=server_url(auth))
-    resource = await aiohttp_server(resource_app(with_auth))
-    webhook = await aiohttp_server(webhook_app(with_auth))
-    wired = dataclasses.replace(with_auth, resource_url=server_url(resource), webhook_url=server_url(webhook))
-    suite = await front(aiohttp_server, wired, auth)
-    conn = await connect(settings)
-    yield Env(suite, webhook.app, conn)
-    await conn.close()
-    await suite.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = await start_receiver()
-    yield started
-    await started.stop()
+def env(suite: Suite, conn: asyncpg.Connection) -> Env:
+    """The suite of conftest, with its webhook app (to wait on its index)."""
+    return Env(suite, suite.webhook_server.app, conn)
 
 
 async def _subscribe(env: Env, owner: dict[str, Any], url: str, **kw: Any) -> dict[str, Any]:

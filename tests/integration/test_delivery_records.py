@@ -5,7 +5,6 @@ must not turn a delivery that moved on back to pending, nor count an attempt twi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -19,17 +18,9 @@ from services.webhook_delivery.store.delivery_repo import (
     DeliveryRepo,
     Outcome,
 )
-from shared.config import Settings
-from tests.delivery_support import attempts_of, connect, insert_subscription, wait_until
+from tests.delivery_support import attempts_of, insert_subscription, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(settings)
-    yield connection
-    await connection.close()
 
 
 def _outcome(code: int | None) -> Outcome:

@@ -21,11 +21,10 @@ from services.webhook_delivery.engine.sender import USER_AGENT
 from services.webhook_delivery.engine.wiring import WORKER
 from shared.config import Settings
 from shared.webhooks import WebhookVerificationError, new_secret, verify
-from tests.conftest import close_broker_connections, make_settings
+from tests.conftest import close_broker_connections
 from tests.delivery_support import (
     Publisher,
     attempts_of,
-    connect,
     deliveries_of,
     insert_subscription,
     make_due,
@@ -49,18 +48,13 @@ METRICS = (
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(
+        delivery_settings,
         webhook_retry_schedule=("0.2", "0.4"),
-        webhook_retry_jitter=0.0,
         webhook_sweep_seconds=0.1,
         webhook_timeout=1.0,
         webhook_connect_timeout=1.0,
-        webhook_breaker_failures=1000,
     )
 
 
@@ -73,13 +67,6 @@ async def start(aiohttp_server: Any, settings: Settings) -> Start:
         return server.app
 
     return go
-
-
-@pytest.fixture
-async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(settings)
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture
