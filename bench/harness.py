@@ -158,6 +158,33 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def herald_env(database_url: str, prefix: str, **settings: str) -> dict[str, str]:
+    """The environment of a bench's own Herald processes: this database, AMQP names under
+    `prefix`, the bench's admin, quiet logs; `settings`: more HERALD_* variables."""
+    return {
+        **os.environ,
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
+        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
+        "HERALD_QUEUE_PREFIX": prefix,
+        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
+        "HERALD_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+def spawn(module: str, env: dict[str, str], output: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m module` from the repository root in `env`; its output to `output`
+    (discarded by default)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=env,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+    )
+
+
 @asynccontextmanager
 async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
     """The suite on free ports, the public door (nginx) on HERALD_EDGE_PORT.
@@ -166,35 +193,24 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
     auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
     db = f"herald_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
-        "HERALD_EDGE_PORT": str(edge),
-        "HERALD_AUTH_PORT": str(auth),
-        "HERALD_RESOURCE_PORT": str(res),
-        "HERALD_WEBHOOK_PORT": str(wh),
-        "HERALD_DOCS_PORT": str(docs),
-        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
-        "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
-        "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
-        "HERALD_DOCS_URL": f"http://127.0.0.1:{docs}",
-        "HERALD_EDGE_STATUS_ADDRESS": f"127.0.0.1:{edge_status}",
-        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
-        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
-        "HERALD_QUEUE_PREFIX": prefix,
-        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
-        "HERALD_USER_RATE": "0",
-        "HERALD_REQUESTTOKEN_RATE": "0",
-        "HERALD_LOG_LEVEL": "WARNING",
+    env = herald_env(
+        f"postgresql://postgres@127.0.0.1:5432/{db}",
+        prefix,
+        HERALD_EDGE_PORT=str(edge),
+        HERALD_AUTH_PORT=str(auth),
+        HERALD_RESOURCE_PORT=str(res),
+        HERALD_WEBHOOK_PORT=str(wh),
+        HERALD_DOCS_PORT=str(docs),
+        HERALD_AUTH_URL=f"http://127.0.0.1:{auth}",
+        HERALD_RESOURCE_URL=f"http://127.0.0.1:{res}",
+        HERALD_WEBHOOK_URL=f"http://127.0.0.1:{wh}",
+        HERALD_DOCS_URL=f"http://127.0.0.1:{docs}",
+        HERALD_EDGE_STATUS_ADDRESS=f"127.0.0.1:{edge_status}",
+        HERALD_USER_RATE="0",
+        HERALD_REQUESTTOKEN_RATE="0",
         **extra_env,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services"],
-        cwd=ROOT,
-        env=env,
-        stdout=output or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
+    proc = spawn("services", env, output)
     base = f"http://127.0.0.1:{edge}"
     try:
         async with aiohttp.ClientSession() as session:

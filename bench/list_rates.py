@@ -32,7 +32,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ADMIN, ROOT, cpu_seconds, delete_amqp_names, free_ports
+from bench.harness import ADMIN, ROOT, cpu_seconds, delete_amqp_names, free_ports, herald_env, spawn
 from bench.seed_events import seed_events
 
 SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -70,20 +70,15 @@ async def running() -> AsyncIterator[Services]:
     auth_port, resource_port, spare_a, spare_b = free_ports(4)
     db = f"herald_bench_list_{uuid.uuid4().hex[:8]}"
     prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": f"{SERVER}/{db}",
-        "HERALD_AUTH_PORT": str(auth_port),
-        "HERALD_RESOURCE_PORT": str(resource_port),
-        "HERALD_EDGE_PORT": str(spare_a),
-        "HERALD_WEBHOOK_PORT": str(spare_b),
-        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth_port}",
-        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
-        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
-        "HERALD_QUEUE_PREFIX": prefix,
-        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
-        "HERALD_LOG_LEVEL": "WARNING",
-    }
+    env = herald_env(
+        f"{SERVER}/{db}",
+        prefix,
+        HERALD_AUTH_PORT=str(auth_port),
+        HERALD_RESOURCE_PORT=str(resource_port),
+        HERALD_EDGE_PORT=str(spare_a),
+        HERALD_WEBHOOK_PORT=str(spare_b),
+        HERALD_AUTH_URL=f"http://127.0.0.1:{auth_port}",
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for name in ("auth", "resource"):
@@ -91,15 +86,7 @@ async def running() -> AsyncIterator[Services]:
                 [sys.executable, "-m", f"services.{name}", "migrate"], cwd=ROOT, env=env, check=True
             )
         for name in ("auth", "resource"):
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(spawn(f"services.{name}", env))
         auth, resource = (f"http://127.0.0.1:{port}" for port in (auth_port, resource_port))
         async with aiohttp.ClientSession() as session:
             for url in (auth, resource):
