@@ -158,6 +158,16 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def own_names(kind: str = "") -> tuple[str, str]:
+    """A database name and an AMQP name prefix of a bench run's own."""
+    return f"herald_bench_{kind}{uuid.uuid4().hex[:8]}", f"herald.bench.{uuid.uuid4().hex[:8]}"
+
+
+def port_settings(**ports: int) -> dict[str, str]:
+    """HERALD_<NAME>_PORT for each of `ports` (edge=8080: HERALD_EDGE_PORT=8080)."""
+    return {f"HERALD_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+
+
 def herald_env(database_url: str, prefix: str, **settings: str) -> dict[str, str]:
     """The environment of a bench's own Herald processes: this database, AMQP names under
     `prefix`, the bench's admin, quiet logs; `settings`: more HERALD_* variables."""
@@ -191,16 +201,11 @@ async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> As
     `output`: where the services' logs go (discarded by default)."""
     edge, docs, edge_status = free_ports(3)
     auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
-    db = f"herald_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
+    db, prefix = own_names()
     env = herald_env(
         f"postgresql://postgres@127.0.0.1:5432/{db}",
         prefix,
-        HERALD_EDGE_PORT=str(edge),
-        HERALD_AUTH_PORT=str(auth),
-        HERALD_RESOURCE_PORT=str(res),
-        HERALD_WEBHOOK_PORT=str(wh),
-        HERALD_DOCS_PORT=str(docs),
+        **port_settings(edge=edge, auth=auth, resource=res, webhook=wh, docs=docs),
         HERALD_AUTH_URL=f"http://127.0.0.1:{auth}",
         HERALD_RESOURCE_URL=f"http://127.0.0.1:{res}",
         HERALD_WEBHOOK_URL=f"http://127.0.0.1:{wh}",

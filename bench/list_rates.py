@@ -32,7 +32,17 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ADMIN, ROOT, cpu_seconds, delete_amqp_names, free_ports, herald_env, spawn
+from bench.harness import (
+    ADMIN,
+    ROOT,
+    cpu_seconds,
+    delete_amqp_names,
+    free_ports,
+    herald_env,
+    own_names,
+    port_settings,
+    spawn,
+)
 from bench.seed_events import seed_events
 
 SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -68,15 +78,11 @@ async def _ready(session: aiohttp.ClientSession, url: str, procs: list[subproces
 @asynccontextmanager
 async def running() -> AsyncIterator[Services]:
     auth_port, resource_port, spare_a, spare_b = free_ports(4)
-    db = f"herald_bench_list_{uuid.uuid4().hex[:8]}"
-    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
+    db, prefix = own_names("list_")
     env = herald_env(
         f"{SERVER}/{db}",
         prefix,
-        HERALD_AUTH_PORT=str(auth_port),
-        HERALD_RESOURCE_PORT=str(resource_port),
-        HERALD_EDGE_PORT=str(spare_a),
-        HERALD_WEBHOOK_PORT=str(spare_b),
+        **port_settings(auth=auth_port, resource=resource_port, edge=spare_a, webhook=spare_b),
         HERALD_AUTH_URL=f"http://127.0.0.1:{auth_port}",
     )
     procs: list[subprocess.Popen[bytes]] = []
