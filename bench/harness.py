@@ -168,6 +168,15 @@ def port_settings(**ports: int) -> dict[str, str]:
     return {f"HERALD_{name.upper()}_PORT": str(port) for name, port in ports.items()}
 
 
+def latency_ms(out: str, percentile: str) -> float:
+    """The latency at `percentile` that wrk --latency printed in `out`, in ms (NaN: none)."""
+    m = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+
 def herald_env(database_url: str, prefix: str, **settings: str) -> dict[str, str]:
     """The environment of a bench's own Herald processes: this database, AMQP names under
     `prefix`, the bench's admin, quiet logs; `settings`: more HERALD_* variables."""
@@ -330,20 +339,13 @@ def wrk(
         if script is not None:
             os.unlink(script.name)
 
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
-        if not m:
-            return float("nan")
-        value, unit = float(m.group(1)), m.group(2)
-        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
-
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "req_per_s": round(rps),
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
+        "p50_ms": latency_ms(out, "50"),
+        "p99_ms": latency_ms(out, "99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
     }

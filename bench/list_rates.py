@@ -39,6 +39,7 @@ from bench.harness import (
     delete_amqp_names,
     free_ports,
     herald_env,
+    latency_ms,
     own_names,
     port_settings,
     spawn,
@@ -157,21 +158,14 @@ def run_wrk(url: str, token: str, seconds: int) -> dict[str, Any]:
         check=True,
     ).stdout
 
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
-        if not m:
-            return float("nan")
-        value, unit = float(m.group(1)), m.group(2)
-        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
-
     total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {
         "requests": int(total.group(1)) if total else 0,
         "req_per_s": round(float(rps.group(1))) if rps else 0,
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
+        "p50_ms": latency_ms(out, "50"),
+        "p99_ms": latency_ms(out, "99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
     }
 

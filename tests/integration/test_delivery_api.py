@@ -19,11 +19,11 @@ from tests.conftest import Suite
 from tests.delivery_support import (
     Publisher,
     deliveries_of,
-    insert_subscription,
     sweep_marker,
     wait_indexed,
     wait_status,
 )
+from tests.factories import indexed_subscription
 from tests.receiver import Answer, Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(90)
@@ -48,9 +48,19 @@ def env(suite: Suite, conn: asyncpg.Connection) -> Env:
 
 
 async def _subscribe(env: Env, owner: dict[str, Any], url: str, **kw: Any) -> dict[str, Any]:
-    sub = await insert_subscription(env.conn, url, owner_id=owner["id"], owner_roles=owner["roles"], **kw)
-    await wait_indexed(env.webhook, sub, active=kw.get("active", True))
-    return sub
+    return await indexed_subscription(
+        env.webhook, env.conn, url, owner_id=owner["id"], owner_roles=owner["roles"], **kw
+    )
+
+
+async def _accepted_for_owner_only(suite: Suite, path: str, owner: str, stranger: str) -> Any:
+    """POST `path`: 404 with the stranger's token (no hint it exists), 202 with the owner's;
+    what the 202 shows."""
+    resp, _ = await suite.request("POST", path, token=stranger)
+    assert resp.status == 404
+    resp, shown = await suite.request("POST", path, token=owner)
+    assert resp.status == 202, shown
+    return shown
 
 
 async def test_log_lists_attempts_to_owner_and_admin_only(env: Env, receiver: Receiver) -> None:
@@ -118,10 +128,7 @@ async def test_retry_and_recover_deliver_once_the_receiver_is_fixed(env: Env, re
     base = f"/v2/subscription/{sub['id']}"
 
     retry_path = f"{base}/deliveries/{by_event[one['id']]['id']}/retry"
-    resp, _ = await suite.request("POST", retry_path, token=stranger)
-    assert resp.status == 404
-    resp, shown = await suite.request("POST", retry_path, token=token)
-    assert resp.status == 202, shown
+    shown = await _accepted_for_owner_only(suite, retry_path, token, stranger)
     assert shown["status"] == "pending" and shown["lane"] == "retry"
     await receiver.wait_for(5)
     assert receiver.requests[4].webhook_id == one["id"]
@@ -197,10 +204,7 @@ async def test_ping_sends_a_signed_ping_to_that_subscription_only(env: Env, rece
         sub = await _subscribe(env, owner, receiver.url, topics=["*"])
         bystander = await _subscribe(env, owner, other.url + "/b", topics=["*"])
         path = f"/v2/subscription/{sub['id']}/ping"
-        resp, _ = await suite.request("POST", path, token=stranger)
-        assert resp.status == 404
-        resp, shown = await suite.request("POST", path, token=token)
-        assert resp.status == 202, shown
+        shown = await _accepted_for_owner_only(suite, path, token, stranger)
         assert shown["topic"] == "webhook.ping" and shown["status"] == "pending"
         [got] = await receiver.wait_for(1)
         body = standardwebhooks.Webhook(sub["secret"]).verify(got.body, got.headers)

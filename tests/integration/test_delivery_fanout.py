@@ -27,6 +27,7 @@ from tests.delivery_support import (
     wait_status,
     wait_until,
 )
+from tests.factories import indexed_subscription
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -117,8 +118,7 @@ async def test_subscription_sees_only_what_its_owner_may_read(
 async def test_disabled_subscription_gets_skipped_and_index_follows_changes(
     engine: web.Application, settings: Settings, conn: asyncpg.Connection, receiver: Receiver
 ) -> None:
-    sub = await insert_subscription(conn, receiver.url, ["location.*"], active=False)
-    await wait_indexed(engine, sub, active=False)
+    sub = await indexed_subscription(engine, conn, receiver.url, ["location.*"], active=False)
     async with Publisher(settings) as pub:
         skipped = await pub.event("location.created", name="Skipped")
         await wait_status(conn, sub["id"], "skipped")
@@ -206,8 +206,7 @@ async def test_poison_and_foreign_messages_are_not_fanned_out(
     receiver: Receiver,
     handled: list[str],
 ) -> None:
-    sub = await insert_subscription(conn, receiver.url, ["*"])
-    await wait_indexed(engine, sub)
+    sub = await indexed_subscription(engine, conn, receiver.url, ["*"])
     bad = [
         {"id": "not-a-uuid", "type": "location.created", "data": {}},
         {"id": str(uuid.uuid4()), "type": "something.else", "data": {}},
@@ -227,8 +226,7 @@ async def test_poison_and_foreign_messages_are_not_fanned_out(
 async def test_index_reloads_after_its_listening_connection_is_cut(
     engine: web.Application, settings: Settings, conn: asyncpg.Connection, receiver: Receiver
 ) -> None:
-    before = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(engine, before)
+    before = await indexed_subscription(engine, conn, receiver.url, ["location.created"])
     # Cut the LISTEN connection and change things at once: whether a change lands before
     # the reconnect (seen by the full reload) or after (seen by NOTIFY), the index has it.
     cut = await conn.fetchval(
@@ -282,8 +280,7 @@ async def test_events_during_a_database_outage_are_fanned_out_afterwards(
     admin = await asyncpg.connect(BASE_DSN)
     conn = await connect(settings)
     try:
-        sub = await insert_subscription(conn, receiver.url, ["location.created"])
-        await wait_indexed(server.app, sub)
+        await indexed_subscription(server.app, conn, receiver.url, ["location.created"])
         await conn.close()
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)

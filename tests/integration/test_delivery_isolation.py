@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from shared.config import Settings
-from tests.delivery_support import Publisher, insert_subscription, wait_indexed, wait_status
+from tests.delivery_support import insert_subscription, wait_indexed, wait_status
+from tests.factories import published
 from tests.receiver import Answer, start_receiver
 
 pytestmark = pytest.mark.timeout(90)
@@ -39,8 +40,7 @@ async def test_hanging_receiver_does_not_delay_a_healthy_one(
         ok_sub = await insert_subscription(conn, healthy.url, ["location.created"])
         stuck_sub = await insert_subscription(conn, hanging.url, ["location.created"])
         await wait_indexed(engine, ok_sub, stuck_sub)
-        async with Publisher(settings) as pub:
-            sent = [(await pub.event("location.created", name=f"L{i}"))["id"] for i in range(EVENTS)]
+        sent = [e["id"] for e in await published(settings, "location.created", EVENTS)]
         await healthy.wait_for(EVENTS)
         await hanging.wait_for(settings.webhook_max_in_flight)
         # All of the healthy one's while the first two hanging attempts still hang: the other

@@ -23,6 +23,11 @@ from tests.delivery_support import attempts_of, insert_subscription, wait_until
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture
+def repo(conn: asyncpg.Connection) -> DeliveryRepo:
+    return DeliveryRepo(conn)
+
+
 def _outcome(code: int | None) -> Outcome:
     error = None if code is not None and code < 300 else f"the receiver answered {code}"
     return Outcome(code, 12.5, error, "", datetime.now(UTC))
@@ -65,9 +70,8 @@ async def _state(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> tuple[str,
 
 
 async def test_a_delayed_failure_does_not_reopen_a_delivery_another_worker_sent(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection, repo: DeliveryRepo
 ) -> None:
-    repo = DeliveryRepo(conn)
     # The first worker's attempt failed, but recording it waits out an outage; meanwhile its
     # lease ran out, a second worker claimed the delivery, sent it, and recorded the success.
     first, second = await _two_leases(conn)
@@ -82,9 +86,8 @@ async def test_a_delayed_failure_does_not_reopen_a_delivery_another_worker_sent(
 
 
 async def test_a_delayed_write_does_not_record_over_the_lease_another_worker_holds(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection, repo: DeliveryRepo
 ) -> None:
-    repo = DeliveryRepo(conn)
     first, second = await _two_leases(conn)
     # The first worker's late success and late failure both find another worker's lease.
     assert await repo.record_successes([(first, _outcome(200))]) == 0
@@ -107,8 +110,9 @@ async def test_a_delayed_write_does_not_record_over_the_lease_another_worker_hol
     assert await _state(conn, first.id) == (FAILED, 2, 2)
 
 
-async def test_a_renewed_lease_is_still_the_same_workers(conn: asyncpg.Connection) -> None:
-    repo = DeliveryRepo(conn)
+async def test_a_renewed_lease_is_still_the_same_workers(
+    conn: asyncpg.Connection, repo: DeliveryRepo
+) -> None:
     first, held = await _two_leases(conn)
     renewed = await repo.extend_lease(held, 60.0)
     assert renewed is not None and renewed.lease_until > held.lease_until

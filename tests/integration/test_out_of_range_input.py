@@ -14,7 +14,7 @@ import pytest
 
 from shared.config import Settings
 from tests.conftest import Suite, make_settings
-from tests.integration.test_resources import EVENT, create, new_event
+from tests.factories import EVENT, create, new_event
 
 # Their UTC values fall before year 1 / after year 9999, though each reads as a valid time.
 EARLY = "0001-01-01T00:00:00+14:00"
