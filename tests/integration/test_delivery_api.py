@@ -16,13 +16,7 @@ from aiohttp import web
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from shared.config import Settings
 from tests.conftest import Suite
-from tests.delivery_support import (
-    Publisher,
-    deliveries_of,
-    sweep_marker,
-    wait_indexed,
-    wait_status,
-)
+from tests.delivery_support import Publisher, deliveries_of, sweep_marker, wait_indexed, wait_status
 from tests.factories import indexed_subscription
 from tests.receiver import Answer, Receiver, start_receiver
 

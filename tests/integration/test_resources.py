@@ -56,20 +56,12 @@ async def test_put_replaces_and_patch_merges(suite: Suite) -> None:
     assert resp.status == 200 and again["title"] == "Round trip"
     # PATCH: merge patch; null clears, the rest stays.
     resp, body = await suite.request(
-        "PATCH",
-        path,
-        token=token,
-        data=b'{"capacity": 5, "description": "d", "title": null}',
-        headers=MERGE,
+        "PATCH", path, token=token, data=b'{"capacity": 5, "description": "d", "title": null}', headers=MERGE
     )
     assert resp.status == 422, body  # title is required: clearing it breaks the schema
     assert body["errors"] == [{"field": "title", "message": "is required"}]
     resp, body = await suite.request(
-        "PATCH",
-        path,
-        token=token,
-        data=b'{"capacity": 5, "description": null}',
-        headers=MERGE,
+        "PATCH", path, token=token, data=b'{"capacity": 5, "description": null}', headers=MERGE
     )
     assert resp.status == 200, body
     assert body["capacity"] == 5 and body["description"] is None and body["title"] == "Round trip"
