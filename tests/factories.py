@@ -1,10 +1,11 @@
 """Factories of what tests make over and over, with defaults a test overrides by keyword:
-locations and events through the API (their representation), webhook subscriptions written
-into the table with the engine's index caught up, and domain events published to the test's
+locations, events and webhook subscriptions through the API (their representation),
+subscriptions written into the table with the engine's index caught up, and domain events published to the test's
 exchange. Users: `Suite.new_user(roles)` (tests/conftest.py) makes them through the auth API."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,16 @@ async def new_event(suite: Suite, token: str, **fields: Any) -> dict[str, Any]:
     resp, body = await create(suite, token, "event", {**EVENT, **fields})
     assert resp.status == 201, body
     return body
+
+
+async def new_subscription(suite: Suite, token: str, **fields: Any) -> dict[str, Any]:
+    """A webhook subscription made through the API by the holder of `token`: to event.* at a
+    port of 127.0.0.1 where nothing listens (the suite must allow private receivers), with
+    `fields` changed."""
+    body = {"url": f"http://127.0.0.1:9/hook/{uuid.uuid4().hex}", "topics": ["event.*"], **fields}
+    resp, sub = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
+    assert resp.status == 201, sub
+    return dict(sub)
 
 
 async def indexed_subscription(

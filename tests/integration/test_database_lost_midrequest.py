@@ -15,7 +15,7 @@ import pytest
 
 from shared.config import Settings
 from tests.conftest import Suite, make_settings
-from tests.factories import new_event
+from tests.factories import new_event, new_subscription
 
 pytestmark = pytest.mark.timeout(60)
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -122,9 +122,7 @@ async def _patch_lost_midway(suite: Suite, token: str, table: str, path: str, ch
 
 async def test_webhook_subscription_change(suite: Suite) -> None:
     _, _, token = await suite.new_user()
-    body = {"url": "http://127.0.0.1:9/hook/lost", "topics": ["event.*"], "description": "before"}
-    resp, sub = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
-    assert resp.status == 201, sub
+    sub = await new_subscription(suite, token, description="before")
     current = await _patch_lost_midway(
         suite,
         token,
