@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
+from services.webhook_delivery.engine.index import IndexedSubscription
 from services.webhook_delivery.filters import (
     MAX_BYTES,
     MAX_CONDITIONS,
@@ -232,3 +234,18 @@ def test_size_bound() -> None:
     [(where, problem)] = filter_problems(big)
     assert where == "filter"
     assert f"at most {MAX_BYTES} are allowed" in problem
+
+
+def _indexed(stored: str | None) -> IndexedSubscription:
+    row = {"id": uuid.uuid4(), "owner_id": uuid.uuid4(), "owner_roles": ["member"], "topics": ["*"]}
+    return IndexedSubscription.from_row({**row, "active": True, "filter": stored})
+
+
+def test_the_index_compiles_the_stored_filter_once_per_row(caplog: pytest.LogCaptureFixture) -> None:
+    assert _indexed(None).passes_filter(EVENT)
+    assert _indexed('{"data.capacity": {"gte": 50}}').passes_filter(EVENT)
+    assert not _indexed('{"data.capacity": {"gte": 100}}').passes_filter(EVENT)
+    # One the API would refuse (saved before a rule changed): nothing rather than everything.
+    refused = _indexed('{"data.capacity": {"between": [1, 100]}}')
+    assert not refused.passes_filter(EVENT)
+    assert "filter.data.capacity.between" in caplog.text
