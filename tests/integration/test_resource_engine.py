@@ -13,7 +13,7 @@ from services.resource.openapi import fragment
 from services.resource.types import TYPES, ResourceType
 from shared.catalog import EVENT, LOCATION
 from shared.config import Settings
-from shared.http import encode_cursor
+from shared.web.paging import encode_cursor
 from tests.conftest import Suite, start_suite
 
 BOOK = ResourceType(
