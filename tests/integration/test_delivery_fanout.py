@@ -30,7 +30,7 @@ from tests.delivery_support import (
     wait_until,
 )
 from tests.factories import indexed_subscription
-from tests.receiver import Receiver
+from tests.receiver import Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(60)
 
