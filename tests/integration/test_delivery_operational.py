@@ -189,21 +189,36 @@ async def test_disabled_by_hand_names_who_did_it(env: Env) -> None:
 
 async def test_owner_removed_reaches_admins_not_other_members(env: Env) -> None:
     suite = env.suite
-    owner, _, _ = await suite.new_user()
+    deleted, _, _ = await suite.new_user()
+    disabled, _, _ = await suite.new_user()
     other, _, _ = await suite.new_user()
     admin, _, _ = await suite.new_user(roles=["admin"])
     plain, theirs, admins = await receivers((), (), ())
     try:
-        sub = await _subscribe(env, owner, plain.url, topics=["location.*"])
+        gone_with_owner = await _subscribe(env, deleted, plain.url, topics=["location.*"])
+        off_with_owner = await _subscribe(env, disabled, plain.url, topics=["location.*"])
         stranger = await _subscribe(env, other, theirs.url, topics=["*"])
         watcher = await _subscribe(env, admin, admins.url, topics=["subscription.*"])
-        resp, _ = await suite.request("DELETE", f"/v2/user/{owner['id']}", token=await suite.admin_token())
+        admin_token = await suite.admin_token()
+        resp, _ = await suite.request("DELETE", f"/v2/user/{deleted['id']}", token=admin_token)
         assert resp.status == 204
-        body = await wait_received(admins, watcher, "subscription.disabled")
-        assert body["data"]["reason"] == "owner_removed" and body["data"]["subscription"]["id"] == str(
-            sub["id"]
+        resp, _ = await suite.request(
+            "PATCH", f"/v2/user/{disabled['id']}", token=admin_token, json={"active": False}
         )
-        assert body["data"]["detail"] == "the owner was deleted"
+        assert resp.status == 200
+
+        def about() -> dict[str, str]:
+            bodies = received(admins, watcher, "subscription.disabled")
+            return {b["data"]["subscription"]["id"]: b["data"]["detail"] for b in bodies if len(bodies) == 2}
+
+        details = await wait_until(about, what="both owners' subscriptions disabled")
+        assert details == {
+            str(gone_with_owner["id"]): "the owner was deleted",
+            str(off_with_owner["id"]): "the owner was disabled",
+        }
+        assert all(
+            b["data"]["reason"] == "owner_removed" for b in received(admins, watcher, "subscription.disabled")
+        )
         assert await operational_rows(env.conn, stranger["id"]) == []
     finally:
         for r in (plain, theirs, admins):
