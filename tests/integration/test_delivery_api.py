@@ -34,19 +34,22 @@ from tests.receiver import Answer, Receiver, start_receiver
 pytestmark = pytest.mark.timeout(90)
 
 
+def quick_settings(database_url: str, amqp_prefix: str, signing_pem: str, **changes: Any) -> Settings:
+    """Local receivers, quick retries and sweeps, no circuit breaker (unless `changes` say)."""
+    values: dict[str, Any] = {
+        "webhook_allow_private": True,
+        "webhook_retry_schedule": ("0.2",),
+        "webhook_retry_jitter": 0.0,
+        "webhook_sweep_seconds": 0.2,
+        "webhook_timeout": 2.0,
+        "webhook_breaker_failures": 1000,
+    }
+    return make_settings(database_url, amqp_prefix, signing_pem, **{**values, **changes})
+
+
 @pytest.fixture
 def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
-        webhook_retry_schedule=("0.2",),
-        webhook_retry_jitter=0.0,
-        webhook_sweep_seconds=0.2,
-        webhook_timeout=2.0,
-        webhook_breaker_failures=1000,
-    )
+    return quick_settings(database_url, amqp_prefix, signing_pem)
 
 
 @dataclasses.dataclass
