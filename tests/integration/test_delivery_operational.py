@@ -14,8 +14,10 @@ import orjson
 import pytest
 import standardwebhooks
 
+from shared.catalog import envelope_schema
 from shared.config import Settings
 from shared.events import OPERATIONAL_TOPICS
+from shared.validation import validate
 from tests.delivery_support import Publisher, deliveries_of, wait_status, wait_until
 from tests.integration import test_delivery_api, test_delivery_worker
 from tests.integration.test_delivery_api import Env, _subscribe, quick_settings
@@ -43,9 +45,11 @@ def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
 
 def received(receiver: Receiver, sub: dict[str, Any], topic: str) -> list[dict[str, Any]]:
     """The bodies of `topic` the receiver got, each checked against the subscription's secret
-    (Standard Webhooks)."""
+    (Standard Webhooks) and the catalog's schema of the topic."""
     hook = standardwebhooks.Webhook(sub["secret"])
     bodies = [hook.verify(r.body, r.headers) for r in receiver.requests]
+    for body in bodies:
+        validate(envelope_schema(body["type"]), body)
     return [b for b in bodies if b["type"] == topic]
 
 
