@@ -5,6 +5,7 @@ subscription they are about, never to another member, and never about a delivery
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,11 +15,21 @@ import orjson
 import pytest
 import standardwebhooks
 
+from services.auth.app import create_app as auth_app
+from services.webhook_delivery.app import create_app as webhook_app
 from shared.catalog import envelope_schema
 from shared.config import Settings
 from shared.events import OPERATIONAL_TOPICS
 from shared.validation import validate
-from tests.delivery_support import Publisher, deliveries_of, wait_status, wait_until
+from tests.conftest import front, server_url
+from tests.delivery_support import (
+    Publisher,
+    connect,
+    deliveries_of,
+    insert_subscription,
+    wait_status,
+    wait_until,
+)
 from tests.integration import test_delivery_api, test_delivery_worker
 from tests.integration.test_delivery_api import Env, _subscribe, quick_settings
 from tests.receiver import Answer, Receiver
@@ -224,3 +235,31 @@ async def test_a_failing_operational_delivery_raises_nothing_new(env: Env, recei
     # recorded it: none there now means none at all).
     assert await outbox_about(env.conn, sibling["id"]) == []
     assert await outbox_about(env.conn, dead["id"]) == ["delivery.failed", "subscription.disabled"]
+
+
+async def test_an_event_written_with_no_engine_running_goes_out_when_one_starts(
+    aiohttp_server: Any, settings: Settings, receivers: Receivers
+) -> None:
+    """The outbox row is committed with the change: whatever stops after it (here no engine
+    runs at all), the event goes out once an engine's relay runs."""
+    auth = await aiohttp_server(auth_app(settings))
+    with_auth = dataclasses.replace(settings, auth_url=server_url(auth))
+    api = await aiohttp_server(webhook_app(dataclasses.replace(with_auth, webhook_worker=False)))
+    suite = await front(aiohttp_server, dataclasses.replace(with_auth, webhook_url=server_url(api)), auth)
+    conn = await connect(settings)
+    try:
+        owner, _, token = await suite.new_user()
+        plain, mine = [await receivers() for _ in range(2)]
+        sub = await insert_subscription(conn, plain.url, ["location.*"], owner_id=owner["id"])
+        sibling = await insert_subscription(conn, mine.url, ["subscription.*"], owner_id=owner["id"])
+        resp, _ = await suite.request(
+            "PATCH", f"/v2/subscription/{sub['id']}", token=token, json={"active": False}
+        )
+        assert resp.status == 200
+        assert await outbox_about(conn, sub["id"]) == ["subscription.disabled"]
+        await aiohttp_server(webhook_app(dataclasses.replace(with_auth, webhook_api=False)))
+        body = await wait_received(mine, sibling, "subscription.disabled")
+        assert body["data"]["subscription"]["id"] == str(sub["id"]) and body["data"]["reason"] == "by_hand"
+    finally:
+        await conn.close()
+        await suite.close()
