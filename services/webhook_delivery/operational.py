@@ -5,8 +5,8 @@ subscriptions.
 Each is written to this service's outbox in the transaction of the change it reports (so a
 crash right after the change cannot lose it), relayed to the domain exchange, and fanned out
 like any event with one rule (`may_receive`): to the owner's and admins' subscriptions, never to
-the subscription it is about. A delivery of an operational event that fails raises none (no
-loops): the callers pass the failed delivery's topic, and `reports_on` says no.
+the subscription it is about. A delivery of an operational event that fails (or disables its
+subscription, or starts its run of failures) raises none (no loops): `reports_on` says no.
 
 Here, beside the API and the engine, because both raise them (the API: disabled by hand)."""
 
@@ -105,7 +105,7 @@ class Reporter:
         last_status_code: int | None = None,
         actor_id: str | None = None,
     ) -> None:
-        """`rows`: the subscriptions just disabled (COLUMNS)."""
+        """`rows`: the subscriptions just disabled (at least COLUMNS)."""
         for row in rows:
             data: dict[str, Any] = {
                 "subscription": summary(row),
