@@ -24,14 +24,13 @@ from shared.validation import validate
 from tests.conftest import front, server_url
 from tests.delivery_support import (
     Publisher,
-    connect,
     deliveries_of,
     insert_subscription,
     wait_status,
     wait_until,
 )
 from tests.integration import test_delivery_api, test_delivery_worker
-from tests.integration.test_delivery_api import Env, _subscribe, quick_settings
+from tests.integration.test_delivery_api import Env, _subscribe
 from tests.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.timeout(90)
@@ -50,8 +49,8 @@ CHANGES: dict[str, Any] = {
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return quick_settings(database_url, amqp_prefix, signing_pem, **CHANGES)
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(delivery_settings, webhook_timeout=2.0, **CHANGES)
 
 
 def received(receiver: Receiver, sub: dict[str, Any], topic: str) -> list[dict[str, Any]]:
@@ -238,7 +237,7 @@ async def test_a_failing_operational_delivery_raises_nothing_new(env: Env, recei
 
 
 async def test_an_event_written_with_no_engine_running_goes_out_when_one_starts(
-    aiohttp_server: Any, settings: Settings, receivers: Receivers
+    aiohttp_server: Any, settings: Settings, conn: asyncpg.Connection, receivers: Receivers
 ) -> None:
     """The outbox row is committed with the change: whatever stops after it (here no engine
     runs at all), the event goes out once an engine's relay runs."""
@@ -246,7 +245,6 @@ async def test_an_event_written_with_no_engine_running_goes_out_when_one_starts(
     with_auth = dataclasses.replace(settings, auth_url=server_url(auth))
     api = await aiohttp_server(webhook_app(dataclasses.replace(with_auth, webhook_worker=False)))
     suite = await front(aiohttp_server, dataclasses.replace(with_auth, webhook_url=server_url(api)), auth)
-    conn = await connect(settings)
     try:
         owner, _, token = await suite.new_user()
         plain, mine = [await receivers() for _ in range(2)]
@@ -261,5 +259,4 @@ async def test_an_event_written_with_no_engine_running_goes_out_when_one_starts(
         body = await wait_received(mine, sibling, "subscription.disabled")
         assert body["data"]["subscription"]["id"] == str(sub["id"]) and body["data"]["reason"] == "by_hand"
     finally:
-        await conn.close()
         await suite.close()
