@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from services.webhook_delivery import operational
 from services.webhook_delivery.api import rules, schemas
 from services.webhook_delivery.ssrf import url_key
 from services.webhook_delivery.store.subscription_repo import (
@@ -158,10 +159,14 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
             changes["filter"] = filter_
         if "url_key" in changes or changes.get("active") is True:
             # A new receiver, or one switched back on, starts with a clean record.
-            changes["failing_since"] = None
+            changes["failing_since"] = changes["failing_reported_at"] = None
         if changes.get("active") is True:
             changes["disabled_reason"] = None
         after = await repo.update(sub_id, before["version"], changes) if changes else before
+        if changes.get("active") is False and after is not None:
+            await operational.Reporter(conn, request.app[DATABASE].schema).disabled(
+                [after], operational.BY_HAND, actor_id=caller.user_id
+            )
     assert after is not None  # the row is locked: its version cannot have moved
     return _shown(after)
 

@@ -15,9 +15,11 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.webhook_delivery import operational
 from services.webhook_delivery.filters import Predicate, compile_filter
 from shared import visibility
 from shared.db import Database
+from shared.events import OPERATIONAL_TOPICS
 
 log = logging.getLogger("herald.webhook.index")
 
@@ -64,7 +66,9 @@ class IndexedSubscription:
     def may_read(self, topic: str, data: dict[str, Any]) -> bool:
         """What the owner may read, as the resource API decides it: approved and cancelled
         events and every location to all; other events only to their owner, approvers and
-        admins."""
+        admins. Operational events (about a subscription): see operational.may_receive."""
+        if topic in OPERATIONAL_TOPICS:
+            return operational.may_receive(self.id, self.owner_id, self.owner_roles, data)
         if not topic.startswith("event."):
             return True
         return visibility.may_read(
