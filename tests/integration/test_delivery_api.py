@@ -445,4 +445,4 @@ async def test_stats_count_each_bucket_of_a_known_log(env: Env) -> None:
     resp, problem = await suite.request(
         "GET", base + "?bucket=minute&since=2026-01-01T00:00:00Z", token=token
     )
-    assert resp.status == 422 and "at most 1440" in problem["detail"]
+    assert resp.status == 422 and "at most 1500" in problem["detail"]

@@ -12,21 +12,17 @@ from aiohttp import web
 from services.webhook_delivery import sent_headers
 from services.webhook_delivery.api.delivery_handlers import _own_subscription, _uuid
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo, public_delivery
-from services.webhook_delivery.store.stats_repo import ORIGIN, StatsRepo, percentile
+from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles
 from shared.appkeys import DATABASE
 from shared.events import format_time, utc_now
 from shared.http import json_response, reject_unknown_params
 from shared.problems import ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time
 
-# bucket: (its width, the window asked for when `since` is not given).
-BUCKETS = {
-    "minute": (timedelta(minutes=1), timedelta(hours=1)),
-    "hour": (timedelta(hours=1), timedelta(hours=24)),
-    "day": (timedelta(days=1), timedelta(days=30)),
-}
+# The window asked for when `since` is not given, by bucket.
+DEFAULT_WINDOWS = {"minute": timedelta(hours=1), "hour": timedelta(hours=24), "day": timedelta(days=30)}
 DEFAULT_BUCKET = "hour"
-MAX_BUCKETS = 1440
+MAX_BUCKETS = 1500  # a day by minute, however its ends fall
 
 
 async def get_delivery(request: web.Request) -> web.Response:
@@ -47,26 +43,27 @@ async def delivery_stats(request: web.Request) -> web.Response:
     sub_id, _active = await _own_subscription(request)
     reject_unknown_params(request, ("since", "until", "bucket"))
     name = request.query.get("bucket", DEFAULT_BUCKET)
-    if name not in BUCKETS:
-        raise ValidationFailed([{"field": "bucket", "message": f"must be one of {', '.join(BUCKETS)}"}])
-    width, default_span = BUCKETS[name]
-    start, end = _window(request, width, default_span)
+    if name not in SPANS:
+        raise ValidationFailed([{"field": "bucket", "message": f"must be one of {', '.join(SPANS)}"}])
+    width = SPANS[name]
+    start, end = _window(request, width, DEFAULT_WINDOWS[name])
     async with request.app[DATABASE].connection() as conn:
-        buckets = await StatsRepo(conn).buckets(sub_id, start, end, width)
-    return json_response(
-        [
+        buckets = await StatsRepo(conn).buckets(sub_id, name, start, end)
+    shown = []
+    for i, b in enumerate(buckets):
+        p50, p95 = percentiles(b.durations, (0.5, 0.95)) if b.durations else (None, None)
+        shown.append(
             {
                 "start": format_time(start + width * i),
                 "succeeded": b.succeeded,
                 "failed": b.failed,
                 "pending": b.pending,
                 "attempts": b.attempts,
-                "p50Ms": _ms(percentile(b.durations, 0.5)),
-                "p95Ms": _ms(percentile(b.durations, 0.95)),
+                "p50Ms": _ms(p50),
+                "p95Ms": _ms(p95),
             }
-            for i, b in enumerate(buckets)
-        ]
-    )
+        )
+    return json_response(shown)
 
 
 def _window(request: web.Request, width: timedelta, default_span: timedelta) -> tuple[datetime, datetime]:

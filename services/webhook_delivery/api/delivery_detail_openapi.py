@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.webhook_delivery.api.delivery_detail import BUCKETS, DEFAULT_BUCKET, MAX_BUCKETS
+from services.webhook_delivery.api.delivery_detail import DEFAULT_BUCKET, MAX_BUCKETS
 from services.webhook_delivery.api.delivery_openapi import ATTEMPT, DELIVERY, DELIVERY_ID, SUB_ID, TAGS
 from services.webhook_delivery.sent_headers import MASK
+from services.webhook_delivery.store.stats_repo import SPANS
 from shared.openapi import json_response, problems, query_param, schema_ref
 from shared.problems import ValidationFailed
 
@@ -70,7 +71,7 @@ STATS_DESCRIPTION = (
     "One entry per bucket from `since` (rounded down to a whole bucket, UTC) to `until` (rounded"
     " up), empty ones included with zeros, oldest first. Without `until`: now; without `since`:"
     " the last hour by minute, the last 24 hours by hour, the last 30 days by day. At most"
-    f" {MAX_BUCKETS} buckets (a day by minute). Durations come from a histogram with four buckets"
+    f" {MAX_BUCKETS} buckets (a day by minute fits). Durations come from a histogram with four buckets"
     " per doubling: a percentile is within about 19% of the exact one. Read from a per-minute"
     " rollup, so it is cheap to poll."
 )
@@ -134,7 +135,7 @@ def detail_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                     query_param(
                         "bucket",
                         "The width of a bucket.",
-                        {"type": "string", "enum": list(BUCKETS), "default": DEFAULT_BUCKET},
+                        {"type": "string", "enum": list(SPANS), "default": DEFAULT_BUCKET},
                     ),
                 ],
                 "responses": {

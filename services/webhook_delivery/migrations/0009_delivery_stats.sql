@@ -1,19 +1,21 @@
--- Per-minute statistics of each subscription's attempts, so GET .../stats reads at most a few
--- rows a minute instead of every attempt. Kept by a trigger on delivery_attempts: every path
--- that records an attempt (the group-committed successes, a failure and its retry) adds to it
--- in the same statement, so it is exactly as durable as the attempts themselves.
+-- Statistics of each subscription's attempts per minute, hour and day, so GET .../stats reads
+-- one row (two at most) per bucket it answers with instead of every attempt. Kept by a trigger
+-- on delivery_attempts: every path that records an attempt (the group-committed successes, a
+-- failure and its retry) adds to it in the same statement, so it is exactly as durable as the
+-- attempts themselves.
 CREATE TABLE delivery_stats (
     subscription_id uuid NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
-    minute timestamptz NOT NULL,        -- UTC minute the attempts started in
-    -- Successes and failures go in separate rows: a failure's transaction keeps its row locked
+    span text NOT NULL CHECK (span IN ('minute', 'hour', 'day')),
+    start timestamptz NOT NULL,         -- the UTC minute, hour or day the attempts started in
+    -- Successes and failures go in separate rows: a failure's transaction keeps its rows locked
     -- while it goes on to update the subscription (the failure run), which a success statement
-    -- may have locked first (ending the run); sharing a row, the two could deadlock.
+    -- may have locked first (ending the run); sharing rows, the two could deadlock.
     delivered boolean NOT NULL,
-    attempts integer NOT NULL,          -- attempts started in the minute
+    attempts integer NOT NULL,          -- attempts started in the span
     failed integer NOT NULL,            -- ... after which the delivery was given up
     -- Attempt durations: a count per fixed log-scale bucket (delivery_duration_bucket).
     durations integer[] NOT NULL,
-    PRIMARY KEY (subscription_id, minute, delivered)
+    PRIMARY KEY (subscription_id, span, start, delivered)
 );
 
 -- 72 buckets, four per doubling: 1 is under 1 ms; k (2..71) holds [2^((k-2)/4), 2^((k-1)/4)) ms;
@@ -32,17 +34,21 @@ CREATE FUNCTION delivery_duration_histogram(ms double precision[]) RETURNS integ
         ) AS h ON h.b = k
     );
 
+-- The spans, with the width date_bin cuts each into (from a UTC midnight).
+CREATE VIEW delivery_stats_spans (span, width) AS
+    VALUES ('minute', interval '1 minute'), ('hour', interval '1 hour'), ('day', interval '1 day');
+
 CREATE FUNCTION delivery_stats_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- The delivery's status is this attempt's outcome: the same statement updated it, and
     -- holds its row. Rows in key order, so that two statements never lock them crosswise.
-    INSERT INTO delivery_stats AS s (subscription_id, minute, delivered, attempts, failed, durations)
-    SELECT d.subscription_id, date_bin('1 minute', a.attempted_at, '2000-01-01 00:00:00+00'),
+    INSERT INTO delivery_stats AS s (subscription_id, span, start, delivered, attempts, failed, durations)
+    SELECT d.subscription_id, w.span, date_bin(w.width, a.attempted_at, '2000-01-01 00:00:00+00'),
         a.error IS NULL, count(*), count(*) FILTER (WHERE a.error IS NOT NULL AND d.status = 'failed'),
         delivery_duration_histogram(array_agg(a.duration_ms))
-    FROM added_attempts a JOIN deliveries d ON d.id = a.delivery_id
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (subscription_id, minute, delivered) DO UPDATE SET
+    FROM added_attempts a JOIN deliveries d ON d.id = a.delivery_id CROSS JOIN delivery_stats_spans w
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (subscription_id, span, start, delivered) DO UPDATE SET
         attempts = s.attempts + excluded.attempts,
         failed = s.failed + excluded.failed,
         durations = (SELECT array_agg(x + y ORDER BY i)
@@ -55,13 +61,13 @@ CREATE TRIGGER delivery_attempts_stats AFTER INSERT ON delivery_attempts
     FOR EACH STATEMENT EXECUTE FUNCTION delivery_stats_add();
 
 -- What was logged before this migration (`failed` counts a given-up delivery's last attempt).
-INSERT INTO delivery_stats (subscription_id, minute, delivered, attempts, failed, durations)
-SELECT d.subscription_id, date_bin('1 minute', a.attempted_at, '2000-01-01 00:00:00+00'), a.error IS NULL,
-    count(*), count(*) FILTER (WHERE a.error IS NOT NULL AND d.status = 'failed' AND a.last),
+INSERT INTO delivery_stats (subscription_id, span, start, delivered, attempts, failed, durations)
+SELECT d.subscription_id, w.span, date_bin(w.width, a.attempted_at, '2000-01-01 00:00:00+00'),
+    a.error IS NULL, count(*), count(*) FILTER (WHERE a.error IS NOT NULL AND d.status = 'failed' AND a.last),
     delivery_duration_histogram(array_agg(a.duration_ms))
 FROM (SELECT *, id = max(id) OVER (PARTITION BY delivery_id) AS last FROM delivery_attempts) AS a
-JOIN deliveries d ON d.id = a.delivery_id
-GROUP BY 1, 2, 3;
+JOIN deliveries d ON d.id = a.delivery_id CROSS JOIN delivery_stats_spans w
+GROUP BY 1, 2, 3, 4;
 
 -- Deliveries still pending, by when they were created: a handful, read by subscription.
 CREATE INDEX deliveries_pending_log ON deliveries (subscription_id, created_at) WHERE status = 'pending';
