@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -28,13 +27,11 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
 from services.webhook_delivery.app import MIGRATIONS, SCHEMA  # noqa: E402
 from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles  # noqa: E402
-from shared.db import ensure_database  # noqa: E402
 from shared.events import utc_now  # noqa: E402
-from shared.migrations import apply_migrations  # noqa: E402
 
-SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 WINDOWS = (
     ("minute", timedelta(hours=1)),
     ("minute", timedelta(hours=24)),
@@ -96,11 +93,7 @@ async def stats_once(conn: asyncpg.Connection, sub_id: uuid.UUID, bucket: str, w
 
 
 async def main(attempts: int, repeats: int) -> dict[str, Any]:
-    name = f"herald_bench_stats_{uuid.uuid4().hex[:8]}"
-    dsn = f"{SERVER}/{name}"
-    await ensure_database(dsn)
-    try:
-        await apply_migrations(dsn, SCHEMA, MIGRATIONS)
+    async with scratch_database("herald_bench_stats", SCHEMA, MIGRATIONS) as dsn:
         conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
         try:
             sub_id = uuid.uuid4()
@@ -136,10 +129,6 @@ async def main(attempts: int, repeats: int) -> dict[str, Any]:
             }
         finally:
             await conn.close()
-    finally:
-        admin = await asyncpg.connect(f"{SERVER}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from services.webhook_delivery import sent_headers
-from services.webhook_delivery.api.delivery_handlers import _own_subscription, _uuid
+from services.webhook_delivery.api.delivery_handlers import _own_subscription, _time, _uuid
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo, public_delivery
 from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles
 from shared.appkeys import DATABASE
 from shared.events import format_time, utc_now
 from shared.http import json_response, reject_unknown_params
 from shared.problems import ValidationFailed
-from shared.validation import TIME_MESSAGE, parse_time
 
 # The window asked for when `since` is not given, by bucket.
 DEFAULT_WINDOWS = {"minute": timedelta(hours=1), "hour": timedelta(hours=24), "day": timedelta(days=30)}
@@ -69,7 +68,7 @@ async def delivery_stats(request: web.Request) -> web.Response:
 def _window(request: web.Request, width: timedelta, default_span: timedelta) -> tuple[datetime, datetime]:
     """Where the first bucket starts and the last ends: `since` rounded down and `until` up to
     whole buckets (UTC)."""
-    since, until = _query_time(request, "since"), _query_time(request, "until")
+    since, until = _time(request.query, "since"), _time(request.query, "until")
     try:
         until = until or utc_now()
         since = since or until - default_span
@@ -91,16 +90,6 @@ def _window(request: web.Request, width: timedelta, default_span: timedelta) -> 
             ]
         )
     return start, end
-
-
-def _query_time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    moment = parse_time(raw)
-    if moment is None:
-        raise ValidationFailed([{"field": name, "message": TIME_MESSAGE}])
-    return moment
 
 
 def _ms(value: float | None) -> float | None:
