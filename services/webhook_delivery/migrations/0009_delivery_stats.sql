@@ -3,6 +3,13 @@
 -- on delivery_attempts: every path that records an attempt (the group-committed successes, a
 -- failure and its retry) adds to it in the same statement, so it is exactly as durable as the
 -- attempts themselves.
+
+-- Running workers write these three tables in this order (a delivery, its attempt, then the
+-- subscription); the steps below lock them too (the foreign key, the trigger, the backfill, the
+-- index). Taken up front in the workers' order, a worker in mid-transaction is waited for
+-- instead of deadlocking with this.
+LOCK TABLE deliveries, delivery_attempts, subscriptions IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE delivery_stats (
     subscription_id uuid NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
     span text NOT NULL CHECK (span IN ('minute', 'hour', 'day')),

@@ -1,5 +1,5 @@
-"""A subscription's delivery statistics, read from the per-minute rollup that a trigger keeps
-beside the attempt log (migration 0009) and from the deliveries still pending."""
+"""A subscription's delivery statistics, read from the rollup (per minute, hour and day) that a
+trigger keeps beside the attempt log (migration 0009), and from the deliveries still pending."""
 
 from __future__ import annotations
 
