@@ -624,7 +624,8 @@ async def test_the_openapi_fragment_covers_every_route_and_needs_no_token(
                 elif int(status) >= 400:
                     assert response == {"$ref": f"#/components/responses/Problem{status}"}
             for ref in _refs(op):
-                if ref.startswith("#/components/schemas/"):
+                # Problem: the docs service's fragment defines it for every service's.
+                if ref.startswith("#/components/schemas/") and ref != "#/components/schemas/Problem":
                     assert ref.removeprefix("#/components/schemas/") in schemas
     assert all(name.startswith(("Subscription", "Topic")) for name in schemas)
 
