@@ -29,8 +29,8 @@ from bench.seed_events import seed_events  # noqa: E402
 from services.resource.app import MIGRATIONS, SCHEMA  # noqa: E402
 from services.resource.query import parse_list_query  # noqa: E402
 from services.resource.types import EVENT_TYPE  # noqa: E402
-from shared.http import encode_cursor  # noqa: E402
 from shared.verifier import Principal  # noqa: E402
+from shared.web.paging import encode_cursor  # noqa: E402
 
 OWNERS = 5000
 MEMBER_OWNER_INDEX = 7  # the member whose view is measured owns events like everyone else

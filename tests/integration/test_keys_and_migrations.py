@@ -50,7 +50,7 @@ async def test_an_upgraded_webhook_schema_loses_the_table_nothing_used(
     try:
         assert await conn.fetchval(exists, table)
         applied = await apply_migrations(fresh_database_url, WEBHOOK_SCHEMA, WEBHOOK_MIGRATIONS)
-        # 0004 and whatever came after it.
+        # 0004 and whatever came after it, not 0001 to 0003 again.
         assert applied == [p.name for p in sorted(WEBHOOK_MIGRATIONS.glob("*.sql"))][3:]
         assert applied[0] == "0004_drop_processed_events.sql"
         assert not await conn.fetchval(exists, table)

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from services.webhook_delivery import sent_headers
-from services.webhook_delivery.api.delivery_handlers import _own_subscription, _time, _uuid
+from services.webhook_delivery.api.delivery_handlers import _own_subscription, _time
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo, public_delivery
 from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles
 from shared.appkeys import DATABASE
 from shared.events import format_time, utc_now
-from shared.http import json_response, reject_unknown_params
 from shared.problems import ValidationFailed
+from shared.web.json_io import json_response
+from shared.web.params import path_uuid, reject_unknown_params
 
 # The window asked for when `since` is not given, by bucket.
 DEFAULT_WINDOWS = {"minute": timedelta(hours=1), "hour": timedelta(hours=24), "day": timedelta(days=30)}
@@ -26,7 +27,7 @@ MAX_BUCKETS = 1500  # a day by minute, however its ends fall
 
 async def get_delivery(request: web.Request) -> web.Response:
     sub_id, _active = await _own_subscription(request)
-    delivery_id = _uuid(request, "deliveryId", "delivery")
+    delivery_id = path_uuid(request, "delivery", "deliveryId")
     reject_unknown_params(request, ())
     async with request.app[DATABASE].connection() as conn:
         repo = DeliveryRepo(conn)

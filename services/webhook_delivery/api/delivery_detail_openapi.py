@@ -9,7 +9,7 @@ from services.webhook_delivery.api.delivery_detail import DEFAULT_BUCKET, MAX_BU
 from services.webhook_delivery.api.delivery_openapi import ATTEMPT, DELIVERY, DELIVERY_ID, SUB_ID, TAGS
 from services.webhook_delivery.sent_headers import MASK
 from services.webhook_delivery.store.stats_repo import SPANS
-from shared.openapi import json_response, problems, query_param, schema_ref
+from shared.openapi import json_response, operation, problems, query_param, schema_ref
 from shared.problems import ValidationFailed
 
 ATTEMPT_SENT: dict[str, Any] = {
@@ -111,24 +111,31 @@ def detail_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of one delivery and the statistics."""
     paths = {
         "/v2/subscription/{id}/deliveries/{deliveryId}": {
-            "get": {
-                "operationId": "getDelivery",
-                "summary": "One delivery with its attempts and the request headers each sent",
-                "tags": TAGS,
-                "parameters": [SUB_ID, DELIVERY_ID],
-                "responses": {
+            "get": operation(
+                "getDelivery",
+                "One delivery with its attempts and the request headers each sent",
+                TAGS,
+                {
                     "200": json_response("The delivery", schema_ref("SubscriptionDeliveryDetail")),
                     **problems(400, 401, 404),
                 },
-            }
+                parameters=[SUB_ID, DELIVERY_ID],
+            )
         },
         "/v2/subscription/{id}/stats": {
-            "get": {
-                "operationId": "getDeliveryStats",
-                "summary": "Attempts, outcomes, pending deliveries and durations per minute, hour or day",
-                "description": STATS_DESCRIPTION,
-                "tags": TAGS,
-                "parameters": [
+            "get": operation(
+                "getDeliveryStats",
+                "Attempts, outcomes, pending deliveries and durations per minute, hour or day",
+                TAGS,
+                {
+                    "200": json_response(
+                        "The buckets, oldest first",
+                        {"type": "array", "items": schema_ref("SubscriptionStatsBucket")},
+                        example=STATS_EXAMPLE,
+                    ),
+                    **problems(400, 401, 404, examples=[TOO_MANY]),
+                },
+                parameters=[
                     SUB_ID,
                     query_param("since", "From this time (default: see above).", TIME),
                     query_param("until", "To this time (default: now).", TIME),
@@ -138,15 +145,8 @@ def detail_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                         {"type": "string", "enum": list(SPANS), "default": DEFAULT_BUCKET},
                     ),
                 ],
-                "responses": {
-                    "200": json_response(
-                        "The buckets, oldest first",
-                        {"type": "array", "items": schema_ref("SubscriptionStatsBucket")},
-                        example=STATS_EXAMPLE,
-                    ),
-                    **problems(400, 401, 404, examples=[TOO_MANY]),
-                },
-            }
+                description=STATS_DESCRIPTION,
+            )
         },
     }
     schemas = {
