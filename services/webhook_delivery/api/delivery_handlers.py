@@ -6,6 +6,7 @@ gets the same 404 as a missing one."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +63,7 @@ def _require_active(active: bool) -> None:
         raise Conflict("the subscription is disabled; enable it (PATCH active: true) first")
 
 
-def _time(body: dict[str, Any], name: str) -> datetime | None:
+def _time(body: Mapping[str, Any], name: str) -> datetime | None:
     raw = body.get(name)
     if raw is None:
         return None

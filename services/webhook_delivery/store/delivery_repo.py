@@ -361,6 +361,11 @@ class DeliveryRepo:
         row = await self.conn.fetchrow("SELECT owner_id, active FROM subscriptions WHERE id = $1", sub_id)
         return (str(row["owner_id"]), row["active"]) if row else None
 
+    async def subscription_headers(self, sub_id: uuid.UUID) -> dict[str, str]:
+        return _json_object(
+            await self.conn.fetchval("SELECT headers FROM subscriptions WHERE id = $1", sub_id)
+        )
+
     async def page(
         self,
         sub_id: uuid.UUID,
