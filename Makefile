@@ -97,6 +97,7 @@ bench: services-up edge-deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
 		echo "wrk is not installed: the HTTP part of the benchmark is skipped"
 	$(PY) bench/run.py
+	$(PY) bench/stats_query.py
 
 # Herald and Directus 12.4 side by side (Directus and Node 22 from the npm registry into
 # ~/.cache/herald-bench the first time, about 10 minutes; then about 5 minutes a run).

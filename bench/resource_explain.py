@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 import uuid
@@ -25,16 +24,14 @@ from multidict import MultiDict
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_database  # noqa: E402
 from bench.seed_events import seed_events  # noqa: E402
 from services.resource.app import MIGRATIONS, SCHEMA  # noqa: E402
 from services.resource.query import parse_list_query  # noqa: E402
 from services.resource.types import EVENT_TYPE  # noqa: E402
-from shared.db import ensure_database  # noqa: E402
-from shared.http import encode_cursor  # noqa: E402
-from shared.migrations import apply_migrations  # noqa: E402
 from shared.verifier import Principal  # noqa: E402
+from shared.web.paging import encode_cursor  # noqa: E402
 
-SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 OWNERS = 5000
 MEMBER_OWNER_INDEX = 7  # the member whose view is measured owns events like everyone else
 
@@ -80,11 +77,7 @@ async def explain(conn: asyncpg.Connection, member: uuid.UUID) -> list[dict[str,
 
 
 async def main(rows: int) -> dict[str, Any]:
-    name = f"herald_bench_explain_{uuid.uuid4().hex[:8]}"
-    dsn = f"{SERVER}/{name}"
-    await ensure_database(dsn)
-    try:
-        await apply_migrations(dsn, SCHEMA, MIGRATIONS)
+    async with scratch_database("herald_bench_explain", SCHEMA, MIGRATIONS) as dsn:
         owners = [uuid.uuid4() for _ in range(OWNERS)]
         seeded = await seed_events(dsn, rows, owners=owners)
         conn = await asyncpg.connect(dsn, server_settings={"search_path": SCHEMA})
@@ -96,10 +89,6 @@ async def main(rows: int) -> dict[str, Any]:
             }
         finally:
             await conn.close()
-    finally:
-        admin = await asyncpg.connect(f"{SERVER}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,10 @@ STATUS_LINE = re.compile(r"^HTTP/[\d.]+ (\d{3})\b")
 HEADER = re.compile(r"^([A-Za-z0-9-]+): (.*)$")
 
 # What differs from run to run. Keys whose values are the moment of the run; the rest by shape.
-MOMENT_KEYS = {"createdAt", "updatedAt", "at", "timestamp", "nextAttemptAt", "durationMs"}
+MOMENT_KEYS = {
+    *("createdAt", "updatedAt", "at", "timestamp", "nextAttemptAt", "durationMs", "webhook-timestamp"),
+    *("start", "p50Ms", "p95Ms"),  # the delivery statistics
+}
 VOLATILE = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "<secret>"),

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.events import WEBHOOK_PING
+from shared.events import (
+    DELIVERY_FAILED,
+    SUBSCRIPTION_DISABLED,
+    SUBSCRIPTION_FAILING,
+    SUBSCRIPTION_RECOVERED,
+    WEBHOOK_PING,
+)
 
 UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
@@ -20,11 +26,28 @@ EVENT_STATUSES = ("draft", "pending", "approved", "rejected", "cancelled")
 # topics match (webhooks); the others only their owner, approvers and admins.
 PUBLIC_EVENT_STATUSES = ("approved", "cancelled")
 
-EVENT: dict[str, Any] = {
-    "title": "Event",
-    "type": "object",
-    "properties": {
-        "id": {**UUID, "readOnly": True},
+
+def _record(title: str, fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A stored resource's schema: its id, its own fields, then what the server keeps (owner,
+    times, version), read-only."""
+    return {
+        "title": title,
+        "type": "object",
+        "properties": {
+            "id": {**UUID, "readOnly": True},
+            **fields,
+            "ownerId": {**UUID, "readOnly": True},
+            "createdAt": {**TIME, "readOnly": True},
+            "updatedAt": {**TIME, "readOnly": True},
+            "version": {"type": "integer", "minimum": 1, "readOnly": True},
+        },
+        "required": required,
+    }
+
+
+EVENT: dict[str, Any] = _record(
+    "Event",
+    {
         "title": {"type": "string", "minLength": 1, "maxLength": 200},
         "description": {"type": ["string", "null"], "maxLength": 10000},
         "startsAt": TIME,
@@ -38,19 +61,13 @@ EVENT: dict[str, Any] = {
             "uniqueItems": True,
         },
         "status": {"type": "string", "enum": list(EVENT_STATUSES), "readOnly": True},
-        "ownerId": {**UUID, "readOnly": True},
-        "createdAt": {**TIME, "readOnly": True},
-        "updatedAt": {**TIME, "readOnly": True},
-        "version": {"type": "integer", "minimum": 1, "readOnly": True},
     },
-    "required": ["title", "startsAt", "endsAt"],
-}
+    ["title", "startsAt", "endsAt"],
+)
 
-LOCATION: dict[str, Any] = {
-    "title": "Location",
-    "type": "object",
-    "properties": {
-        "id": {**UUID, "readOnly": True},
+LOCATION: dict[str, Any] = _record(
+    "Location",
+    {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "address": {"type": ["string", "null"], "maxLength": 1000},
         "capacity": {"type": ["integer", "null"], "minimum": 0, "maximum": 1000000},
@@ -61,19 +78,90 @@ LOCATION: dict[str, Any] = {
             "default": "UTC",
             "description": "An IANA time zone.",
         },
-        "ownerId": {**UUID, "readOnly": True},
-        "createdAt": {**TIME, "readOnly": True},
-        "updatedAt": {**TIME, "readOnly": True},
-        "version": {"type": "integer", "minimum": 1, "readOnly": True},
     },
-    "required": ["name"],
-}
+    ["name"],
+)
 
 PING: dict[str, Any] = {
     "title": "Ping",
     "type": "object",
     "properties": {"subscriptionId": UUID, "message": {"type": "string"}},
     "required": ["subscriptionId"],
+}
+
+# The subscription an operational event is about, as GET shows it but without its headers (they
+# often hold a credential); never its secret.
+SUBSCRIPTION: dict[str, Any] = {
+    "title": "SubscriptionSummary",
+    "type": "object",
+    "properties": {
+        "id": UUID,
+        "ownerId": UUID,
+        "url": {"type": "string", "format": "uri"},
+        "topics": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"},
+        "active": {"type": "boolean"},
+        "disabledReason": {"type": ["string", "null"]},
+        "createdAt": TIME,
+        "updatedAt": TIME,
+        "version": {"type": "integer", "minimum": 1},
+    },
+    "required": ["id", "ownerId", "url", "topics", "active"],
+}
+LAST_STATUS_CODE = {
+    "type": ["integer", "null"],
+    "description": "What the receiver last answered (null: no answer, see lastError).",
+}
+LAST_ERROR = {"type": ["string", "null"], "description": "Why the last attempt failed."}
+DISABLED_REASONS = ("gone", "failing", "owner_removed", "by_hand")
+
+SUBSCRIPTION_DISABLED_DATA: dict[str, Any] = {
+    "title": "SubscriptionDisabled",
+    "type": "object",
+    "properties": {
+        "subscription": SUBSCRIPTION,
+        "reason": {
+            "type": "string",
+            "enum": list(DISABLED_REASONS),
+            "description": "gone: the receiver answered 410; failing: every delivery failed for"
+            " HERALD_WEBHOOK_DISABLE_AFTER; owner_removed: its owner was deleted or disabled;"
+            " by_hand: someone set active to false through the API.",
+        },
+        "detail": {"type": "string", "description": "In words (the subscription's disabledReason)."},
+        "lastStatusCode": LAST_STATUS_CODE,
+    },
+    "required": ["subscription", "reason"],
+}
+SUBSCRIPTION_FAILING_DATA: dict[str, Any] = {
+    "title": "SubscriptionFailing",
+    "type": "object",
+    "properties": {
+        "subscription": SUBSCRIPTION,
+        "failingSince": {**TIME, "description": "The first failure of the run."},
+        "lastStatusCode": LAST_STATUS_CODE,
+        "lastError": LAST_ERROR,
+    },
+    "required": ["subscription", "failingSince"],
+}
+SUBSCRIPTION_RECOVERED_DATA: dict[str, Any] = {
+    "title": "SubscriptionRecovered",
+    "type": "object",
+    "properties": {"subscription": SUBSCRIPTION},
+    "required": ["subscription"],
+}
+DELIVERY_FAILED_DATA: dict[str, Any] = {
+    "title": "DeliveryFailed",
+    "type": "object",
+    "properties": {
+        "deliveryId": UUID,
+        "subscription": SUBSCRIPTION,
+        "eventId": UUID,
+        "eventType": {"type": "string"},
+        "attempts": {"type": "integer", "minimum": 1},
+        "lastStatusCode": LAST_STATUS_CODE,
+        "lastError": LAST_ERROR,
+    },
+    "required": ["deliveryId", "subscription", "eventId", "eventType", "attempts"],
 }
 
 # topic -> (description, payload `data` schema)
@@ -89,6 +177,31 @@ TOPICS: dict[str, tuple[str, dict[str, Any]]] = {
     "location.updated": ("A location changed.", LOCATION),
     "location.deleted": ("A location was deleted; data is the location as it was.", LOCATION),
     WEBHOOK_PING: ("Sent by POST /v2/subscription/{id}/ping to test a receiver.", PING),
+    # Operational events: sent to the subscriptions of the subscription's owner (never to the
+    # subscription they are about) and of admins; never about another member's subscription.
+    SUBSCRIPTION_DISABLED: (
+        "A subscription was disabled: its receiver answered 410 Gone, every delivery failed for"
+        " HERALD_WEBHOOK_DISABLE_AFTER, its owner was removed, or someone set active to false."
+        " Sent to the owner's other subscriptions and admins'.",
+        SUBSCRIPTION_DISABLED_DATA,
+    ),
+    SUBSCRIPTION_FAILING: (
+        "A subscription's deliveries keep failing: its circuit opened"
+        " (HERALD_WEBHOOK_BREAKER_FAILURES failures in a row). Once per run of failures."
+        " Sent to the owner's other subscriptions and admins'.",
+        SUBSCRIPTION_FAILING_DATA,
+    ),
+    SUBSCRIPTION_RECOVERED: (
+        "The first successful delivery of a subscription after subscription.failing."
+        " Sent to the owner's other subscriptions and admins'.",
+        SUBSCRIPTION_RECOVERED_DATA,
+    ),
+    DELIVERY_FAILED: (
+        "A delivery's last attempt failed (its retries are exhausted, or the receiver answered"
+        " 410). Not raised for a delivery of an operational event."
+        " Sent to the owner's other subscriptions and admins'.",
+        DELIVERY_FAILED_DATA,
+    ),
 }
 
 

@@ -14,6 +14,15 @@ USER_CREDENTIALS_CHANGED = "user.credentials_changed"
 USER_DELETED = "user.deleted"
 # A subscription's test delivery (POST /v2/subscription/{id}/ping).
 WEBHOOK_PING = "webhook.ping"
+# Webhook delivery's operational events, about a subscription and its deliveries: published on
+# the domain exchange and delivered only to the owner's other subscriptions and admins'.
+SUBSCRIPTION_DISABLED = "subscription.disabled"
+SUBSCRIPTION_FAILING = "subscription.failing"
+SUBSCRIPTION_RECOVERED = "subscription.recovered"
+DELIVERY_FAILED = "delivery.failed"
+OPERATIONAL_TOPICS = frozenset(
+    {SUBSCRIPTION_DISABLED, SUBSCRIPTION_FAILING, SUBSCRIPTION_RECOVERED, DELIVERY_FAILED}
+)
 
 
 def format_time(moment: datetime) -> str:

@@ -65,14 +65,16 @@ async def insert_subscription(
     secret: str | None = None,
     previous_secret: str | None = None,
     previous_secret_until: datetime | None = None,
+    filter_: dict[str, Any] | None = None,
     rate_limit: int | None = None,
 ) -> dict[str, Any]:
     """A subscription row as the API would write it (the API is another branch's work)."""
     sub_id = uuid.uuid4()
     row = await conn.fetchrow(
         "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, headers, active,"
-        " secret, previous_secret, previous_secret_until, disabled_reason, rate_limit)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13) RETURNING *",
+        " secret, previous_secret, previous_secret_until, disabled_reason, filter, rate_limit)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13::jsonb, $14)"
+        " RETURNING *",
         sub_id,
         uuid.UUID(owner_id) if owner_id else uuid.uuid4(),
         list(owner_roles),
@@ -85,6 +87,7 @@ async def insert_subscription(
         previous_secret,
         previous_secret_until,
         None if active else "disabled by the test",
+        None if filter_ is None else orjson.dumps(filter_).decode(),
         rate_limit,
     )
     assert row is not None

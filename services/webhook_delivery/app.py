@@ -8,6 +8,8 @@ from pathlib import Path
 from aiohttp import web
 
 from services.webhook_delivery.api import subscription_handlers
+from services.webhook_delivery.api.delivery_detail import add_detail_routes
+from services.webhook_delivery.api.delivery_detail_openapi import detail_paths
 from services.webhook_delivery.api.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.api.openapi import document, subscription_paths
@@ -30,5 +32,6 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_api:
         subscription_handlers.add_routes(app)
         add_delivery_routes(app)
-        add_fragment_route(app, document(subscription_paths(), delivery_paths()))
+        add_detail_routes(app)
+        add_fragment_route(app, document(subscription_paths(), delivery_paths(), detail_paths()))
     return app

@@ -24,6 +24,7 @@ from services.webhook_delivery.engine.retry import (
 )
 from services.webhook_delivery.engine.sender import Sender
 from services.webhook_delivery.metrics import ATTEMPT_LATENCY, ATTEMPTS
+from services.webhook_delivery.operational import Reporter
 from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     PENDING,
@@ -109,6 +110,7 @@ class Attempts:
             self.breakers.success(sub_id)
             return functools.partial(self.recorder.success, claimed, outcome)
         self.breakers.failure(sub_id)
+        circuit_open = self.breakers.is_open(sub_id)
         delay = None if code == 410 else self._delay(claimed, code, sent.retry_after)
         status = PENDING if delay is not None else FAILED
         ATTEMPTS.labels("gone" if code == 410 else "retrying" if delay is not None else "failed").inc()
@@ -120,9 +122,20 @@ class Attempts:
                     log.warning("delivery %s moved on before this attempt was recorded", claimed.id)
                     return  # recorded already, or another worker's lease: theirs to judge
                 if code == 410:
-                    await repo.disable(sub_id, GONE)
-                elif await repo.subscription_failed(sub_id, self.settings.webhook_disable_after):
-                    log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+                    disabled = await repo.disable(sub_id, GONE)
+                else:
+                    disabled = await repo.subscription_failed(sub_id, self.settings.webhook_disable_after)
+                    if disabled is not None:
+                        log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+                # Operational events, in this transaction (operational.py).
+                await Reporter(conn, self.db.schema).after_failure(
+                    claimed.id,
+                    sub_id,
+                    outcome,
+                    final=status == FAILED,
+                    disabled=disabled,
+                    circuit_open=circuit_open,
+                )
             if delay is not None:  # committed: due at now() + delay, counted from before now
                 self.start_after(delay, claimed.id, sub_id)
 

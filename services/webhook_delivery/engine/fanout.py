@@ -1,7 +1,8 @@
 """Fan-out: each domain event becomes one delivery per matching subscription whose owner may
-read it, written in one statement with the event's bytes (once: a redelivered message finds the
-event stored). First attempts this process can take on are stored leased to its worker and sent
-right away; the rest go on the first-attempt lane (any worker's)."""
+read it and whose filter it passes (a filtered-out event leaves no row, not even a skipped one),
+written in one statement with the event's bytes (once: a redelivered message finds the event
+stored). First attempts this process can take on are stored leased to its worker and sent right
+away; the rest go on the first-attempt lane (any worker's)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class Fanout:
         rows = [
             (uuid.uuid4(), sub.id, PENDING if sub.active else SKIPPED)
             for sub in self.index.match(topic)
-            if sub.may_read(topic, data)
+            if sub.may_read(topic, data) and sub.passes_filter(event)
         ]
         if not rows:
             return  # nobody to tell: nothing to store

@@ -1,5 +1,6 @@
 """Auth's user events, as they concern subscriptions: a deleted or disabled user's
-subscriptions are disabled, and a change of roles changes what their subscriptions may read."""
+subscriptions are disabled (each raising subscription.disabled, reason owner_removed), and a
+change of roles changes what their subscriptions may read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from services.webhook_delivery import operational
 from services.webhook_delivery.engine.outage import until_available
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo
 from shared.db import Database
@@ -40,8 +42,17 @@ class OwnerEvents:
             async with self.db.transaction() as conn:
                 repo = DeliveryRepo(conn)
                 if event.get("type") == USER_DELETED:
-                    await repo.owner_deleted(owner_id)
+                    disabled = await repo.owner_deleted(owner_id)
                 elif event.get("type") == USER_CREDENTIALS_CHANGED:
-                    await repo.owner_changed(owner_id, valid_roles, active)
+                    disabled = await repo.owner_changed(owner_id, valid_roles, active)
+                else:
+                    return
+                actor = event.get("actor")
+                actor_id = actor.get("id") if isinstance(actor, dict) else None
+                await operational.Reporter(conn, self.db.schema).disabled(
+                    disabled,
+                    operational.OWNER_REMOVED,
+                    actor_id=actor_id if isinstance(actor_id, str) else None,
+                )
 
         await until_available(apply, f"owner event {event.get('id')}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from services.webhook_delivery.engine.outage import UNAVAILABLE, until_available
+from services.webhook_delivery.operational import Reporter
 from services.webhook_delivery.store.delivery_repo import Claimed, DeliveryRepo, Outcome
 from shared.db import Database
 from shared.group_commit import GroupCommit
@@ -29,8 +30,12 @@ class Recorder:
 
     async def _write(self, done: list[tuple[Claimed, Outcome]]) -> None:
         async def store() -> int:
-            async with self.db.connection() as conn:
-                return await DeliveryRepo(conn).record_successes(done)
+            async with self.db.transaction() as conn:
+                recorded = await DeliveryRepo(conn).record_successes(done)
+                # A success ends a run of failures: subscription.recovered where the run had
+                # raised subscription.failing, in the same commit (operational.py).
+                await Reporter(conn, self.db.schema).recovered(c.subscription_id for c, _ in done)
+                return recorded
 
         # Sent already: wait out a database outage rather than send them again later.
         recorded = await until_available(store, f"recording {len(done)} deliveries")

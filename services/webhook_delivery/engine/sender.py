@@ -9,22 +9,17 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 import aiohttp
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 
+from services.webhook_delivery.sent_headers import USER_AGENT, signed_at
 from services.webhook_delivery.ssrf import UnsafeTarget, resolve_checked
 from services.webhook_delivery.store.delivery_repo import RESPONSE_KEEP, Claimed, Outcome
 from shared.config import Settings
 from shared.webhooks import signature_header
-
-try:
-    USER_AGENT = f"Herald-Webhooks/{version('herald')}"
-except PackageNotFoundError:  # running from a source tree that was never installed
-    USER_AGENT = "Herald-Webhooks/0"
 
 
 class CheckedResolver(AbstractResolver):
@@ -102,7 +97,7 @@ class Sender:
             async with self.session.post(
                 url,
                 data=claimed.body,
-                headers=self.headers(claimed, int(time.time())),
+                headers=self.headers(claimed, signed_at(attempted_at)),
                 allow_redirects=False,
             ) as resp:
                 status = resp.status

@@ -1,5 +1,6 @@
 """The moving half of webhook delivery, as one cleanup context: the subscription index, the
-fan-out and owner consumers, the delivery worker with its two lanes, and the sweeper."""
+fan-out and owner consumers, the delivery worker with its two lanes, the sweeper, and the relay
+of this service's outbox (operational events, to the domain exchange)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.webhook_delivery.engine.sweeper import Sweeper
 from services.webhook_delivery.engine.worker import Worker
 from shared.amqp import consume
 from shared.appkeys import BROKER, DATABASE, SETTINGS
+from shared.outbox import OutboxRelay
 
 INDEX = web.AppKey("subscription_index", SubscriptionIndex)
 WORKER = web.AppKey("delivery_worker", Worker)
@@ -51,9 +53,18 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         (domain, await consume(domain, fanout.handle)),
         (owners, await consume(owners, OwnerEvents(db).handle)),
     ]
+    # Writes of the API process (disabled by hand) wake it by NOTIFY: only engines relay.
+    relay = OutboxRelay(
+        db,
+        broker,
+        settings.domain_exchange,
+        poll_seconds=settings.outbox_poll_seconds,
+        retention_seconds=settings.outbox_retention,
+    )
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(refresher.run()),
         asyncio.create_task(sweeper.run()),
+        asyncio.create_task(relay.run()),
     ]
     yield
     for queue, tag in consumers:
@@ -66,4 +77,5 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(Exception):
         await channel.close()
     await sweeper.close()
+    await relay.close()
     await refresher.close()

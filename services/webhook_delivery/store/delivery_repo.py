@@ -308,27 +308,27 @@ class DeliveryRepo:
         )
         return int(recorded)
 
-    async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> bool:
+    async def subscription_failed(self, sub_id: uuid.UUID, disable_after: float) -> asyncpg.Record | None:
         """Open (or extend) the failure run; disable when it has lasted `disable_after` seconds.
-        True when this disabled the subscription."""
+        The subscription when this disabled it."""
         await self.conn.execute(
             "UPDATE subscriptions SET failing_since = now() WHERE id = $1 AND failing_since IS NULL", sub_id
         )
-        disabled = await self.conn.fetchval(
+        return await self.conn.fetchrow(
             "UPDATE subscriptions SET active = false, version = version + 1, updated_at = now(),"
             " disabled_reason = $3"
             " WHERE id = $1 AND active AND failing_since <= now() - make_interval(secs => $2)"
-            " RETURNING true",
+            " RETURNING *",
             sub_id,
             float(disable_after),
             f"every delivery failed for {_span(disable_after)}",
         )
-        return bool(disabled)
 
-    async def disable(self, sub_id: uuid.UUID, reason: str) -> None:
-        await self.conn.execute(
+    async def disable(self, sub_id: uuid.UUID, reason: str) -> asyncpg.Record | None:
+        """The subscription when this disabled it (None: it was not active)."""
+        return await self.conn.fetchrow(
             "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = $2, updated_at = now()"
-            " WHERE id = $1 AND active",
+            " WHERE id = $1 AND active RETURNING *",
             sub_id,
             reason,
         )
@@ -353,33 +353,42 @@ class DeliveryRepo:
 
     # -- auth events ------------------------------------------------------------------------
 
-    async def owner_deleted(self, owner_id: uuid.UUID) -> int:
-        status = await self.conn.execute(
+    async def owner_deleted(self, owner_id: uuid.UUID) -> list[asyncpg.Record]:
+        """The subscriptions this disabled."""
+        return await self.conn.fetch(
             "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was deleted',"
-            " updated_at = now() WHERE owner_id = $1 AND active",
+            " updated_at = now() WHERE owner_id = $1 AND active RETURNING *",
             owner_id,
         )
-        return int(status.split()[-1])
 
-    async def owner_changed(self, owner_id: uuid.UUID, roles: list[str] | None, active: bool) -> None:
+    async def owner_changed(
+        self, owner_id: uuid.UUID, roles: list[str] | None, active: bool
+    ) -> list[asyncpg.Record]:
+        """The subscriptions this disabled (the owner was disabled)."""
         if roles is not None:
             await self.conn.execute(
                 "UPDATE subscriptions SET owner_roles = $2 WHERE owner_id = $1 AND owner_roles <> $2",
                 owner_id,
                 roles,
             )
-        if not active:
-            await self.conn.execute(
-                "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was disabled',"
-                " updated_at = now() WHERE owner_id = $1 AND active",
-                owner_id,
-            )
+        if active:
+            return []
+        return await self.conn.fetch(
+            "UPDATE subscriptions SET active = false, version = version + 1, disabled_reason = 'the owner was disabled',"
+            " updated_at = now() WHERE owner_id = $1 AND active RETURNING *",
+            owner_id,
+        )
 
     # -- the delivery log and its commands ------------------------------------------------
 
     async def subscription_owner(self, sub_id: uuid.UUID) -> tuple[str, bool] | None:
         row = await self.conn.fetchrow("SELECT owner_id, active FROM subscriptions WHERE id = $1", sub_id)
         return (str(row["owner_id"]), row["active"]) if row else None
+
+    async def subscription_headers(self, sub_id: uuid.UUID) -> dict[str, str]:
+        return _json_object(
+            await self.conn.fetchval("SELECT headers FROM subscriptions WHERE id = $1", sub_id)
+        )
 
     async def page(
         self,
@@ -396,8 +405,7 @@ class DeliveryRepo:
             " ORDER BY created_at DESC, id DESC LIMIT $5",
             sub_id,
             status,
-            after[0] if after else None,
-            after[1] if after else None,
+            *(after or (None, None)),
             limit,
         )
         return await self._with_attempts(rows)

@@ -10,13 +10,15 @@ import asyncpg
 import orjson
 
 from shared.events import format_time
-from shared.problems import Conflict, NotFound
+from shared.problems import NotFound
+from shared.unique import fetchrow_unique
 
 _COLUMNS = (
     "id, owner_id, owner_roles, url, url_key, topics, description, headers, active, disabled_reason,"
     " secret, previous_secret, previous_secret_until, failing_since, version, created_at, updated_at,"
-    " rate_limit"
+    " filter, rate_limit"
 )
+_JSONB = frozenset({"headers", "filter"})
 DUPLICATE_URL = "you already have a subscription to this URL; change its topics instead"
 NOT_FOUND = "no such subscription"
 
@@ -31,6 +33,7 @@ def public_subscription(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "active": row["active"],
         "headers": row["headers"],
+        "filter": row["filter"],
         "rateLimit": row["rate_limit"],
         "disabledReason": row["disabled_reason"],
         "createdAt": format_time(row["created_at"]),
@@ -42,7 +45,17 @@ def public_subscription(row: dict[str, Any]) -> dict[str, Any]:
 def _record(row: asyncpg.Record) -> dict[str, Any]:
     found = dict(row)
     found["headers"] = orjson.loads(found["headers"])
+    found["filter"] = _json_or_none(found["filter"])
     return found
+
+
+def _json_or_none(stored: str | None) -> Any:
+    return None if stored is None else orjson.loads(stored)
+
+
+def _jsonb(value: Any) -> str | None:
+    """A value for a jsonb parameter: None stays SQL NULL (not the JSON `null`)."""
+    return None if value is None else orjson.dumps(value).decode()
 
 
 class SubscriptionRepo:
@@ -74,8 +87,7 @@ class SubscriptionRepo:
             " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
             " ORDER BY created_at, id LIMIT $4",
             owner,
-            after[0] if after else None,
-            after[1] if after else None,
+            *(after or (None, None)),
             limit,
         )
         return [_record(r) for r in rows]
@@ -92,28 +104,29 @@ class SubscriptionRepo:
         headers: dict[str, str],
         active: bool,
         secret: str,
+        filter_: dict[str, Any] | None,
         rate_limit: int | None = None,
     ) -> dict[str, Any]:
-        try:
-            row = await self.conn.fetchrow(
-                "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
-                " headers, active, secret, rate_limit)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11)"
-                f" RETURNING {_COLUMNS}",
-                uuid.uuid4(),
-                owner_id,
-                owner_roles,
-                url,
-                url_key,
-                topics,
-                description,
-                orjson.dumps(headers).decode(),
-                active,
-                secret,
-                rate_limit,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(DUPLICATE_URL) from None
+        row = await fetchrow_unique(
+            self.conn,
+            DUPLICATE_URL,
+            "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
+            " headers, active, secret, filter, rate_limit)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12)"
+            f" RETURNING {_COLUMNS}",
+            uuid.uuid4(),
+            owner_id,
+            owner_roles,
+            url,
+            url_key,
+            topics,
+            description,
+            orjson.dumps(headers).decode(),
+            active,
+            secret,
+            _jsonb(filter_),
+            rate_limit,
+        )
         assert row is not None
         return _record(row)
 
@@ -122,22 +135,20 @@ class SubscriptionRepo:
         longer at that version. Call with the row locked."""
         if not changes:
             return None
-        values = [orjson.dumps(v).decode() if k == "headers" else v for k, v in changes.items()]
+        values = [_jsonb(v) if k in _JSONB else v for k, v in changes.items()]
         sets = [
-            f"{column} = ${i}::jsonb" if column == "headers" else f"{column} = ${i}"
+            f"{column} = ${i}::jsonb" if column in _JSONB else f"{column} = ${i}"
             for i, column in enumerate(changes, start=3)
         ]
         sets += ["version = version + 1", "updated_at = now()"]
-        try:
-            row = await self.conn.fetchrow(
-                f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = $1 AND version = $2"
-                f" RETURNING {_COLUMNS}",
-                sub_id,
-                version,
-                *values,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(DUPLICATE_URL) from None
+        row = await fetchrow_unique(
+            self.conn,
+            DUPLICATE_URL,
+            f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = $1 AND version = $2 RETURNING {_COLUMNS}",
+            sub_id,
+            version,
+            *values,
+        )
         return _record(row) if row else None
 
     async def delete(self, sub_id: uuid.UUID, version: int) -> bool:
