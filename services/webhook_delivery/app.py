@@ -11,6 +11,8 @@ from services.webhook_delivery.api import subscription_handlers
 from services.webhook_delivery.api.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.api.openapi import document, subscription_paths
+from services.webhook_delivery.api.replay import add_replay_route
+from services.webhook_delivery.api.replay_openapi import replay_paths
 from services.webhook_delivery.engine.wiring import engine_ctx
 from shared.config import Settings
 from shared.openapi import add_fragment_route
@@ -30,5 +32,6 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_api:
         subscription_handlers.add_routes(app)
         add_delivery_routes(app)
-        add_fragment_route(app, document(subscription_paths(), delivery_paths()))
+        add_replay_route(app)
+        add_fragment_route(app, document(subscription_paths(), delivery_paths(), replay_paths()))
     return app

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from shared import visibility
+from services.webhook_delivery.matching import owner_may_read
 from shared.db import Database
 
 log = logging.getLogger("herald.webhook.index")
@@ -43,14 +43,7 @@ class IndexedSubscription:
         )
 
     def may_read(self, topic: str, data: dict[str, Any]) -> bool:
-        """What the owner may read, as the resource API decides it: approved and cancelled
-        events and every location to all; other events only to their owner, approvers and
-        admins."""
-        if not topic.startswith("event."):
-            return True
-        return visibility.may_read(
-            data.get("status"), str(data.get("ownerId")), self.owner_id, self.owner_roles
-        )
+        return owner_may_read(topic, data, self.owner_id, self.owner_roles)
 
 
 class SubscriptionIndex:

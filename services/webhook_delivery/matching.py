@@ -1,0 +1,30 @@
+"""What a subscription is sent: the catalog topics its patterns cover, and only the events its
+owner may read. The fan-out (engine/index.py) and replay (api/replay.py) decide alike."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+from shared import visibility
+from shared.catalog import TOPICS
+from shared.events import WEBHOOK_PING
+
+
+def owner_may_read(topic: str, data: Mapping[str, Any], owner_id: str, owner_roles: Iterable[str]) -> bool:
+    """What the owner may read, as the resource API decides it: approved and cancelled events
+    and every location to all; other events only to their owner, approvers and admins."""
+    if not topic.startswith("event."):
+        return True
+    return visibility.may_read(data.get("status"), str(data.get("ownerId")), owner_id, owner_roles)
+
+
+def covered_topics(patterns: Collection[str]) -> list[str]:
+    """The catalog's topics (pings aside: each is made for one subscription) that topic
+    patterns cover: exact names, `<family>.*` and `*`."""
+    return [
+        topic
+        for topic in TOPICS
+        if topic != WEBHOOK_PING
+        and ("*" in patterns or topic in patterns or f"{topic.split('.', 1)[0]}.*" in patterns)
+    ]
