@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,14 +139,8 @@ async def test_replay_refuses_what_it_cannot_do(env: Env, receiver: Receiver) ->
     assert status == 409, problem  # enable it first, as for recover
     status, problem = await _replay(suite, uuid.uuid4(), token, {"since": "2026-01-01T00:00:00Z"})
     assert status == 404, problem
-    for body, expected in (
-        ({}, 422),
-        ({"since": "yesterday"}, 422),
-        ({"since": "2026-01-01T00:00:00"}, 422),  # no time zone
-        ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, 422),
-        ({"since": "2026-01-01T00:00:00Z", "extra": 1}, 422),
-        ([], 400),
-    ):
+    # The window is read as recover's is (tested there); its own schema refuses the same.
+    for body, expected in (({"until": "2026-01-01T00:00:00Z"}, 422), ({"since": 1}, 422), ([], 400)):
         status, problem = await _replay(suite, sub["id"], token, body)
         assert status == expected, (body, problem)
 
@@ -323,16 +316,10 @@ async def test_pruning_deletes_events_past_retention_with_their_finished_deliver
         await conn.close()
 
 
-@pytest.fixture
-async def fresh_suite(aiohttp_server: Any, fresh_settings: Settings) -> AsyncIterator[Suite]:
-    started = await start_suite(aiohttp_server, fresh_settings)
-    yield started
-    await started.close()
-
-
 async def test_a_window_reaching_into_what_was_pruned_is_refused(
-    fresh_suite: Suite, fresh_settings: Settings
+    aiohttp_server: Any, fresh_settings: Settings
 ) -> None:
+    fresh_suite = await start_suite(aiohttp_server, fresh_settings)
     conn = await connect(fresh_settings)
     try:
         owner, _, token = await fresh_suite.new_user()
@@ -358,3 +345,4 @@ async def test_a_window_reaching_into_what_was_pruned_is_refused(
         assert status == 202 and answer == {"events": 0}
     finally:
         await conn.close()
+        await fresh_suite.close()

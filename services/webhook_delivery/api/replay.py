@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from services.webhook_delivery.api.delivery_handlers import (
+    RECOVER,
     TIME,
     _own_subscription,
     _require_active,
@@ -35,14 +36,12 @@ from shared.problems import NotFound, ValidationFailed
 
 REPLAY_LIMIT = 10_000  # events of the subscription's topics one window may hold
 READ_PAGE = 500  # event bodies read at a time while picking
-REPLAY: dict[str, Any] = {
-    "type": "object",
+REPLAY: dict[str, Any] = {  # the window of `recover`, of events
+    **RECOVER,
     "properties": {
         "since": {**TIME, "description": "Replay the events that happened at or after this time."},
         "until": {**TIME, "description": "... and before this time (default: now)."},
     },
-    "required": ["since"],
-    "additionalProperties": False,
 }
 
 Window = list[tuple[datetime, uuid.UUID]]  # (created at, event id), oldest first
@@ -61,7 +60,7 @@ def _too_old(pruned: datetime, retention: int) -> ValidationFailed:
     )
 
 
-def too_many() -> ValidationFailed:
+def _too_many() -> ValidationFailed:
     return ValidationFailed(
         [
             {
@@ -81,7 +80,7 @@ async def _pick(conn: asyncpg.Connection, sub_id: uuid.UUID, since: datetime, un
         raise NotFound("no such subscription")  # deleted since the request began
     candidates = await repo.window(covered_topics(sub["topics"]), since, until, REPLAY_LIMIT + 1)
     if len(candidates) > REPLAY_LIMIT:
-        raise too_many()
+        raise _too_many()
     owner_id, roles = str(sub["owner_id"]), sub["owner_roles"]
     readable: set[uuid.UUID] = set()
     for start in range(0, len(candidates), READ_PAGE):

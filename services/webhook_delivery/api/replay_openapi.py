@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.webhook_delivery.api.replay import REPLAY, REPLAY_LIMIT, too_many
+from services.webhook_delivery.api.replay import REPLAY, REPLAY_LIMIT
 from shared.openapi import json_body, json_response, operation, path_param, problems, schema_ref
 
 REPLAY_DESCRIPTION = (
@@ -53,7 +53,7 @@ def replay_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                         "Accepted: the deliveries are made in the background",
                         schema_ref("SubscriptionReplayResult"),
                     ),
-                    **problems(400, 401, 404, 409, 413, 415, examples=[too_many()]),
+                    **problems(400, 401, 404, 409, 413, 415, 422),
                 },
                 parameters=[path_param("id", "The subscription id.")],
                 request_body=json_body(schema_ref("SubscriptionReplayRequest"), example=REPLAY_EXAMPLE),
