@@ -109,7 +109,8 @@ class Recoveries:
                 exc_info=not stopping,
             )
             raise
-        log.info("%s: done, %d %s due again", job.name, done, job.unit)
+        # Fewer than expected: some changed meanwhile (retried on their own, pruned).
+        log.info("%s: done, %d of %d %s due again", job.name, done, job.expected, job.unit)
         return done
 
     async def close(self) -> None:

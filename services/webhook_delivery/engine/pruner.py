@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from services.webhook_delivery.store.event_repo import EventRepo
 from shared.db import Database
@@ -15,7 +14,7 @@ from shared.db import Database
 log = logging.getLogger("herald.webhook.pruner")
 
 PRUNE_EVERY = 600.0  # seconds between two rounds
-PRUNE_BATCH = 1000  # rows deleted per transaction
+PRUNE_BATCH = 500  # events deleted per transaction, each with its deliveries and their attempts
 
 
 class Pruner:
@@ -25,22 +24,18 @@ class Pruner:
         self.batch = batch
 
     async def prune_once(self) -> tuple[int, int]:
-        """One round: the finished deliveries of events past retention, then those events that
-        no delivery needs any more. (deliveries, events) deleted."""
-        deliveries = await self._drain(lambda repo: repo.prune_deliveries(self.retention, self.batch))
-        events = await self._drain(lambda repo: repo.prune_events(self.retention, self.batch))
-        if deliveries or events:
-            log.info("pruned %d events and %d deliveries past retention", events, deliveries)
-        return deliveries, events
-
-    async def _drain(self, batch: Callable[[EventRepo], Awaitable[int]]) -> int:
-        total = 0
+        """One round, a batch of events per transaction until none is left: (deliveries,
+        events) deleted."""
+        deliveries = events = 0
         while True:
             async with self.db.transaction() as conn:
-                deleted = await batch(EventRepo(conn))
-            total += deleted
-            if deleted < self.batch:
-                return total
+                log_rows, batch = await EventRepo(conn).prune(self.retention, self.batch)
+            deliveries, events = deliveries + log_rows, events + batch
+            if batch < self.batch:
+                break
+        if events:
+            log.info("pruned %d events and %d deliveries past retention", events, deliveries)
+        return deliveries, events
 
     async def run(self) -> None:
         while True:

@@ -70,39 +70,28 @@ class EventRepo:
 
     # -- retention --------------------------------------------------------------------------
 
-    async def prune_deliveries(self, retention: float, limit: int) -> int:
-        """Delete up to `limit` finished deliveries (with their attempts) of events older than
-        `retention` seconds; how many. Pending ones are left to finish."""
-        status = await self.conn.execute(
-            "DELETE FROM deliveries WHERE id IN ("
-            " SELECT d.id FROM webhook_events e JOIN deliveries d ON d.event_id = e.id"
-            " WHERE e.created_at < now() - make_interval(secs => $1) AND d.status <> 'pending'"
-            " LIMIT $2 FOR UPDATE OF d SKIP LOCKED)",
+    async def prune(self, retention: float, limit: int) -> tuple[int, int]:
+        """Delete up to `limit` events older than `retention` seconds with their delivery log,
+        and move the mark of what was pruned on: (deliveries, events) deleted. An event with a
+        pending delivery stays (the worker still needs its bytes); so does one a replay is
+        making deliveries of (locked)."""
+        row = await self.conn.fetchrow(
+            "WITH old AS ("
+            " SELECT e.id FROM webhook_events e WHERE e.created_at < now() - make_interval(secs => $1)"
+            "  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')"
+            " LIMIT $2 FOR UPDATE SKIP LOCKED),"
+            " log AS (DELETE FROM deliveries d USING old WHERE d.event_id = old.id RETURNING 1),"
+            " gone AS (DELETE FROM webhook_events e USING old WHERE e.id = old.id RETURNING e.created_at),"
+            " mark AS ("
+            " INSERT INTO events_pruned (through) SELECT max(created_at) FROM gone HAVING count(*) > 0"
+            " ON CONFLICT (only_row) DO UPDATE"
+            "  SET through = greatest(events_pruned.through, excluded.through))"
+            " SELECT (SELECT count(*) FROM log) AS deliveries, (SELECT count(*) FROM gone) AS events",
             retention,
             limit,
         )
-        return int(status.split()[-1])
-
-    async def prune_events(self, retention: float, limit: int) -> int:
-        """Delete up to `limit` events older than `retention` seconds that no delivery refers to
-        any more, and move the mark of what was pruned on; how many."""
-        return int(
-            await self.conn.fetchval(
-                "WITH gone AS ("
-                " DELETE FROM webhook_events WHERE id IN ("
-                "  SELECT e.id FROM webhook_events e WHERE e.created_at < now() - make_interval(secs => $1)"
-                "   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)"
-                "  LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                " RETURNING created_at),"
-                " mark AS ("
-                " INSERT INTO events_pruned (through) SELECT max(created_at) FROM gone HAVING count(*) > 0"
-                " ON CONFLICT (only_row) DO UPDATE"
-                "  SET through = greatest(events_pruned.through, excluded.through))"
-                " SELECT count(*) FROM gone",
-                retention,
-                limit,
-            )
-        )
+        assert row is not None
+        return row["deliveries"], row["events"]
 
     async def pruned_through(self) -> datetime | None:
         """The newest event pruned so far (None: none was)."""
