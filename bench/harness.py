@@ -158,43 +158,73 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def own_names(kind: str = "") -> tuple[str, str]:
+    """A database name and an AMQP name prefix of a bench run's own."""
+    return f"herald_bench_{kind}{uuid.uuid4().hex[:8]}", f"herald.bench.{uuid.uuid4().hex[:8]}"
+
+
+def port_settings(**ports: int) -> dict[str, str]:
+    """HERALD_<NAME>_PORT for each of `ports` (edge=8080: HERALD_EDGE_PORT=8080)."""
+    return {f"HERALD_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+
+
+def latency_ms(out: str, percentile: str) -> float:
+    """The latency at `percentile` that wrk --latency printed in `out`, in ms (NaN: none)."""
+    m = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
+
+
+def herald_env(database_url: str, prefix: str, **settings: str) -> dict[str, str]:
+    """The environment of a bench's own Herald processes: this database, AMQP names under
+    `prefix`, the bench's admin, quiet logs; `settings`: more HERALD_* variables."""
+    return {
+        **os.environ,
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
+        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
+        "HERALD_QUEUE_PREFIX": prefix,
+        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
+        "HERALD_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+def spawn(module: str, env: dict[str, str], output: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m module` from the repository root in `env`; its output to `output`
+    (discarded by default)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=env,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+    )
+
+
 @asynccontextmanager
 async def running_suite(output: IO[bytes] | None = None, **extra_env: str) -> AsyncIterator[RunningSuite]:
     """The suite on free ports, the public door (nginx) on HERALD_EDGE_PORT.
     `output`: where the services' logs go (discarded by default)."""
     edge, docs, edge_status = free_ports(3)
     auth, res, wh = free_ports(3, spread=MAX_PROCESSES - 1)
-    db = f"herald_bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
-        "HERALD_EDGE_PORT": str(edge),
-        "HERALD_AUTH_PORT": str(auth),
-        "HERALD_RESOURCE_PORT": str(res),
-        "HERALD_WEBHOOK_PORT": str(wh),
-        "HERALD_DOCS_PORT": str(docs),
-        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth}",
-        "HERALD_RESOURCE_URL": f"http://127.0.0.1:{res}",
-        "HERALD_WEBHOOK_URL": f"http://127.0.0.1:{wh}",
-        "HERALD_DOCS_URL": f"http://127.0.0.1:{docs}",
-        "HERALD_EDGE_STATUS_ADDRESS": f"127.0.0.1:{edge_status}",
-        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
-        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
-        "HERALD_QUEUE_PREFIX": prefix,
-        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
-        "HERALD_USER_RATE": "0",
-        "HERALD_REQUESTTOKEN_RATE": "0",
-        "HERALD_LOG_LEVEL": "WARNING",
+    db, prefix = own_names()
+    env = herald_env(
+        f"postgresql://postgres@127.0.0.1:5432/{db}",
+        prefix,
+        **port_settings(edge=edge, auth=auth, resource=res, webhook=wh, docs=docs),
+        HERALD_AUTH_URL=f"http://127.0.0.1:{auth}",
+        HERALD_RESOURCE_URL=f"http://127.0.0.1:{res}",
+        HERALD_WEBHOOK_URL=f"http://127.0.0.1:{wh}",
+        HERALD_DOCS_URL=f"http://127.0.0.1:{docs}",
+        HERALD_EDGE_STATUS_ADDRESS=f"127.0.0.1:{edge_status}",
+        HERALD_USER_RATE="0",
+        HERALD_REQUESTTOKEN_RATE="0",
         **extra_env,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services"],
-        cwd=ROOT,
-        env=env,
-        stdout=output or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
     )
+    proc = spawn("services", env, output)
     base = f"http://127.0.0.1:{edge}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -309,20 +339,13 @@ def wrk(
         if script is not None:
             os.unlink(script.name)
 
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
-        if not m:
-            return float("nan")
-        value, unit = float(m.group(1)), m.group(2)
-        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
-
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "req_per_s": round(rps),
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
+        "p50_ms": latency_ms(out, "50"),
+        "p99_ms": latency_ms(out, "99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
     }

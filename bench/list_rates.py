@@ -32,7 +32,18 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ADMIN, ROOT, cpu_seconds, delete_amqp_names, free_ports
+from bench.harness import (
+    ADMIN,
+    ROOT,
+    cpu_seconds,
+    delete_amqp_names,
+    free_ports,
+    herald_env,
+    latency_ms,
+    own_names,
+    port_settings,
+    spawn,
+)
 from bench.seed_events import seed_events
 
 SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -68,22 +79,13 @@ async def _ready(session: aiohttp.ClientSession, url: str, procs: list[subproces
 @asynccontextmanager
 async def running() -> AsyncIterator[Services]:
     auth_port, resource_port, spare_a, spare_b = free_ports(4)
-    db = f"herald_bench_list_{uuid.uuid4().hex[:8]}"
-    prefix = f"herald.bench.{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "HERALD_DATABASE_URL": f"{SERVER}/{db}",
-        "HERALD_AUTH_PORT": str(auth_port),
-        "HERALD_RESOURCE_PORT": str(resource_port),
-        "HERALD_EDGE_PORT": str(spare_a),
-        "HERALD_WEBHOOK_PORT": str(spare_b),
-        "HERALD_AUTH_URL": f"http://127.0.0.1:{auth_port}",
-        "HERALD_AUTH_EXCHANGE": f"{prefix}.auth",
-        "HERALD_DOMAIN_EXCHANGE": f"{prefix}.domain",
-        "HERALD_QUEUE_PREFIX": prefix,
-        "HERALD_ADMIN_PASSWORD": ADMIN["password"],
-        "HERALD_LOG_LEVEL": "WARNING",
-    }
+    db, prefix = own_names("list_")
+    env = herald_env(
+        f"{SERVER}/{db}",
+        prefix,
+        **port_settings(auth=auth_port, resource=resource_port, edge=spare_a, webhook=spare_b),
+        HERALD_AUTH_URL=f"http://127.0.0.1:{auth_port}",
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for name in ("auth", "resource"):
@@ -91,15 +93,7 @@ async def running() -> AsyncIterator[Services]:
                 [sys.executable, "-m", f"services.{name}", "migrate"], cwd=ROOT, env=env, check=True
             )
         for name in ("auth", "resource"):
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(spawn(f"services.{name}", env))
         auth, resource = (f"http://127.0.0.1:{port}" for port in (auth_port, resource_port))
         async with aiohttp.ClientSession() as session:
             for url in (auth, resource):
@@ -164,21 +158,14 @@ def run_wrk(url: str, token: str, seconds: int) -> dict[str, Any]:
         check=True,
     ).stdout
 
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
-        if not m:
-            return float("nan")
-        value, unit = float(m.group(1)), m.group(2)
-        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 2)
-
     total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {
         "requests": int(total.group(1)) if total else 0,
         "req_per_s": round(float(rps.group(1))) if rps else 0,
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
+        "p50_ms": latency_ms(out, "50"),
+        "p99_ms": latency_ms(out, "99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
     }
 

@@ -30,9 +30,9 @@ from services.resource.app import MIGRATIONS, SCHEMA  # noqa: E402
 from services.resource.query import parse_list_query  # noqa: E402
 from services.resource.types import EVENT_TYPE  # noqa: E402
 from shared.db import ensure_database  # noqa: E402
-from shared.http import encode_cursor  # noqa: E402
 from shared.migrations import apply_migrations  # noqa: E402
 from shared.verifier import Principal  # noqa: E402
+from shared.web.paging import encode_cursor  # noqa: E402
 
 SERVER = os.environ.get("HERALD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 OWNERS = 5000

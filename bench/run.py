@@ -59,6 +59,7 @@ from bench.harness import (
     machine_idle,
     peak_rss_of,
     running_suite,
+    spawn,
     wrk,
 )
 from bench.population import add_user, populate, seeder
@@ -131,14 +132,7 @@ def start_worker(suite: RunningSuite) -> tuple[subprocess.Popen[bytes], str]:
         "HERALD_WEBHOOK_API": "false",
         "HERALD_WEBHOOK_WORKER": "true",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.webhook_delivery"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    return spawn("services.webhook_delivery", env), f"http://127.0.0.1:{port}"
 
 
 async def wait_ready(url: str, seconds: float = 40) -> None:

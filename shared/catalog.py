@@ -20,11 +20,28 @@ EVENT_STATUSES = ("draft", "pending", "approved", "rejected", "cancelled")
 # topics match (webhooks); the others only their owner, approvers and admins.
 PUBLIC_EVENT_STATUSES = ("approved", "cancelled")
 
-EVENT: dict[str, Any] = {
-    "title": "Event",
-    "type": "object",
-    "properties": {
-        "id": {**UUID, "readOnly": True},
+
+def _record(title: str, fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A stored resource's schema: its id, its own fields, then what the server keeps (owner,
+    times, version), read-only."""
+    return {
+        "title": title,
+        "type": "object",
+        "properties": {
+            "id": {**UUID, "readOnly": True},
+            **fields,
+            "ownerId": {**UUID, "readOnly": True},
+            "createdAt": {**TIME, "readOnly": True},
+            "updatedAt": {**TIME, "readOnly": True},
+            "version": {"type": "integer", "minimum": 1, "readOnly": True},
+        },
+        "required": required,
+    }
+
+
+EVENT: dict[str, Any] = _record(
+    "Event",
+    {
         "title": {"type": "string", "minLength": 1, "maxLength": 200},
         "description": {"type": ["string", "null"], "maxLength": 10000},
         "startsAt": TIME,
@@ -38,19 +55,13 @@ EVENT: dict[str, Any] = {
             "uniqueItems": True,
         },
         "status": {"type": "string", "enum": list(EVENT_STATUSES), "readOnly": True},
-        "ownerId": {**UUID, "readOnly": True},
-        "createdAt": {**TIME, "readOnly": True},
-        "updatedAt": {**TIME, "readOnly": True},
-        "version": {"type": "integer", "minimum": 1, "readOnly": True},
     },
-    "required": ["title", "startsAt", "endsAt"],
-}
+    ["title", "startsAt", "endsAt"],
+)
 
-LOCATION: dict[str, Any] = {
-    "title": "Location",
-    "type": "object",
-    "properties": {
-        "id": {**UUID, "readOnly": True},
+LOCATION: dict[str, Any] = _record(
+    "Location",
+    {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "address": {"type": ["string", "null"], "maxLength": 1000},
         "capacity": {"type": ["integer", "null"], "minimum": 0, "maximum": 1000000},
@@ -61,13 +72,9 @@ LOCATION: dict[str, Any] = {
             "default": "UTC",
             "description": "An IANA time zone.",
         },
-        "ownerId": {**UUID, "readOnly": True},
-        "createdAt": {**TIME, "readOnly": True},
-        "updatedAt": {**TIME, "readOnly": True},
-        "version": {"type": "integer", "minimum": 1, "readOnly": True},
     },
-    "required": ["name"],
-}
+    ["name"],
+)
 
 PING: dict[str, Any] = {
     "title": "Ping",

@@ -27,7 +27,6 @@ import orjson
 from aiohttp import web
 
 from shared.authn import public
-from shared.http import JSON_CONTENT_TYPE
 from shared.problems import (
     PROBLEM_CONTENT_TYPE,
     Conflict,
@@ -37,10 +36,10 @@ from shared.problems import (
     ValidationFailed,
     problem_body,
 )
+from shared.web.json_io import JSON_CONTENT_TYPE
 
 OPENAPI_VERSION = "3.1.0"
 FRAGMENT_PATH = "/openapi.json"
-MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 
 UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
 
@@ -226,34 +225,40 @@ def path_param(name: str, description: str, schema: Mapping[str, Any] = UUID_SCH
     return {"name": name, "in": "path", "required": True, "description": description, "schema": dict(schema)}
 
 
-def query_param(
-    name: str, description: str, schema: Mapping[str, Any] | None = None, *, required: bool = False
+def _param(
+    where: str, name: str, description: str, schema: Mapping[str, Any] | None, required: bool
 ) -> dict[str, Any]:
     return {
         "name": name,
-        "in": "query",
+        "in": where,
         "required": required,
         "description": description,
         "schema": dict(schema or {"type": "string"}),
     }
+
+
+def query_param(
+    name: str, description: str, schema: Mapping[str, Any] | None = None, *, required: bool = False
+) -> dict[str, Any]:
+    return _param("query", name, description, schema, required)
 
 
 def header_param(
     name: str, description: str, schema: Mapping[str, Any] | None = None, *, required: bool = False
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": required,
-        "description": description,
-        "schema": dict(schema or {"type": "string"}),
-    }
+    return _param("header", name, description, schema, required)
 
 
 LIMIT_PARAM = query_param(
     "limit", "Items per page.", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
 )
 CURSOR_PARAM = query_param("cursor", "The opaque cursor from the `Link` header of the previous page.")
+IF_MATCH_PARAM = header_param(
+    "If-Match", "An ETag from an earlier response: the change is made only if it is still current (else 412)."
+)
+IF_NONE_MATCH_PARAM = header_param(
+    "If-None-Match", "An ETag: 304 without a body when it has not changed since."
+)
 
 
 def operation(

@@ -31,10 +31,11 @@ from shared.authn import problem_and_authentication_middleware
 from shared.config import Settings
 from shared.db import Database, ensure_database
 from shared.events import USER_CREDENTIALS_CHANGED, USER_DELETED
-from shared.http import OPERATIONS_PATHS, add_operations_routes, request_middleware
 from shared.logging import setup_logging
 from shared.migrations import apply_migrations
 from shared.verifier import CvFetcher, JwksFetcher, TokenVerifier, http_fetchers
+from shared.web.health import OPERATIONS_PATHS, add_operations_routes
+from shared.web.middleware import request_middleware
 
 log = logging.getLogger("herald.service")
 

@@ -147,6 +147,7 @@ class Suite:
     session: aiohttp.ClientSession
     auth_server: Any = None
     edge: Edge | None = None
+    webhook_server: Any = None  # start_suite's, for tests that wait on its engine
 
     async def close(self) -> None:
         await self.session.close()
@@ -224,7 +225,9 @@ async def start_suite(aiohttp_server: Any, settings: Settings, resource_types: A
     resource = await aiohttp_server(resource_app(with_auth, *resource_args))
     webhook = await aiohttp_server(webhook_app(with_auth))
     wired = dataclasses.replace(with_auth, resource_url=url(resource), webhook_url=url(webhook))
-    return await front(aiohttp_server, wired, auth)
+    started = await front(aiohttp_server, wired, auth)
+    started.webhook_server = webhook
+    return started
 
 
 def server_url(server: Any) -> str:

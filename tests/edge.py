@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,26 @@ from shared.edge import nginx_binary, nginx_command, write_config
 
 # Every nginx a test started and has not stopped: the session's end stops what is left.
 RUNNING: set[Edge] = set()
+
+
+def assert_nginx_accepts(text: str, hosts: Iterable[str], directory: Path) -> None:
+    """`nginx -t` passes the configuration `text` once `hosts` (names that only the cluster or
+    compose resolves) stand for 127.0.0.1; the test fails where there is no nginx."""
+    for host in hosts:
+        text = text.replace(f"server {host}:", "server 127.0.0.1:")
+    conf = directory / "nginx.conf"
+    conf.write_text(text)
+    try:
+        binary = nginx_binary()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    result = subprocess.run(
+        [binary, "-t", "-p", str(directory), "-c", str(conf), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def free_port() -> int:

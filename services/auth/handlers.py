@@ -18,42 +18,19 @@ from services.auth.tokens import issue_token, published_keys
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal, public, require_role, unauthorized
 from shared.events import USER_DELETED, make_event
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    decode_cursor,
-    encode_cursor,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
 from shared.outbox import enqueue
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed
 from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import decode_cursor, page, parse_limit
+from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.writes import MERGE_PATCH, check_read_only
 
-MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
 LOGIN_REFUSAL = "too many failed logins; try again later"
 LAST_ADMIN = "this is the last active admin; make another admin first"
-
-
-def _user_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such user") from None
-
-
-def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> None:
-    """Read-only fields may be sent back unchanged (a GET body round-trips); different is a 400."""
-    shown = public_user(current) if current else {}
-    for name in schemas.READ_ONLY:
-        if name in body:
-            if body.pop(name) != shown.get(name):
-                raise Problem(400, f"{name} is read-only and cannot be changed")
 
 
 # -- tokens ----------------------------------------------------------------------------------
@@ -108,7 +85,7 @@ def _require_internal_token(request: web.Request) -> None:
 async def credentials(request: web.Request) -> web.Response:
     """For token verifiers (not routed by the edge): the user's credential version."""
     _require_internal_token(request)
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     async with request.app[DATABASE].connection() as conn:
         found = await UserRepo(conn).credentials(str(user_id))
     if found is None:
@@ -132,10 +109,7 @@ async def list_users(request: web.Request) -> web.Response:
             raise Problem(400, "cursor is not one this API made") from None
     async with request.app[DATABASE].connection() as conn:
         rows = await UserRepo(conn).page(after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        headers["Link"] = next_link(request, encode_cursor([str(rows[-1]["id"])]))
+    rows, headers = page(request, rows, limit, key=lambda row: [str(row["id"])])
     return json_response([public_user(r) for r in rows], headers=headers)
 
 
@@ -163,7 +137,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     require_role(request, "admin")
     async with request.app[DATABASE].connection() as conn:
-        user = await UserRepo(conn).get(_user_id(request))
+        user = await UserRepo(conn).get(path_uuid(request, "user"))
     return json_response(public_user(user))
 
 
@@ -172,14 +146,14 @@ async def _change_user(
 ) -> web.Response:
     """PUT and PATCH differ only in their schema: PUT requires every writable field."""
     caller = require_role(request, "admin")
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     body = await read_json(request, content_types)
     validate(schema, body)
     new_hash = await request.app[PASSWORDS].hash(body["password"]) if body.get("password") else None
     async with request.app[DATABASE].transaction() as conn:
         repo = UserRepo(conn)
         before = await repo.get(user_id, for_update=True)
-        _check_read_only(body, before)
+        check_read_only(body, schemas.READ_ONLY, public_user(before))
         changes: dict[str, Any] = {}
         for field in ("email", "name", "roles", "active"):
             if field in body:
@@ -221,7 +195,7 @@ async def _guard_last_admin(
 
 async def delete_user(request: web.Request) -> web.Response:
     caller = require_role(request, "admin")
-    user_id = _user_id(request)
+    user_id = path_uuid(request, "user")
     async with request.app[DATABASE].transaction() as conn:
         repo = UserRepo(conn)
         before = await repo.get(user_id, for_update=True)
@@ -247,7 +221,7 @@ async def patch_me(request: web.Request) -> web.Response:
     db, passwords = request.app[DATABASE], request.app[PASSWORDS]
     async with db.connection() as conn:
         current = await UserRepo(conn).get(caller.user_id)
-    _check_read_only(body, current)
+    check_read_only(body, schemas.READ_ONLY, public_user(current))
     sensitive = "email" in body or "password" in body
     if sensitive:
         if not body.get("currentPassword"):

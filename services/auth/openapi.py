@@ -12,11 +12,9 @@ import orjson
 from services.auth import schemas
 from services.auth.handlers import BAD_CREDENTIALS, LAST_ADMIN, LOGIN_REFUSAL
 from services.auth.repo import EMAIL_TAKEN
-from shared.http import JSON_CONTENT_TYPE
 from shared.openapi import (
     CURSOR_PARAM,
     LIMIT_PARAM,
-    MERGE_PATCH_CONTENT_TYPE,
     empty_response,
     fragment,
     header,
@@ -29,9 +27,9 @@ from shared.openapi import (
     schema_ref,
 )
 from shared.problems import Conflict, Problem
+from shared.web.writes import MERGE_PATCH
 
 TOKENS, USERS = "tokens", "users"
-MERGE_PATCH = (MERGE_PATCH_CONTENT_TYPE, JSON_CONTENT_TYPE)
 USER_ID = path_param("id", "The user's id.")
 # Every call with a token may meet these: no/bad/revoked token, the edge's rate limit.
 AUTHENTICATED = (401, 429)
@@ -110,6 +108,19 @@ USER_PATCH_EXAMPLE = {"name": "Ada King"}
 
 USER = schema_ref("User")
 USER_RESPONSE = json_response("The user.", USER)
+
+
+def _user_change(op_id: str, summary: str, request_body: dict[str, Any], description: str) -> dict[str, Any]:
+    """PUT and PATCH of a user (admin): the same answers; another body."""
+    return operation(
+        op_id,
+        summary,
+        [USERS],
+        {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
+        parameters=[USER_ID],
+        request_body=request_body,
+        description=description,
+    )
 
 
 def _paths() -> dict[str, Any]:
@@ -208,27 +219,18 @@ def _paths() -> dict[str, Any]:
                 {"200": USER_RESPONSE, **problems(*ADMIN, 404)},
                 parameters=[USER_ID],
             ),
-            "put": operation(
+            "put": _user_change(
                 "replaceUser",
                 "Replace a user's writable fields (admin)",
-                [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
-                parameters=[USER_ID],
-                request_body=json_body(schema_ref("UserReplace"), example=USER_REPLACE_EXAMPLE),
-                description="Never creates. Read-only fields may be sent back unchanged. Demoting "
+                json_body(schema_ref("UserReplace"), example=USER_REPLACE_EXAMPLE),
+                "Never creates. Read-only fields may be sent back unchanged. Demoting "
                 "or disabling the last active admin is a 409.",
             ),
-            "patch": operation(
+            "patch": _user_change(
                 "patchUser",
                 "Change some of a user's fields (admin)",
-                [USERS],
-                {"200": USER_RESPONSE, **problems(*ADMIN, *WITH_BODY, 404, examples=[Conflict(EMAIL_TAKEN)])},
-                parameters=[USER_ID],
-                request_body=json_body(
-                    schema_ref("UserPatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE
-                ),
-                description="A JSON Merge Patch (RFC 7396). A new email or password revokes the "
-                "user's tokens.",
+                json_body(schema_ref("UserPatch"), content_types=MERGE_PATCH, example=USER_PATCH_EXAMPLE),
+                "A JSON Merge Patch (RFC 7396). A new email or password revokes the user's tokens.",
             ),
             "delete": operation(
                 "deleteUser",

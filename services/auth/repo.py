@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 
 from shared.events import format_time
-from shared.problems import Conflict, NotFound
+from shared.problems import NotFound
+from shared.unique import fetchrow_unique
 
 EMAIL_TAKEN = "a user with this email already exists"
 
@@ -55,19 +56,18 @@ class UserRepo:
     async def create(
         self, *, email: str, name: str, password_hash: str, roles: list[str], active: bool = True
     ) -> dict[str, Any]:
-        try:
-            row = await self.conn.fetchrow(
-                f"INSERT INTO users (id, email, name, password_hash, roles, active)"
-                f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_USER_COLUMNS}",
-                uuid.uuid4(),
-                email,
-                name,
-                password_hash,
-                roles,
-                active,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(EMAIL_TAKEN) from None
+        row = await fetchrow_unique(
+            self.conn,
+            EMAIL_TAKEN,
+            f"INSERT INTO users (id, email, name, password_hash, roles, active)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_USER_COLUMNS}",
+            uuid.uuid4(),
+            email,
+            name,
+            password_hash,
+            roles,
+            active,
+        )
         assert row is not None
         return dict(row)
 
@@ -80,14 +80,13 @@ class UserRepo:
         if CREDENTIAL_FIELDS & changes.keys():
             sets.append("credential_version = credential_version + 1")
         sets.append("updated_at = now()")
-        try:
-            row = await self.conn.fetchrow(
-                f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {_USER_COLUMNS}",
-                user_id,
-                *changes.values(),
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(EMAIL_TAKEN) from None
+        row = await fetchrow_unique(
+            self.conn,
+            EMAIL_TAKEN,
+            f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {_USER_COLUMNS}",
+            user_id,
+            *changes.values(),
+        )
         if row is None:
             raise NotFound("no such user")
         return dict(row)

@@ -25,8 +25,8 @@ from aiohttp import web
 from services.auth.appkeys import CLOCK, TRUSTED_PROXIES
 from services.auth.repo import KnownAddressRepo, ThrottleRepo
 from shared.appkeys import DATABASE, SETTINGS
-from shared.http import client_address
 from shared.problems import Problem
+from shared.web.client import client_address
 
 Clock = Callable[[], datetime]
 

@@ -66,19 +66,6 @@ def writable_doc(rtype: ResourceType, body: Any) -> dict[str, Any]:
     return doc
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge_patch(result.get(name), value)
-    return result
-
-
 @functools.cache
 def _shape(rtype: ResourceType) -> tuple[tuple[str, str | None, bool], ...]:
     """Each declared field of the representation: its name, its column (None: in `doc`), and

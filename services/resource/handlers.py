@@ -14,7 +14,6 @@ from aiohttp import web
 from services.resource import workflow
 from services.resource.documents import (
     check_read_only,
-    merge_patch,
     representation,
     writable_doc,
 )
@@ -31,22 +30,17 @@ from services.resource.types import ResourceType
 from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.events import format_time, make_event
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    etag,
-    etag_matches,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-)
 from shared.logging import request_id_var
 from shared.outbox import LocalRelay, enqueue, notify_channel
 from shared.problems import Conflict, Forbidden, NotFound, Problem, ValidationFailed, with_article
 from shared.verifier import Principal
+from shared.web.conditional import check_if_match, etag, etag_matches
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import next_link, parse_limit
+from shared.web.params import path_uuid
+from shared.web.writes import MERGE_PATCH, merge_patch
 
 SCHEMA = "resource"
-MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 MAX_BATCH = 100
 OUTBOX_RELAY = web.AppKey("outbox_relay", LocalRelay)
 
@@ -61,12 +55,6 @@ class ResourceHandlers:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _id(self, request: web.Request) -> uuid.UUID:
-        try:
-            return uuid.UUID(request.match_info["id"])
-        except ValueError:
-            raise NotFound(f"no such {self.rtype.name}") from None
-
     def _location(self, row: dict[str, Any]) -> str:
         return f"/v2/{self.rtype.name}/{row['id']}"
 
@@ -76,7 +64,7 @@ class ResourceHandlers:
     async def _load(
         self, conn: asyncpg.Connection, request: web.Request, *, lock: bool = False
     ) -> dict[str, Any]:
-        row = await ResourceRepo(conn, self.rtype).get(self._id(request), lock=lock)
+        row = await ResourceRepo(conn, self.rtype).get(path_uuid(request, self.rtype.name), lock=lock)
         if row is None or not self._visible(principal(request), row):
             raise NotFound(f"no such {self.rtype.name}")
         return row
@@ -86,16 +74,7 @@ class ResourceHandlers:
         caller = principal(request)
         if not (caller.is_admin or str(row["owner_id"]) == caller.user_id):
             raise Forbidden(f"only the owner of this {self.rtype.name} or an admin may change it")
-        self._check_if_match(request, row)
-
-    def _check_if_match(self, request: web.Request, row: dict[str, Any]) -> None:
-        header = request.headers.get("If-Match")
-        if header is not None and not etag_matches(header, row["version"], weak=False):
-            raise Problem(
-                412,
-                f"the {self.rtype.name} changed since that ETag; it is now {etag(row['version'])}: "
-                "GET it and retry",
-            )
+        check_if_match(request, row["version"], self.rtype.name)
 
     async def _check_references(
         self, conn: asyncpg.Connection, doc: dict[str, Any], prefix: str = ""
@@ -240,7 +219,7 @@ class ResourceHandlers:
 
     async def get(self, request: web.Request) -> web.Response:
         async with request.app[DATABASE].connection() as conn:
-            row = await ResourceRepo(conn, self.rtype).get_shown(self._id(request))
+            row = await ResourceRepo(conn, self.rtype).get_shown(path_uuid(request, self.rtype.name))
         if row is None or not self._visible(principal(request), row):
             raise NotFound(f"no such {self.rtype.name}")
         header = request.headers.get("If-None-Match")
@@ -320,7 +299,7 @@ class ResourceHandlers:
                 history = await HistoryRepo(conn).list(row["id"])
                 authors = workflow.authors_under_review(self.rtype.workflow, history)
             workflow.check_transition(self.rtype, step, caller, row, authors)
-            self._check_if_match(request, row)
+            check_if_match(request, row["version"], self.rtype.name)
             workflow.check_source(self.rtype, step, row)
             updated = changed_row(self.rtype, row, row["doc"], step.target)
             if not await ResourceRepo(conn, self.rtype).update(row, updated):

@@ -11,19 +11,15 @@ from typing import Any
 from services.resource.query import OPERATORS
 from services.resource.types import ResourceType, Transition, Workflow
 from services.resource.workflow import wrong_source
-from shared.openapi import problems
+from shared import openapi as oas
 from shared.problems import Problem, with_article
+from shared.web.writes import MERGE_PATCH
 
-ETAG = {"description": "The version of the resource", "schema": {"type": "string"}}
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+ETAG = oas.header("The version of the resource")
 
 
 def _errors(*statuses: int, examples: Sequence[Problem] = ()) -> dict[str, Any]:
-    return problems(400, 401, *statuses, examples=examples)
+    return oas.problems(400, 401, *statuses, examples=examples)
 
 
 TRANSITION_EXAMPLE = {"comment": "Checked the date and the room with the team."}
@@ -36,41 +32,25 @@ def _step_errors(rtype: ResourceType, flow: Workflow, step: Transition) -> dict[
     return _errors(403, 404, 409, 412, 415, 422, examples=[wrong_source(rtype, step, elsewhere)])
 
 
-def _examples(rtype: ResourceType, whole: bool = True) -> dict[str, Any]:
+def _example(rtype: ResourceType, whole: bool = True) -> Any:
     """The media type's `example`: the declared one, or its first field alone for a PATCH."""
     if not rtype.example:
-        return {}
-    return {"example": rtype.example if whole else dict(list(rtype.example.items())[:1])}
+        return None
+    return rtype.example if whole else dict(list(rtype.example.items())[:1])
 
 
-def _body_description(rtype: ResourceType) -> dict[str, str]:
+def _body_description(rtype: ResourceType) -> str | None:
     """How to fill the fields that name other resources (the example leaves them out)."""
     notes = [
         f"`{name}` names an existing {target}: create {with_article(target)} first "
         f"(POST /v2/{target}/list) and use its `id`."
         for name, target in rtype.references.items()
     ]
-    return {"description": " ".join(notes)} if notes else {}
+    return " ".join(notes) if notes else None
 
 
 def _id_param(rtype: ResourceType) -> dict[str, Any]:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": f"The {rtype.name}'s id",
-        "schema": {"type": "string", "format": "uuid"},
-    }
-
-
-def _header(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string"},
-    }
+    return oas.path_param("id", f"The {rtype.name}'s id")
 
 
 def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
@@ -84,223 +64,145 @@ def _list_params(rtype: ResourceType) -> list[dict[str, Any]]:
             ops = list(OPERATORS)
         else:
             ops = ["in"]
-        params.append(
-            {"name": name, "in": "query", "required": False, "description": f"{name} equals", "schema": spec}
-        )
+        params.append(oas.query_param(name, f"{name} equals", spec))
         for op in ops:
             params.append(
-                {
-                    "name": f"{name}[{op}]",
-                    "in": "query",
-                    "required": False,
-                    "description": f"{name} {op} (comma-separated values)" if op == "in" else f"{name} {op}",
-                    "schema": {"type": "string"},
-                }
+                oas.query_param(
+                    f"{name}[{op}]", f"{name} {op} (comma-separated values)" if op == "in" else f"{name} {op}"
+                )
             )
     sorts = ", ".join(rtype.sorts)
+    if rtype.search:
+        params.append(oas.query_param("q", "Text search"))
     params += [
-        {
-            "name": "q",
-            "in": "query",
-            "required": False,
-            "description": "Text search",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "sort",
-            "in": "query",
-            "required": False,
-            "description": f"Comma-separated fields, `-` for descending: {sorts}",
-            "schema": {"type": "string", "default": rtype.default_sort},
-        },
-        {
-            "name": "fields",
-            "in": "query",
-            "required": False,
-            "description": "Fields to return",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "description": "From the `Link` header",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "count",
-            "in": "query",
-            "required": False,
-            "description": "`exact` adds X-Total-Count",
-            "schema": {"type": "string", "enum": ["exact"]},
-        },
+        oas.query_param(
+            "sort",
+            f"Comma-separated fields, `-` for descending: {sorts}",
+            {"type": "string", "default": rtype.default_sort},
+        ),
+        oas.query_param("fields", "Fields to return"),
+        oas.LIMIT_PARAM,
+        oas.CURSOR_PARAM,
+        oas.query_param("count", "`exact` adds X-Total-Count", {"type": "string", "enum": ["exact"]}),
     ]
-    if not rtype.search:
-        params = [p for p in params if p["name"] != "q"]
     return params
 
 
 def _paths(rtype: ResourceType) -> dict[str, Any]:
     title, tag = rtype.title, rtype.name
-    one = {
-        "description": f"The {rtype.name}",
-        "headers": {"ETag": ETAG},
-        "content": {JSON: {"schema": _ref(title)}},
-    }
-    body = {
-        "required": True,
-        **_body_description(rtype),
-        "content": {JSON: {"schema": _ref(f"{title}Input"), **_examples(rtype)}},
-    }
-    if_match = _header("If-Match", "Apply only to this version (ETag); a stale one is a 412")
+    one = oas.json_response(f"The {rtype.name}", oas.schema_ref(title), headers={"ETag": ETAG})
+    body = oas.json_body(
+        oas.schema_ref(f"{title}Input"), description=_body_description(rtype), example=_example(rtype)
+    )
+    patch_body = oas.json_body(
+        oas.schema_ref(f"{title}Patch"), content_types=MERGE_PATCH, example=_example(rtype, whole=False)
+    )
+    many = {"type": "array", "items": oas.schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
+
+    def change(op_id: str, summary: str, request_body: dict[str, Any]) -> dict[str, Any]:
+        """PUT and PATCH: the same answers, the same If-Match; another body."""
+        return oas.operation(
+            op_id,
+            summary,
+            [tag],
+            {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
+            parameters=[oas.IF_MATCH_PARAM],
+            request_body=request_body,
+        )
+
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
-            "get": {
-                "operationId": f"list_{rtype.name}",
-                "summary": f"List {rtype.name}s",
-                "tags": [tag],
-                "parameters": _list_params(rtype),
-                "responses": {
-                    "200": {
-                        "description": "One page; the next is in the Link header",
-                        "headers": {
-                            "Link": {"description": 'rel="next"', "schema": {"type": "string"}},
-                            "X-Total-Count": {
-                                "description": "With count=exact",
-                                "schema": {"type": "integer"},
-                            },
-                        },
-                        "content": {JSON: {"schema": {"type": "array", "items": _ref(title)}}},
-                    },
+            "get": oas.operation(
+                f"list_{rtype.name}",
+                f"List {rtype.name}s",
+                [tag],
+                {
+                    "200": oas.paged_list(
+                        oas.schema_ref(title), "One page; the next is in the Link header", total_count=True
+                    ),
                     **_errors(),
                 },
-            },
-            "post": {
-                "operationId": f"create_{rtype.name}",
-                "summary": f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
-                "tags": [tag],
-                "parameters": [
-                    _header("Idempotency-Key", "A retry with the same key returns the first result")
-                ],
-                "requestBody": {
-                    "required": True,
-                    **_body_description(rtype),
-                    "content": {
-                        JSON: {
-                            **_examples(rtype),
-                            "schema": {
-                                "oneOf": [
-                                    _ref(f"{title}Input"),
-                                    {
-                                        "type": "array",
-                                        "items": _ref(f"{title}Input"),
-                                        "minItems": 1,
-                                        "maxItems": 100,
-                                    },
-                                ]
-                            },
-                        }
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "Created",
-                        "headers": {
-                            "ETag": ETAG,
-                            "Location": {"description": "Its URL", "schema": {"type": "string"}},
-                        },
-                        "content": {
-                            JSON: {
-                                "schema": {"oneOf": [_ref(title), {"type": "array", "items": _ref(title)}]}
-                            }
-                        },
-                    },
+                parameters=_list_params(rtype),
+            ),
+            "post": oas.operation(
+                f"create_{rtype.name}",
+                f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
+                [tag],
+                {
+                    "201": oas.json_response(
+                        "Created",
+                        {"oneOf": [oas.schema_ref(title), {"type": "array", "items": oas.schema_ref(title)}]},
+                        headers={"ETag": ETAG, "Location": oas.header("Its URL")},
+                    ),
                     **_errors(403, 409, 413, 415, 422),
                 },
-            },
+                parameters=[
+                    oas.header_param("Idempotency-Key", "A retry with the same key returns the first result")
+                ],
+                request_body=oas.json_body(
+                    {"oneOf": [oas.schema_ref(f"{title}Input"), many]},
+                    description=_body_description(rtype),
+                    example=_example(rtype),
+                ),
+            ),
         },
         f"/v2/{rtype.name}/{{id}}": {
             "parameters": [_id_param(rtype)],
-            "get": {
-                "operationId": f"get_{rtype.name}",
-                "summary": f"Get {with_article(rtype.name)}",
-                "tags": [tag],
-                "parameters": [_header("If-None-Match", "A 304 when the ETag still matches")],
-                "responses": {"200": one, "304": {"description": "Not modified"}, **_errors(404)},
-            },
-            "put": {
-                "operationId": f"replace_{rtype.name}",
-                "summary": f"Replace {with_article(rtype.name)}'s writable fields",
-                "tags": [tag],
-                "parameters": [if_match],
-                "requestBody": body,
-                "responses": {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
-            },
-            "patch": {
-                "operationId": f"patch_{rtype.name}",
-                "summary": f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
-                "tags": [tag],
-                "parameters": [if_match],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/merge-patch+json": {
-                            "schema": _ref(f"{title}Patch"),
-                            **_examples(rtype, whole=False),
-                        },
-                        JSON: {"schema": _ref(f"{title}Patch"), **_examples(rtype, whole=False)},
-                    },
-                },
-                "responses": {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
-            },
-            "delete": {
-                "operationId": f"delete_{rtype.name}",
-                "summary": f"Delete {with_article(rtype.name)}",
-                "tags": [tag],
-                "parameters": [if_match],
-                "responses": {"204": {"description": "Deleted"}, **_errors(403, 404, 409, 412)},
-            },
+            "get": oas.operation(
+                f"get_{rtype.name}",
+                f"Get {with_article(rtype.name)}",
+                [tag],
+                {"200": one, "304": oas.empty_response("Not modified"), **_errors(404)},
+                parameters=[oas.IF_NONE_MATCH_PARAM],
+            ),
+            "put": change(
+                f"replace_{rtype.name}", f"Replace {with_article(rtype.name)}'s writable fields", body
+            ),
+            "patch": change(
+                f"patch_{rtype.name}",
+                f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
+                patch_body,
+            ),
+            "delete": oas.operation(
+                f"delete_{rtype.name}",
+                f"Delete {with_article(rtype.name)}",
+                [tag],
+                {"204": oas.empty_response("Deleted"), **_errors(403, 404, 409, 412)},
+                parameters=[oas.IF_MATCH_PARAM],
+            ),
         },
     }
     if rtype.workflow is not None:
         for step in rtype.workflow.transitions:
             paths[f"/v2/{rtype.name}/{{id}}/{step.name}"] = {
                 "parameters": [_id_param(rtype)],
-                "post": {
-                    "operationId": f"{step.name}_{rtype.name}",
-                    "summary": f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
-                    "tags": [tag],
-                    "parameters": [if_match],
-                    "requestBody": {
-                        "required": False,
-                        "content": {JSON: {"schema": _ref("TransitionInput"), "example": TRANSITION_EXAMPLE}},
-                    },
-                    "responses": {"200": one, **_step_errors(rtype, rtype.workflow, step)},
-                },
+                "post": oas.operation(
+                    f"{step.name}_{rtype.name}",
+                    f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
+                    [tag],
+                    {"200": one, **_step_errors(rtype, rtype.workflow, step)},
+                    parameters=[oas.IF_MATCH_PARAM],
+                    request_body=oas.json_body(
+                        oas.schema_ref("TransitionInput"), required=False, example=TRANSITION_EXAMPLE
+                    ),
+                ),
             }
         paths[f"/v2/{rtype.name}/{{id}}/history"] = {
             "parameters": [_id_param(rtype)],
-            "get": {
-                "operationId": f"history_{rtype.name}",
-                "summary": f"The workflow transitions and edits of {with_article(rtype.name)}",
-                "description": "Oldest first. An edit is an entry with the comment `edited`, from "
-                "the state it was made in to the state it left (the four-eyes rule reads them: "
-                "nobody approves or rejects content they edited since it was last approved).",
-                "tags": [tag],
-                "responses": {
-                    "200": {
-                        "description": "Oldest first",
-                        "content": {JSON: {"schema": {"type": "array", "items": _ref("HistoryEntry")}}},
-                    },
+            "get": oas.operation(
+                f"history_{rtype.name}",
+                f"The workflow transitions and edits of {with_article(rtype.name)}",
+                [tag],
+                {
+                    "200": oas.json_response(
+                        "Oldest first", {"type": "array", "items": oas.schema_ref("HistoryEntry")}
+                    ),
                     **_errors(404),
                 },
-            },
+                description="Oldest first. An edit is an entry with the comment `edited`, from "
+                "the state it was made in to the state it left (the four-eyes rule reads them: "
+                "nobody approves or rejects content they edited since it was last approved).",
+            ),
         }
     return paths
 
@@ -350,9 +252,4 @@ def fragment(types: Sequence[ResourceType]) -> dict[str, Any]:
         schemas[f"{rtype.title}Patch"] = _patch_schema(rtype)
     if any(rtype.workflow for rtype in types):
         schemas.update(SHARED_SCHEMAS)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Herald resources", "version": "2"},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
+    return oas.fragment("Herald resources", paths, schemas)

@@ -16,11 +16,11 @@ from multidict import MultiMapping
 from services.resource.documents import parse_uuid
 from services.resource.types import COLUMNS, ResourceType
 from shared.events import format_time
-from shared.http import decode_cursor, encode_cursor
 from shared.problems import Problem, with_article
 from shared.validation import BIGINT, INTEGER, TIME_MESSAGE, parse_integer, parse_time
 from shared.verifier import Principal
 from shared.visibility import REVIEWER_ROLES
+from shared.web.paging import decode_cursor, encode_cursor
 
 RESERVED = ("q", "sort", "fields", "limit", "cursor", "count")
 OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "in": "in"}

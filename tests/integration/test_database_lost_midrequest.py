@@ -15,7 +15,7 @@ import pytest
 
 from shared.config import Settings
 from tests.conftest import Suite, make_settings
-from tests.integration.test_resources import new_event
+from tests.factories import new_event, new_subscription
 
 pytestmark = pytest.mark.timeout(60)
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -105,35 +105,36 @@ async def test_resource_edit_and_transition(suite: Suite) -> None:
     assert resp.status == 200 and changed["version"] == 2
 
 
-async def test_webhook_subscription_change(suite: Suite) -> None:
-    _, _, token = await suite.new_user()
-    body = {"url": "http://127.0.0.1:9/hook/lost", "topics": ["event.*"], "description": "before"}
-    resp, sub = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
-    assert resp.status == 201, sub
-    path = f"/v2/subscription/{sub['id']}"
+async def _patch_lost_midway(suite: Suite, token: str, table: str, path: str, change: dict[str, Any]) -> Any:
+    """PATCH `path` (its id last) while the row of `table` (schema.table) is locked, and lose
+    the database connection midway: a 503. What GET `path` shows afterwards."""
     resp, problem = await _lost_midway(
         suite,
-        "webhook_delivery",
-        "SELECT 1 FROM webhook_delivery.subscriptions WHERE id = $1 FOR UPDATE",
-        uuid.UUID(sub["id"]),
-        lambda: suite.request("PATCH", path, token=token, json={"description": "lost"}, headers=MERGE),
+        table.split(".")[0],
+        f"SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE",
+        uuid.UUID(path.rsplit("/", 1)[1]),
+        lambda: suite.request("PATCH", path, token=token, json=change, headers=MERGE),
     )
     _assert_503(resp, problem)
-    resp, current = await suite.request("GET", path, token=token)
+    _, current = await suite.request("GET", path, token=token)
+    return current
+
+
+async def test_webhook_subscription_change(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    sub = await new_subscription(suite, token, description="before")
+    current = await _patch_lost_midway(
+        suite,
+        token,
+        "webhook_delivery.subscriptions",
+        f"/v2/subscription/{sub['id']}",
+        {"description": "lost"},
+    )
     assert current["description"] == "before" and current["version"] == sub["version"]
 
 
 async def test_auth_user_change(suite: Suite) -> None:
     user, _, _ = await suite.new_user()
     admin = await suite.admin_token()
-    path = f"/v2/user/{user['id']}"
-    resp, problem = await _lost_midway(
-        suite,
-        "auth",
-        "SELECT 1 FROM auth.users WHERE id = $1 FOR UPDATE",
-        uuid.UUID(user["id"]),
-        lambda: suite.request("PATCH", path, token=admin, json={"name": "lost"}, headers=MERGE),
-    )
-    _assert_503(resp, problem)
-    resp, current = await suite.request("GET", path, token=admin)
+    current = await _patch_lost_midway(suite, admin, "auth.users", f"/v2/user/{user['id']}", {"name": "lost"})
     assert current["name"] == user["name"] and current["updatedAt"] == user["updatedAt"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,39 +13,19 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 
-from services.auth.app import create_app as auth_app
-from services.resource.app import create_app as resource_app
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
-from services.webhook_delivery.app import create_app as webhook_app
 from shared.config import Settings
-from tests.conftest import Suite, front, make_settings, server_url
-from tests.delivery_support import (
-    Publisher,
-    connect,
-    deliveries_of,
-    insert_subscription,
-    sweep_marker,
-    wait_indexed,
-    wait_status,
-)
+from tests.conftest import Suite
+from tests.delivery_support import Publisher, deliveries_of, sweep_marker, wait_indexed, wait_status
+from tests.factories import indexed_subscription
 from tests.receiver import Answer, Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
-        webhook_retry_schedule=("0.2",),
-        webhook_retry_jitter=0.0,
-        webhook_sweep_seconds=0.2,
-        webhook_timeout=2.0,
-        webhook_breaker_failures=1000,
-    )
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(delivery_settings, webhook_retry_schedule=("0.2",), webhook_timeout=2.0)
 
 
 @dataclasses.dataclass
@@ -57,31 +36,25 @@ class Env:
 
 
 @pytest.fixture
-async def env(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Env]:
-    """The suite of conftest, keeping hold of the webhook app (to wait on its index)."""
-    auth = await aiohttp_server(auth_app(settings))
-    with_auth = dataclasses.replace(settings, auth_url=server_url(auth))
-    resource = await aiohttp_server(resource_app(with_auth))
-    webhook = await aiohttp_server(webhook_app(with_auth))
-    wired = dataclasses.replace(with_auth, resource_url=server_url(resource), webhook_url=server_url(webhook))
-    suite = await front(aiohttp_server, wired, auth)
-    conn = await connect(settings)
-    yield Env(suite, webhook.app, conn)
-    await conn.close()
-    await suite.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = await start_receiver()
-    yield started
-    await started.stop()
+def env(suite: Suite, conn: asyncpg.Connection) -> Env:
+    """The suite of conftest, with its webhook app (to wait on its index)."""
+    return Env(suite, suite.webhook_server.app, conn)
 
 
 async def _subscribe(env: Env, owner: dict[str, Any], url: str, **kw: Any) -> dict[str, Any]:
-    sub = await insert_subscription(env.conn, url, owner_id=owner["id"], owner_roles=owner["roles"], **kw)
-    await wait_indexed(env.webhook, sub, active=kw.get("active", True))
-    return sub
+    return await indexed_subscription(
+        env.webhook, env.conn, url, owner_id=owner["id"], owner_roles=owner["roles"], **kw
+    )
+
+
+async def _accepted_for_owner_only(suite: Suite, path: str, owner: str, stranger: str) -> Any:
+    """POST `path`: 404 with the stranger's token (no hint it exists), 202 with the owner's;
+    what the 202 shows."""
+    resp, _ = await suite.request("POST", path, token=stranger)
+    assert resp.status == 404
+    resp, shown = await suite.request("POST", path, token=owner)
+    assert resp.status == 202, shown
+    return shown
 
 
 async def test_log_lists_attempts_to_owner_and_admin_only(env: Env, receiver: Receiver) -> None:
@@ -149,10 +122,7 @@ async def test_retry_and_recover_deliver_once_the_receiver_is_fixed(env: Env, re
     base = f"/v2/subscription/{sub['id']}"
 
     retry_path = f"{base}/deliveries/{by_event[one['id']]['id']}/retry"
-    resp, _ = await suite.request("POST", retry_path, token=stranger)
-    assert resp.status == 404
-    resp, shown = await suite.request("POST", retry_path, token=token)
-    assert resp.status == 202, shown
+    shown = await _accepted_for_owner_only(suite, retry_path, token, stranger)
     assert shown["status"] == "pending" and shown["lane"] == "retry"
     await receiver.wait_for(5)
     assert receiver.requests[4].webhook_id == one["id"]
@@ -228,10 +198,7 @@ async def test_ping_sends_a_signed_ping_to_that_subscription_only(env: Env, rece
         sub = await _subscribe(env, owner, receiver.url, topics=["*"])
         bystander = await _subscribe(env, owner, other.url + "/b", topics=["*"])
         path = f"/v2/subscription/{sub['id']}/ping"
-        resp, _ = await suite.request("POST", path, token=stranger)
-        assert resp.status == 404
-        resp, shown = await suite.request("POST", path, token=token)
-        assert resp.status == 202, shown
+        shown = await _accepted_for_owner_only(suite, path, token, stranger)
         assert shown["topic"] == "webhook.ping" and shown["status"] == "pending"
         [got] = await receiver.wait_for(1)
         body = standardwebhooks.Webhook(sub["secret"]).verify(got.body, got.headers)

@@ -3,9 +3,9 @@ event, once, and what the owner may read."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -27,27 +27,18 @@ from tests.delivery_support import (
     wait_status,
     wait_until,
 )
-from tests.receiver import Receiver, start_receiver
+from tests.factories import indexed_subscription
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
-        webhook_retry_schedule=("0.2", "0.4"),
-        webhook_retry_jitter=0.0,
-        webhook_sweep_seconds=0.2,
-        webhook_timeout=2.0,
-        webhook_breaker_failures=1000,
-    )
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(delivery_settings, webhook_retry_schedule=("0.2", "0.4"), webhook_timeout=2.0)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)  # before the engine starts: it patches the fan-out
 def handled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The ids of the domain messages the fan-out has finished handling, in that order (what a
     message led to, it has led to by then): instead of waiting to see that nothing comes."""
@@ -64,227 +55,195 @@ def handled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return done
 
 
-@pytest.fixture
-async def engine(
-    aiohttp_server: Any, settings: Settings, handled: list[str]
-) -> AsyncIterator[web.Application]:
-    server = await aiohttp_server(create_app(settings))
-    yield server.app
-
-
 async def _handled(handled: list[str], *ids: str, times: int = 1) -> None:
     await wait_until(lambda: all(handled.count(i) >= times for i in ids), what=f"the fan-out of {ids}")
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = await start_receiver()
-    yield started
-    await started.stop()
-
-
 async def test_event_goes_to_matching_subscriptions_once(
-    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
+    engine: web.Application,
+    settings: Settings,
+    conn: asyncpg.Connection,
+    receiver: Receiver,
+    handled: list[str],
 ) -> None:
-    conn = await connect(settings)
-    try:
-        exact = await insert_subscription(conn, receiver.url, ["location.created"])
-        family = await insert_subscription(conn, receiver.url, ["location.*"])
-        everything = await insert_subscription(conn, receiver.url, ["*"])
-        other = await insert_subscription(conn, receiver.url, ["event.*", "location.deleted"])
-        await wait_indexed(engine, exact, family, everything, other)
-        async with Publisher(settings) as pub:
-            event = await pub.event("location.created", name="Hall")
-            await receiver.wait_for(3)
-            # The same message again (at-least-once redelivery): nothing new.
-            await pub.publish(event)
-            after = await pub.event("location.updated", name="Hall 2")
-            await receiver.wait_for(5)
-        for sub in (exact, family, everything):
-            await wait_status(conn, sub["id"], "succeeded", 1 if sub is exact else 2)
-        rows = [r for s in (exact, family, everything) for r in await deliveries_of(conn, s["id"])]
-        assert sorted(str(r["event_id"]) for r in rows).count(event["id"]) == 3
-        assert {str(r["event_id"]) for r in await deliveries_of(conn, family["id"])} == {
-            event["id"],
-            after["id"],
-        }
-        assert await deliveries_of(conn, other["id"]) == []
-        stored = await conn.fetchval("SELECT body FROM webhook_events WHERE id = $1", uuid.UUID(event["id"]))
-        assert receiver.requests[0].body == bytes(stored)
-        await _handled(handled, event["id"], times=2)  # the repeated message too
-        await wait_status(conn, family["id"], "succeeded", 2)
-        assert sorted(receiver.ids()).count(event["id"]) == 3
-    finally:
-        await conn.close()
+    exact = await insert_subscription(conn, receiver.url, ["location.created"])
+    family = await insert_subscription(conn, receiver.url, ["location.*"])
+    everything = await insert_subscription(conn, receiver.url, ["*"])
+    other = await insert_subscription(conn, receiver.url, ["event.*", "location.deleted"])
+    await wait_indexed(engine, exact, family, everything, other)
+    async with Publisher(settings) as pub:
+        event = await pub.event("location.created", name="Hall")
+        await receiver.wait_for(3)
+        # The same message again (at-least-once redelivery): nothing new.
+        await pub.publish(event)
+        after = await pub.event("location.updated", name="Hall 2")
+        await receiver.wait_for(5)
+    for sub in (exact, family, everything):
+        await wait_status(conn, sub["id"], "succeeded", 1 if sub is exact else 2)
+    rows = [r for s in (exact, family, everything) for r in await deliveries_of(conn, s["id"])]
+    assert sorted(str(r["event_id"]) for r in rows).count(event["id"]) == 3
+    assert {str(r["event_id"]) for r in await deliveries_of(conn, family["id"])} == {
+        event["id"],
+        after["id"],
+    }
+    assert await deliveries_of(conn, other["id"]) == []
+    stored = await conn.fetchval("SELECT body FROM webhook_events WHERE id = $1", uuid.UUID(event["id"]))
+    assert receiver.requests[0].body == bytes(stored)
+    await _handled(handled, event["id"], times=2)  # the repeated message too
+    await wait_status(conn, family["id"], "succeeded", 2)
+    assert sorted(receiver.ids()).count(event["id"]) == 3
 
 
 async def test_subscription_sees_only_what_its_owner_may_read(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, conn: asyncpg.Connection, receiver: Receiver
 ) -> None:
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
-    conn = await connect(settings)
-    try:
-        alice_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=alice)
-        bob_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=bob)
-        approver = await insert_subscription(conn, receiver.url, ["event.*"], owner_roles=["approver"])
-        await wait_indexed(engine, alice_sub, bob_sub, approver)
-        async with Publisher(settings) as pub:
-            draft = await pub.event("event.created", title="Bob's draft", status="draft", ownerId=bob)
-            approved = await pub.event("event.approved", title="Public", status="approved", ownerId=bob)
-            await wait_status(conn, approver["id"], "succeeded", 2)
-            await wait_status(conn, bob_sub["id"], "succeeded", 2)
-            await wait_status(conn, alice_sub["id"], "succeeded", 1)
-        # Each event's deliveries were stored in one statement: Bob's rows for the draft are
-        # there, so Alice's would be too.
-        alice_events = {str(r["event_id"]) for r in await deliveries_of(conn, alice_sub["id"])}
-        assert alice_events == {approved["id"]}, "a member received another member's draft"
-        assert draft["id"] in {str(r["event_id"]) for r in await deliveries_of(conn, bob_sub["id"])}
-    finally:
-        await conn.close()
+    alice_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=alice)
+    bob_sub = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=bob)
+    approver = await insert_subscription(conn, receiver.url, ["event.*"], owner_roles=["approver"])
+    await wait_indexed(engine, alice_sub, bob_sub, approver)
+    async with Publisher(settings) as pub:
+        draft = await pub.event("event.created", title="Bob's draft", status="draft", ownerId=bob)
+        approved = await pub.event("event.approved", title="Public", status="approved", ownerId=bob)
+        await wait_status(conn, approver["id"], "succeeded", 2)
+        await wait_status(conn, bob_sub["id"], "succeeded", 2)
+        await wait_status(conn, alice_sub["id"], "succeeded", 1)
+    # Each event's deliveries were stored in one statement: Bob's rows for the draft are
+    # there, so Alice's would be too.
+    alice_events = {str(r["event_id"]) for r in await deliveries_of(conn, alice_sub["id"])}
+    assert alice_events == {approved["id"]}, "a member received another member's draft"
+    assert draft["id"] in {str(r["event_id"]) for r in await deliveries_of(conn, bob_sub["id"])}
 
 
 async def test_disabled_subscription_gets_skipped_and_index_follows_changes(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, conn: asyncpg.Connection, receiver: Receiver
 ) -> None:
-    conn = await connect(settings)
-    try:
-        sub = await insert_subscription(conn, receiver.url, ["location.*"], active=False)
-        await wait_indexed(engine, sub, active=False)
-        async with Publisher(settings) as pub:
-            skipped = await pub.event("location.created", name="Skipped")
-            await wait_status(conn, sub["id"], "skipped")
-            # Enabled (a NOTIFY reaches the index): the next event is sent.
-            await conn.execute("UPDATE subscriptions SET active = true WHERE id = $1", sub["id"])
-            await wait_indexed(engine, sub, active=True)
-            sent = await pub.event("location.created", name="Sent")
-            await receiver.wait_for(1)
-            # Deleted: gone from the index, and so from fan-out.
-            await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
-            await wait_until(lambda: engine[INDEX].get(sub["id"]) is None, what="removal from the index")
-        assert receiver.ids() == [sent["id"]]
-        assert skipped["id"] != sent["id"]
-    finally:
-        await conn.close()
+    sub = await indexed_subscription(engine, conn, receiver.url, ["location.*"], active=False)
+    async with Publisher(settings) as pub:
+        skipped = await pub.event("location.created", name="Skipped")
+        await wait_status(conn, sub["id"], "skipped")
+        # Enabled (a NOTIFY reaches the index): the next event is sent.
+        await conn.execute("UPDATE subscriptions SET active = true WHERE id = $1", sub["id"])
+        await wait_indexed(engine, sub, active=True)
+        sent = await pub.event("location.created", name="Sent")
+        await receiver.wait_for(1)
+        # Deleted: gone from the index, and so from fan-out.
+        await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
+        await wait_until(lambda: engine[INDEX].get(sub["id"]) is None, what="removal from the index")
+    assert receiver.ids() == [sent["id"]]
+    assert skipped["id"] != sent["id"]
 
 
 async def test_owner_events_disable_and_narrow_subscriptions(
-    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
+    engine: web.Application,
+    settings: Settings,
+    conn: asyncpg.Connection,
+    receiver: Receiver,
+    handled: list[str],
 ) -> None:
     deleted_owner, demoted_owner, locked_owner = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
-    conn = await connect(settings)
-    try:
-        doomed = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=deleted_owner)
-        locked = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=locked_owner)
-        demoted = await insert_subscription(
-            conn, receiver.url, ["event.*"], owner_id=demoted_owner, owner_roles=["approver"]
+    doomed = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=deleted_owner)
+    locked = await insert_subscription(conn, receiver.url, ["event.*"], owner_id=locked_owner)
+    demoted = await insert_subscription(
+        conn, receiver.url, ["event.*"], owner_id=demoted_owner, owner_roles=["approver"]
+    )
+    async with Publisher(settings) as pub:
+        await pub.publish(
+            {"id": str(uuid.uuid4()), "type": "user.deleted", "data": {"id": deleted_owner}},
+            exchange=settings.auth_exchange,
         )
-        async with Publisher(settings) as pub:
-            await pub.publish(
-                {"id": str(uuid.uuid4()), "type": "user.deleted", "data": {"id": deleted_owner}},
-                exchange=settings.auth_exchange,
-            )
-            await pub.publish(
-                {
-                    "id": str(uuid.uuid4()),
-                    "type": "user.credentials_changed",
-                    "data": {"id": demoted_owner, "cv": 2, "active": True, "roles": ["member"]},
-                },
-                exchange=settings.auth_exchange,
-            )
-            await pub.publish(
-                {
-                    "id": str(uuid.uuid4()),
-                    "type": "user.credentials_changed",
-                    "data": {"id": locked_owner, "cv": 3, "active": False, "roles": ["member"]},
-                },
-                exchange=settings.auth_exchange,
-            )
+        await pub.publish(
+            {
+                "id": str(uuid.uuid4()),
+                "type": "user.credentials_changed",
+                "data": {"id": demoted_owner, "cv": 2, "active": True, "roles": ["member"]},
+            },
+            exchange=settings.auth_exchange,
+        )
+        await pub.publish(
+            {
+                "id": str(uuid.uuid4()),
+                "type": "user.credentials_changed",
+                "data": {"id": locked_owner, "cv": 3, "active": False, "roles": ["member"]},
+            },
+            exchange=settings.auth_exchange,
+        )
 
-            async def applied() -> bool:
-                rows = {
-                    r["id"]: r
-                    for r in await conn.fetch(
-                        "SELECT id, active, disabled_reason, owner_roles FROM subscriptions"
-                        " WHERE id = ANY($1::uuid[])",
-                        [doomed["id"], demoted["id"], locked["id"]],
-                    )
-                }
-                return (
-                    not rows[doomed["id"]]["active"]
-                    and not rows[locked["id"]]["active"]
-                    and rows[demoted["id"]]["owner_roles"] == ["member"]
+        async def applied() -> bool:
+            rows = {
+                r["id"]: r
+                for r in await conn.fetch(
+                    "SELECT id, active, disabled_reason, owner_roles FROM subscriptions"
+                    " WHERE id = ANY($1::uuid[])",
+                    [doomed["id"], demoted["id"], locked["id"]],
                 )
+            }
+            return (
+                not rows[doomed["id"]]["active"]
+                and not rows[locked["id"]]["active"]
+                and rows[demoted["id"]]["owner_roles"] == ["member"]
+            )
 
-            await wait_until(applied, what="the owner events")
-            assert "deleted" in await conn.fetchval(
-                "SELECT disabled_reason FROM subscriptions WHERE id = $1", doomed["id"]
-            )
-            await wait_until(
-                lambda: engine[INDEX].get(demoted["id"]).owner_roles == frozenset({"member"}),
-                what="the new roles in the index",
-            )
-            other = await pub.event(
-                "event.created", title="Not mine", status="draft", ownerId=str(uuid.uuid4())
-            )
-            mine = await pub.event("event.created", title="Mine", status="draft", ownerId=demoted_owner)
-            await wait_status(conn, demoted["id"], "succeeded")
-            await _handled(handled, other["id"], mine["id"])
-        assert [str(r["event_id"]) for r in await deliveries_of(conn, demoted["id"])] == [mine["id"]]
-    finally:
-        await conn.close()
+        await wait_until(applied, what="the owner events")
+        assert "deleted" in await conn.fetchval(
+            "SELECT disabled_reason FROM subscriptions WHERE id = $1", doomed["id"]
+        )
+        await wait_until(
+            lambda: engine[INDEX].get(demoted["id"]).owner_roles == frozenset({"member"}),
+            what="the new roles in the index",
+        )
+        other = await pub.event("event.created", title="Not mine", status="draft", ownerId=str(uuid.uuid4()))
+        mine = await pub.event("event.created", title="Mine", status="draft", ownerId=demoted_owner)
+        await wait_status(conn, demoted["id"], "succeeded")
+        await _handled(handled, other["id"], mine["id"])
+    assert [str(r["event_id"]) for r in await deliveries_of(conn, demoted["id"])] == [mine["id"]]
 
 
 async def test_poison_and_foreign_messages_are_not_fanned_out(
-    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
+    engine: web.Application,
+    settings: Settings,
+    conn: asyncpg.Connection,
+    receiver: Receiver,
+    handled: list[str],
 ) -> None:
-    conn = await connect(settings)
-    try:
-        sub = await insert_subscription(conn, receiver.url, ["*"])
-        await wait_indexed(engine, sub)
-        bad = [
-            {"id": "not-a-uuid", "type": "location.created", "data": {}},
-            {"id": str(uuid.uuid4()), "type": "something.else", "data": {}},
-            {"id": str(uuid.uuid4()), "type": "webhook.ping", "data": {}},
-        ]
-        async with Publisher(settings) as pub:
-            for event in bad:
-                await pub.publish(event)
-            good = await pub.event("location.deleted", name="Gone")
-            await receiver.wait_for(1)
-        await _handled(handled, *(e["id"] for e in bad))
-        await wait_status(conn, sub["id"], "succeeded")
-        assert receiver.ids() == [good["id"]]
-        assert [str(d["event_id"]) for d in await deliveries_of(conn, sub["id"])] == [good["id"]]
-    finally:
-        await conn.close()
+    sub = await indexed_subscription(engine, conn, receiver.url, ["*"])
+    bad = [
+        {"id": "not-a-uuid", "type": "location.created", "data": {}},
+        {"id": str(uuid.uuid4()), "type": "something.else", "data": {}},
+        {"id": str(uuid.uuid4()), "type": "webhook.ping", "data": {}},
+    ]
+    async with Publisher(settings) as pub:
+        for event in bad:
+            await pub.publish(event)
+        good = await pub.event("location.deleted", name="Gone")
+        await receiver.wait_for(1)
+    await _handled(handled, *(e["id"] for e in bad))
+    await wait_status(conn, sub["id"], "succeeded")
+    assert receiver.ids() == [good["id"]]
+    assert [str(d["event_id"]) for d in await deliveries_of(conn, sub["id"])] == [good["id"]]
 
 
 async def test_index_reloads_after_its_listening_connection_is_cut(
-    engine: web.Application, settings: Settings, receiver: Receiver
+    engine: web.Application, settings: Settings, conn: asyncpg.Connection, receiver: Receiver
 ) -> None:
-    conn = await connect(settings)
-    try:
-        before = await insert_subscription(conn, receiver.url, ["location.created"])
-        await wait_indexed(engine, before)
-        # Cut the LISTEN connection and change things at once: whether a change lands before
-        # the reconnect (seen by the full reload) or after (seen by NOTIFY), the index has it.
-        cut = await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = $1 AND datname = current_database()",
-            LISTENER_NAME,
-        )
-        assert cut >= 1
-        missed = await insert_subscription(conn, receiver.url, ["location.created"])
-        await conn.execute("DELETE FROM subscriptions WHERE id = $1", before["id"])
-        await wait_indexed(engine, missed)
-        await wait_until(lambda: engine[INDEX].get(before["id"]) is None, what="the deleted one to go")
-        async with Publisher(settings) as pub:
-            event = await pub.event("location.created", name="After the cut")
-            await receiver.wait_for(1)
-        await wait_status(conn, missed["id"], "succeeded")
-        assert receiver.ids() == [event["id"]]
-    finally:
-        await conn.close()
+    before = await indexed_subscription(engine, conn, receiver.url, ["location.created"])
+    # Cut the LISTEN connection and change things at once: whether a change lands before
+    # the reconnect (seen by the full reload) or after (seen by NOTIFY), the index has it.
+    cut = await conn.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = $1 AND datname = current_database()",
+        LISTENER_NAME,
+    )
+    assert cut >= 1
+    missed = await insert_subscription(conn, receiver.url, ["location.created"])
+    await conn.execute("DELETE FROM subscriptions WHERE id = $1", before["id"])
+    await wait_indexed(engine, missed)
+    await wait_until(lambda: engine[INDEX].get(before["id"]) is None, what="the deleted one to go")
+    async with Publisher(settings) as pub:
+        event = await pub.event("location.created", name="After the cut")
+        await receiver.wait_for(1)
+    await wait_status(conn, missed["id"], "succeeded")
+    assert receiver.ids() == [event["id"]]
 
 
 async def test_events_during_a_database_outage_are_fanned_out_afterwards(
@@ -321,8 +280,7 @@ async def test_events_during_a_database_outage_are_fanned_out_afterwards(
     admin = await asyncpg.connect(BASE_DSN)
     conn = await connect(settings)
     try:
-        sub = await insert_subscription(conn, receiver.url, ["location.created"])
-        await wait_indexed(server.app, sub)
+        await indexed_subscription(server.app, conn, receiver.url, ["location.created"])
         await conn.close()
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)

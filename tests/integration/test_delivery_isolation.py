@@ -3,16 +3,15 @@ taking the worker's slots (here only 8), so a healthy receiver is served while i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import dataclasses
 
+import asyncpg
 import pytest
 from aiohttp import web
 
-from services.webhook_delivery.app import create_app
 from shared.config import Settings
-from tests.conftest import make_settings
-from tests.delivery_support import Publisher, connect, insert_subscription, wait_indexed, wait_status
+from tests.delivery_support import insert_subscription, wait_indexed, wait_status
+from tests.factories import published
 from tests.receiver import Answer, start_receiver
 
 pytestmark = pytest.mark.timeout(90)
@@ -20,41 +19,28 @@ EVENTS = 12
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(
+        delivery_settings,
         webhook_retry_schedule=("30",),
-        webhook_sweep_seconds=0.2,
         # Longer than the test: a hanging attempt holds its slot throughout, so whatever the
         # healthy receiver got, it got without waiting for one of them to end.
         webhook_timeout=300,
         webhook_concurrency=8,  # fewer slots than the hanging receiver's deliveries
         webhook_max_in_flight=2,
-        webhook_breaker_failures=1000,
     )
 
 
-@pytest.fixture
-async def engine(aiohttp_server: Any, settings: Settings) -> AsyncIterator[web.Application]:
-    server = await aiohttp_server(create_app(settings))
-    yield server.app
-
-
 async def test_hanging_receiver_does_not_delay_a_healthy_one(
-    engine: web.Application, settings: Settings
+    engine: web.Application, settings: Settings, conn: asyncpg.Connection
 ) -> None:
     healthy = await start_receiver()
     hanging = await start_receiver(default=Answer(200, delay=600))
-    conn = await connect(settings)
     try:
         ok_sub = await insert_subscription(conn, healthy.url, ["location.created"])
         stuck_sub = await insert_subscription(conn, hanging.url, ["location.created"])
         await wait_indexed(engine, ok_sub, stuck_sub)
-        async with Publisher(settings) as pub:
-            sent = [(await pub.event("location.created", name=f"L{i}"))["id"] for i in range(EVENTS)]
+        sent = [e["id"] for e in await published(settings, "location.created", EVENTS)]
         await healthy.wait_for(EVENTS)
         await hanging.wait_for(settings.webhook_max_in_flight)
         # All of the healthy one's while the first two hanging attempts still hang: the other
@@ -64,6 +50,5 @@ async def test_hanging_receiver_does_not_delay_a_healthy_one(
         assert sorted(healthy.ids()) == sorted(sent)
         await wait_status(conn, ok_sub["id"], "succeeded", EVENTS)
     finally:
-        await conn.close()
         await healthy.stop()
         await hanging.stop()

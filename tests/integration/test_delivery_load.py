@@ -5,16 +5,14 @@ is `make bench`'s business (its worker figure), not this test's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+import dataclasses
 
+import asyncpg
 import pytest
 from aiohttp import web
 
-from services.webhook_delivery.app import create_app
 from shared.config import Settings
-from tests.conftest import make_settings
-from tests.delivery_support import Publisher, connect, insert_subscription, wait_indexed, wait_status
+from tests.delivery_support import Publisher, insert_subscription, wait_indexed, wait_status
 from tests.receiver import start_receiver
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
@@ -23,29 +21,16 @@ SUBSCRIPTIONS = 3
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
-        webhook_sweep_seconds=1.0,
-        webhook_max_in_flight=32,
-        db_pool_size=10,
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(
+        delivery_settings, webhook_sweep_seconds=1.0, webhook_max_in_flight=32, db_pool_size=10
     )
 
 
-@pytest.fixture
-async def engine(aiohttp_server: Any, settings: Settings) -> AsyncIterator[web.Application]:
-    server = await aiohttp_server(create_app(settings))
-    yield server.app
-
-
 async def test_a_burst_of_events_reaches_every_subscription_once(
-    engine: web.Application, settings: Settings
+    engine: web.Application, settings: Settings, conn: asyncpg.Connection
 ) -> None:
     receivers = [await start_receiver() for _ in range(SUBSCRIPTIONS)]
-    conn = await connect(settings)
     try:
         subs = [await insert_subscription(conn, r.url, ["location.created"]) for r in receivers]
         await wait_indexed(engine, *subs)
@@ -64,6 +49,5 @@ async def test_a_burst_of_events_reaches_every_subscription_once(
         for receiver in receivers:
             assert sorted(set(receiver.ids())) == sorted(sent)
     finally:
-        await conn.close()
         for receiver in receivers:
             await receiver.stop()

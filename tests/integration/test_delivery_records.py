@@ -5,7 +5,6 @@ must not turn a delivery that moved on back to pending, nor count an attempt twi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -19,17 +18,14 @@ from services.webhook_delivery.store.delivery_repo import (
     DeliveryRepo,
     Outcome,
 )
-from shared.config import Settings
-from tests.delivery_support import attempts_of, connect, insert_subscription, wait_until
+from tests.delivery_support import attempts_of, insert_subscription, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(settings)
-    yield connection
-    await connection.close()
+def repo(conn: asyncpg.Connection) -> DeliveryRepo:
+    return DeliveryRepo(conn)
 
 
 def _outcome(code: int | None) -> Outcome:
@@ -74,9 +70,8 @@ async def _state(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> tuple[str,
 
 
 async def test_a_delayed_failure_does_not_reopen_a_delivery_another_worker_sent(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection, repo: DeliveryRepo
 ) -> None:
-    repo = DeliveryRepo(conn)
     # The first worker's attempt failed, but recording it waits out an outage; meanwhile its
     # lease ran out, a second worker claimed the delivery, sent it, and recorded the success.
     first, second = await _two_leases(conn)
@@ -91,9 +86,8 @@ async def test_a_delayed_failure_does_not_reopen_a_delivery_another_worker_sent(
 
 
 async def test_a_delayed_write_does_not_record_over_the_lease_another_worker_holds(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection, repo: DeliveryRepo
 ) -> None:
-    repo = DeliveryRepo(conn)
     first, second = await _two_leases(conn)
     # The first worker's late success and late failure both find another worker's lease.
     assert await repo.record_successes([(first, _outcome(200))]) == 0
@@ -116,8 +110,9 @@ async def test_a_delayed_write_does_not_record_over_the_lease_another_worker_hol
     assert await _state(conn, first.id) == (FAILED, 2, 2)
 
 
-async def test_a_renewed_lease_is_still_the_same_workers(conn: asyncpg.Connection) -> None:
-    repo = DeliveryRepo(conn)
+async def test_a_renewed_lease_is_still_the_same_workers(
+    conn: asyncpg.Connection, repo: DeliveryRepo
+) -> None:
     first, held = await _two_leases(conn)
     renewed = await repo.extend_lease(held, 60.0)
     assert renewed is not None and renewed.lease_until > held.lease_until

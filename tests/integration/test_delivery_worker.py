@@ -21,11 +21,10 @@ from services.webhook_delivery.engine.sender import USER_AGENT
 from services.webhook_delivery.engine.wiring import WORKER
 from shared.config import Settings
 from shared.webhooks import WebhookVerificationError, new_secret, verify
-from tests.conftest import close_broker_connections, make_settings
+from tests.conftest import close_broker_connections
 from tests.delivery_support import (
     Publisher,
     attempts_of,
-    connect,
     deliveries_of,
     insert_subscription,
     make_due,
@@ -36,6 +35,7 @@ from tests.delivery_support import (
     wait_status,
     wait_until,
 )
+from tests.factories import indexed_subscription, published
 from tests.receiver import Answer, Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,18 +49,13 @@ METRICS = (
 
 
 @pytest.fixture
-def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
-    return make_settings(
-        database_url,
-        amqp_prefix,
-        signing_pem,
-        webhook_allow_private=True,
+def settings(delivery_settings: Settings) -> Settings:
+    return dataclasses.replace(
+        delivery_settings,
         webhook_retry_schedule=("0.2", "0.4"),
-        webhook_retry_jitter=0.0,
         webhook_sweep_seconds=0.1,
         webhook_timeout=1.0,
         webhook_connect_timeout=1.0,
-        webhook_breaker_failures=1000,
     )
 
 
@@ -73,13 +68,6 @@ async def start(aiohttp_server: Any, settings: Settings) -> Start:
         return server.app
 
     return go
-
-
-@pytest.fixture
-async def conn(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(settings)
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture
@@ -174,8 +162,7 @@ async def test_failing_twice_then_ok_takes_three_attempts(
 ) -> None:
     app = await start(webhook_retry_schedule=("30", "60"))
     receiver = await receivers(Answer(500, body=b"boom"), Answer(502))
-    sub = await insert_subscription(conn, receiver.url, ["event.approved"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["event.approved"])
     async with Publisher(settings) as pub:
         event = await pub.event("event.approved", title="T", status="approved", ownerId=str(uuid.uuid4()))
     # The schedule as PostgreSQL holds it: 30 s after the first failure, 60 s after the second.
@@ -199,8 +186,7 @@ async def test_always_failing_ends_failed_after_the_schedule(
 ) -> None:
     app = await start()
     receiver = await receivers(default=Answer(500, body=b"x" * 5000))
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="Never")
     [delivery] = await wait_status(conn, sub["id"], "failed")
@@ -219,8 +205,7 @@ async def test_gone_disables_the_subscription_and_later_events_are_skipped(
 ) -> None:
     app = await start()
     receiver = await receivers(Answer(410))
-    sub = await insert_subscription(conn, receiver.url, ["location.*"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.*"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="A")
         [delivery] = await wait_status(conn, sub["id"], "failed")
@@ -243,8 +228,7 @@ async def test_retry_after_is_honoured_within_bounds(
     receiver = await receivers(
         Answer(429, headers={"Retry-After": "20"}), Answer(503, headers={"Retry-After": "3600"})
     )
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="Busy")
     # Asked for 20 s (instead of the schedule's 0.2 s), then for an hour (capped at 30 s
@@ -291,8 +275,7 @@ async def test_breaker_holds_a_failing_subscription_without_spending_attempts(
     now = [1000.0]
     breakers.clock = lambda: now[0]  # the circuit's time moves when the test says so
     receiver = await receivers(Answer(500), Answer(500), Answer(500))
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="Flaky")
     # One failure: retried on the schedule. Two open the circuit: the retry is held (no
@@ -311,16 +294,22 @@ async def test_breaker_holds_a_failing_subscription_without_spending_attempts(
     assert delivery["attempts"] == 4  # held time spent no attempt
 
 
+async def _slowly_served(
+    start: Start, receivers: Any, conn: asyncpg.Connection, in_flight: int, delay: float
+) -> tuple[web.Application, Receiver, dict[str, Any]]:
+    """The service with a cap of `in_flight` attempts per subscription, a receiver that takes
+    `delay` s to answer 200, and a subscription of it to location.created."""
+    app = await start(webhook_max_in_flight=in_flight, webhook_timeout=5.0)
+    slow = await receivers(default=Answer(200, delay=delay))
+    sub = await indexed_subscription(app, conn, slow.url, ["location.created"])
+    return app, slow, sub
+
+
 async def test_per_subscription_cap_on_attempts_in_flight(
     start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
 ) -> None:
-    app = await start(webhook_max_in_flight=2, webhook_timeout=5.0)
-    slow = await receivers(default=Answer(200, delay=0.3))
-    sub = await insert_subscription(conn, slow.url, ["location.created"])
-    await wait_indexed(app, sub)
-    async with Publisher(settings) as pub:
-        for i in range(8):
-            await pub.event("location.created", name=f"L{i}")
+    _, slow, sub = await _slowly_served(start, receivers, conn, 2, 0.3)
+    await published(settings, "location.created", 8)
     await slow.wait_for(8)
     await wait_status(conn, sub["id"], "succeeded", 8)
     assert slow.max_in_flight == 2
@@ -332,8 +321,7 @@ async def test_failing_for_too_long_disables_the_subscription(
 ) -> None:
     app = await start(webhook_disable_after=1, webhook_retry_schedule=("0.3",) * 10)
     receiver = await receivers(default=Answer(500))
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="Doomed")
 
@@ -382,8 +370,7 @@ async def test_stopping_hands_back_an_attempt_in_flight(
     hanging = await receivers(default=Answer(200, delay=20))
     changed = dataclasses.replace(settings, webhook_timeout=10.0, shutdown_timeout=0.5)
     server = await aiohttp_server(create_app(changed))
-    sub = await insert_subscription(conn, hanging.url, ["location.created"])
-    await wait_indexed(server.app, sub)
+    sub = await indexed_subscription(server.app, conn, hanging.url, ["location.created"])
     async with Publisher(settings) as pub:
         await pub.event("location.created", name="Interrupted")
     await hanging.wait_for(1)
@@ -412,9 +399,7 @@ async def test_stopping_hands_back_first_attempts_waiting_for_their_turn(
     sub = await insert_subscription(conn, hanging.url, ["location.created"])
     witness = await insert_subscription(conn, healthy.url, ["location.created"])
     await wait_indexed(server.app, sub, witness)
-    async with Publisher(settings) as pub:
-        for i in range(3):
-            await pub.event("location.created", name=f"Queued {i}")
+    await published(settings, "location.created", 3, "Queued ")
     await hanging.wait_for(1)
     await wait_until(lambda: _count(conn, sub["id"], 3), what="three deliveries")
     # The same events' deliveries to another subscription were sent as they were fanned out:
@@ -435,13 +420,8 @@ async def test_stopping_hands_back_first_attempts_waiting_for_their_turn(
 async def test_first_attempts_waiting_here_are_skipped_once_the_subscription_is_disabled(
     start: Start, conn: asyncpg.Connection, settings: Settings, receivers: Any
 ) -> None:
-    app = await start(webhook_max_in_flight=1, webhook_timeout=5.0)
-    slow = await receivers(default=Answer(200, delay=0.5))
-    sub = await insert_subscription(conn, slow.url, ["location.created"])
-    await wait_indexed(app, sub)
-    async with Publisher(settings) as pub:
-        for i in range(3):
-            await pub.event("location.created", name=f"Waiting {i}")
+    app, slow, sub = await _slowly_served(start, receivers, conn, 1, 0.5)
+    await published(settings, "location.created", 3, "Waiting ")
     await slow.wait_for(1)
     await conn.execute("UPDATE subscriptions SET active = false WHERE id = $1", sub["id"])
     await wait_indexed(app, sub, active=False)
@@ -460,8 +440,7 @@ async def test_broker_connection_cut_mid_stream_loses_nothing(
 ) -> None:
     app = await start()
     receiver = await receivers(default=Answer(200, delay=0.05))
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     async with Publisher(settings) as pub:
         ids = [(await pub.event("location.created", name=f"Before {i}"))["id"] for i in range(10)]
         # Cut from the broker's side while lane messages are out: acks of attempts in flight
@@ -477,8 +456,7 @@ async def test_sweeper_sends_what_no_message_carries_and_respects_live_leases(
 ) -> None:
     app = await start()
     receiver = await receivers()
-    sub = await insert_subscription(conn, receiver.url, ["location.created"])
-    await wait_indexed(app, sub)
+    sub = await indexed_subscription(app, conn, receiver.url, ["location.created"])
     lost = await stranded(conn, sub["id"])
     expired = await stranded(conn, sub["id"], -1.0)
     held = await stranded(conn, sub["id"], 3600.0)

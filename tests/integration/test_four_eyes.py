@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Suite
-from tests.integration.test_resources import new_event
+from tests.factories import new_event
 from tests.integration.test_workflow import move
 
 

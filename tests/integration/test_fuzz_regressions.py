@@ -10,7 +10,7 @@ import orjson
 
 from shared.events import format_time
 from tests.conftest import Suite
-from tests.integration.test_resources import EVENT, create
+from tests.factories import EVENT, create
 
 
 def test_times_before_the_year_1000_keep_four_digits() -> None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import orjson
-import pytest
 
 from services.resource.types import TYPES, ResourceType, Transition
 from shared.config import Settings
 from tests.conftest import Suite, start_suite
-from tests.receiver import Receiver, start_receiver
+from tests.receiver import Receiver
 
 BODY_METHODS = ("post", "put", "patch")
 RESOURCE_TYPES = {rtype.name: rtype for rtype in TYPES}
@@ -139,13 +137,6 @@ class Newcomer:
 
     def actor(self, step: Transition) -> str:
         return self.approver if step.who == "reviewer" else self.admin
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = await start_receiver()
-    yield started
-    await started.stop()
 
 
 async def test_every_request_example_succeeds_as_it_stands(

@@ -14,7 +14,7 @@ import pytest
 
 from shared.config import Settings
 from tests.conftest import Suite, make_settings
-from tests.integration.test_resources import EVENT, create, new_event
+from tests.factories import EVENT, create, new_event, new_subscription
 
 # Their UTC values fall before year 1 / after year 9999, though each reads as a valid time.
 EARLY = "0001-01-01T00:00:00+14:00"
@@ -114,13 +114,6 @@ async def test_resource_cursors_out_of_range_are_a_400(suite: Suite, sort: str, 
     _problem(resp, problem, 400, "cursor")
 
 
-async def _subscription(suite: Suite, token: str) -> str:
-    body = {"url": "http://127.0.0.1:9/hook/range", "topics": ["event.*"]}
-    resp, sub = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
-    assert resp.status == 201, sub
-    return str(sub["id"])
-
-
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -133,7 +126,7 @@ async def _subscription(suite: Suite, token: str) -> str:
 )
 async def test_recover_times_out_of_range_are_a_422(suite: Suite, body: dict[str, str], field: str) -> None:
     _, _, token = await suite.new_user()
-    sub_id = await _subscription(suite, token)
+    sub_id = (await new_subscription(suite, token))["id"]
     resp, problem = await suite.request("POST", f"/v2/subscription/{sub_id}/recover", token=token, json=body)
     _problem(resp, problem, 422, field)
     assert [e["field"] for e in problem["errors"]] == [field]
@@ -150,7 +143,7 @@ async def test_recover_times_out_of_range_are_a_422(suite: Suite, body: dict[str
 )
 async def test_webhook_cursors_out_of_range_are_a_400(suite: Suite, values: list[Any]) -> None:
     _, _, token = await suite.new_user()
-    sub_id = await _subscription(suite, token)
+    sub_id = (await new_subscription(suite, token))["id"]
     cursor = _cursor(values)
     for path in ("/v2/subscription/list", f"/v2/subscription/{sub_id}/deliveries"):
         resp, problem = await suite.request("GET", f"{path}?cursor={cursor}", token=token)

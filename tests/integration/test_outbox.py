@@ -5,6 +5,7 @@ event under the same id."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,33 +15,22 @@ import asyncpg
 import orjson
 import pytest
 
-from services.resource.app import MIGRATIONS, SCHEMA
-from shared.amqp import Broker
-from shared.db import Database, ensure_database
+from services.resource.app import SCHEMA
+from shared.db import Database
 from shared.events import make_event
-from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay, enqueue, notify_channel
-from tests.conftest import AMQP_URL
 
 
-@pytest.fixture
-async def outbox(
-    fresh_database_url: str,
-) -> AsyncIterator[tuple[Database, Broker, str, aio_pika.abc.AbstractQueue]]:
-    await ensure_database(fresh_database_url)
-    await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
-    db = await Database.connect(fresh_database_url, SCHEMA, 4)
-    broker = Broker(AMQP_URL, prefix=f"herald.test.{uuid.uuid4().hex[:8]}")
-    await broker.connect()
-    exchange = f"{broker.prefix}.domain"
-    channel = await broker.channel()
-    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue("", exclusive=True)
-    await queue.bind(ex, "#")
-    yield db, broker, exchange, queue
-    await channel.exchange_delete(exchange)
-    await broker.close()
-    await db.close()
+@contextlib.asynccontextmanager
+async def _running(relay: OutboxRelay) -> AsyncIterator[None]:
+    """The relay running in a task until the block ends, then stopped and closed."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.close()
 
 
 async def _received(
@@ -133,25 +123,19 @@ async def test_a_crash_between_confirm_and_mark_republishes_with_the_same_id(out
 async def test_the_running_relay_is_woken_by_notify(outbox) -> None:  # type: ignore[no-untyped-def]
     db, broker, exchange, queue = outbox
     relay = _Passes(db, broker, exchange, poll_seconds=NEVER)
-    task = asyncio.create_task(relay.run())
-    try:
+    async with _running(relay):
         await relay.passed()  # idle, waiting on LISTEN with a poll that never comes
         event = make_event("location.deleted", {"n": 3})
         async with db.transaction() as conn:
             await enqueue(conn, SCHEMA, event)
         (message,) = await _received(queue, 1)
         assert message.message_id == event["id"]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await relay.close()
 
 
 async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> None:  # type: ignore[no-untyped-def]
     db, broker, exchange, queue = outbox
     relay = _Passes(db, broker, exchange, poll_seconds=0.2)
-    task = asyncio.create_task(relay.run())
-    try:
+    async with _running(relay):
         await relay.passed()  # listening, its pool in use
         async with db.connection() as conn:
             await conn.execute(
@@ -169,10 +153,6 @@ async def test_the_relay_survives_its_database_connections_being_cut(outbox) -> 
                     await asyncio.sleep(0.1)
         (message,) = await _received(queue, 1)
         assert message.message_id == event["id"]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await relay.close()
 
 
 async def test_several_relays_keep_each_resources_events_in_order(outbox) -> None:  # type: ignore[no-untyped-def]
@@ -218,8 +198,7 @@ async def test_a_write_of_the_relays_process_wakes_it_without_notify(outbox) -> 
     db, broker, exchange, queue = outbox
     relay = _Passes(db, broker, exchange, poll_seconds=NEVER)
     assert not relay.running
-    task = asyncio.create_task(relay.run())
-    try:
+    async with _running(relay):
         await relay.passed()
         assert relay.running
         event = make_event("location.created", {"n": 1})
@@ -227,10 +206,6 @@ async def test_a_write_of_the_relays_process_wakes_it_without_notify(outbox) -> 
         relay.wake()
         (message,) = await _received(queue, 1)  # woken: the poll never comes
         assert message.message_id == event["id"]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await relay.close()
     assert not relay.running
 
 

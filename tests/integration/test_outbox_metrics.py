@@ -5,39 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
-import pytest
 from prometheus_client import REGISTRY
 
-from services.resource.app import MIGRATIONS, SCHEMA
+from services.resource.app import SCHEMA
 from shared.amqp import Broker
-from shared.db import Database, ensure_database
+from shared.db import Database
 from shared.events import make_event
-from shared.migrations import apply_migrations
 from shared.outbox import OutboxRelay, enqueue
 from tests.conftest import AMQP_URL
 
 Outbox = tuple[Database, Broker, str, aio_pika.abc.AbstractQueue]
-
-
-@pytest.fixture
-async def outbox(fresh_database_url: str) -> AsyncIterator[Outbox]:
-    await ensure_database(fresh_database_url)
-    await apply_migrations(fresh_database_url, SCHEMA, MIGRATIONS)
-    db = await Database.connect(fresh_database_url, SCHEMA, 4)
-    broker = Broker(AMQP_URL, prefix=f"herald.test.{uuid.uuid4().hex[:8]}")
-    await broker.connect()
-    exchange = f"{broker.prefix}.domain"
-    channel = await broker.channel()
-    ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue("", exclusive=True)
-    await queue.bind(ex, "#")
-    yield db, broker, exchange, queue
-    await channel.exchange_delete(exchange)
-    await broker.close()
-    await db.close()
 
 
 def _sample(name: str, **labels: str) -> float:

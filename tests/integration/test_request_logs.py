@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 
 from shared.authn import public
 from shared.config import Settings
-from shared.http import json_response, read_json
 from shared.service import base_app
+from shared.web.json_io import json_response, read_json
 
 SERVICE, PATH = "request-log-probe", "/v2/echo"
 

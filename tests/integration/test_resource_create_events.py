@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from tests.conftest import Suite
+from tests.factories import EVENT, create, new_location
 from tests.integration.test_resource_events import collect, domain_queue, events_of
-from tests.integration.test_resources import EVENT, create, new_location
 
 __all__ = ["domain_queue"]  # the fixture, used by name
 

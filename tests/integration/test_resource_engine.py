@@ -13,26 +13,33 @@ from services.resource.openapi import fragment
 from services.resource.types import TYPES, ResourceType
 from shared.catalog import EVENT, LOCATION
 from shared.config import Settings
-from shared.http import encode_cursor
+from shared.web.paging import encode_cursor
 from tests.conftest import Suite, start_suite
+
+
+def _declared(title: str, fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A resource type's schema: its own `fields` between the id and those the service keeps."""
+    kept = {
+        "ownerId": {"type": "string", "format": "uuid", "readOnly": True},
+        "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
+        "updatedAt": {"type": "string", "format": "date-time", "readOnly": True},
+        "version": {"type": "integer", "readOnly": True},
+    }
+    properties = {"id": {"type": "string", "format": "uuid", "readOnly": True}, **fields, **kept}
+    return {"title": title, "type": "object", "properties": properties, "required": required}
+
 
 BOOK = ResourceType(
     name="book",
-    schema={
-        "title": "Book",
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "format": "uuid", "readOnly": True},
+    schema=_declared(
+        "Book",
+        {
             "title": {"type": "string", "minLength": 1, "maxLength": 100},
             "pages": {"type": ["integer", "null"], "minimum": 1},
             "publishedAt": {"type": "string", "format": "date-time"},
-            "ownerId": {"type": "string", "format": "uuid", "readOnly": True},
-            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
-            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True},
-            "version": {"type": "integer", "readOnly": True},
         },
-        "required": ["title", "publishedAt"],
-    },
+        ["title", "publishedAt"],
+    ),
     filters=("title", "pages", "publishedAt"),
     sorts=("title", "publishedAt", "createdAt"),
     default_sort="title",
@@ -108,20 +115,11 @@ def test_a_declaration_that_cannot_work_fails_at_once() -> None:
 
 RANKED = ResourceType(
     name="ranked",
-    schema={
-        "title": "Ranked",
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "format": "uuid", "readOnly": True},
-            "label": {"type": "string", "minLength": 1, "maxLength": 100},
-            "rank": {"type": "integer"},
-            "ownerId": {"type": "string", "format": "uuid", "readOnly": True},
-            "createdAt": {"type": "string", "format": "date-time", "readOnly": True},
-            "updatedAt": {"type": "string", "format": "date-time", "readOnly": True},
-            "version": {"type": "integer", "readOnly": True},
-        },
-        "required": ["label", "rank"],
-    },
+    schema=_declared(
+        "Ranked",
+        {"label": {"type": "string", "minLength": 1, "maxLength": 100}, "rank": {"type": "integer"}},
+        ["label", "rank"],
+    ),
     filters=("label", "rank"),
     sorts=("rank", "label", "createdAt"),
     default_sort="rank",
@@ -132,7 +130,7 @@ RANKED = ResourceType(
 async def ranked_suite(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Suite]:
     started = await start_suite(aiohttp_server, settings, resource_types=(*TYPES, RANKED))
     yield started
-    await started.session.close()
+    await started.close()
 
 
 async def _pages(suite: Suite, token: str, path: str, most: int = 20) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.conftest import AMQP_URL, Suite, close_broker_connections
-from tests.integration.test_resources import EVENT, create, new_event
+from tests.factories import EVENT, create, new_event
 from tests.integration.test_workflow import move
 
 

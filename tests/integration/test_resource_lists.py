@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from tests.conftest import Suite
-from tests.integration.test_resources import EVENT, create
+from tests.factories import EVENT, create
 
 
 async def seed(suite: Suite, token: str, count: int) -> tuple[str, list[dict[str, Any]]]:

@@ -20,8 +20,8 @@ from services.resource.types import EVENT_TYPE, LOCATION_TYPE
 from shared.db import ensure_database
 from shared.migrations import apply_migrations
 from tests.conftest import Suite
+from tests.factories import EVENT, create
 from tests.integration.test_resource_events import collect, domain_queue, events_of
-from tests.integration.test_resources import EVENT, create
 
 __all__ = ["domain_queue"]  # the fixture, used by name
 
@@ -41,6 +41,27 @@ async def _everywhere(suite: Suite, token: str, answered: dict[str, Any], tag: s
         raw = await resp.text()
     assert orjson.loads(raw) == [{"title": answered["title"], "id": answered["id"]}]
     assert raw.count('"title"') == 1  # named twice, shown once
+
+
+def _stored(
+    type_: str,
+    status: str | None,
+    version: int,
+    created_at: datetime,
+    updated_at: datetime,
+    doc: dict[str, Any],
+) -> dict[str, Any]:
+    """A row of the resources table, of a new id and owner."""
+    return {
+        "id": uuid.uuid4(),
+        "type": type_,
+        "owner_id": uuid.uuid4(),
+        "status": status,
+        "version": version,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "doc": doc,
+    }
 
 
 async def test_every_write_answers_what_get_lists_and_the_event_show(suite: Suite, domain_queue: Any) -> None:
@@ -98,29 +119,25 @@ async def test_migration_0003_renders_existing_rows_as_the_service_does(
     conn = await asyncpg.connect(fresh_database_url, server_settings={"search_path": SCHEMA})
     try:
         rows = [
-            {  # sub-millisecond times, a time before year 1000, absent optional fields
-                "id": uuid.uuid4(),
-                "type": "event",
-                "owner_id": uuid.uuid4(),
-                "status": "approved",
-                "version": 3,
-                "created_at": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-                "updated_at": datetime(987, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
-                "doc": {
+            _stored(  # sub-millisecond times, a time before year 1000, absent optional fields
+                "event",
+                "approved",
+                3,
+                datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                datetime(987, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+                {
                     "title": 'É "x"',
                     "startsAt": "2027-01-01T00:00:00.000Z",
                     "endsAt": "2027-01-01T01:00:00.000Z",
                 },
-            },
-            {
-                "id": uuid.uuid4(),
-                "type": "event",
-                "owner_id": uuid.uuid4(),
-                "status": "draft",
-                "version": 1,
-                "created_at": datetime(2027, 5, 1, 10, 0, 0, 1000, tzinfo=UTC),
-                "updated_at": datetime(2027, 5, 1, 10, 0, 0, 1000, tzinfo=UTC),
-                "doc": {
+            ),
+            _stored(
+                "event",
+                "draft",
+                1,
+                datetime(2027, 5, 1, 10, 0, 0, 1000, tzinfo=UTC),
+                datetime(2027, 5, 1, 10, 0, 0, 1000, tzinfo=UTC),
+                {
                     "title": "Full",
                     "description": "d",
                     "startsAt": "2027-05-01T10:00:00.000Z",
@@ -129,17 +146,15 @@ async def test_migration_0003_renders_existing_rows_as_the_service_does(
                     "capacity": 12,
                     "tags": ["a", "b"],
                 },
-            },
-            {
-                "id": uuid.uuid4(),
-                "type": "location",
-                "owner_id": uuid.uuid4(),
-                "status": None,
-                "version": 2,
-                "created_at": datetime(2025, 1, 1, tzinfo=UTC),
-                "updated_at": datetime(2025, 2, 1, 0, 0, 0, 500, tzinfo=UTC),
-                "doc": {"name": "Hall", "timezone": "Europe/Paris"},
-            },
+            ),
+            _stored(
+                "location",
+                None,
+                2,
+                datetime(2025, 1, 1, tzinfo=UTC),
+                datetime(2025, 2, 1, 0, 0, 0, 500, tzinfo=UTC),
+                {"name": "Hall", "timezone": "Europe/Paris"},
+            ),
         ]
         for row in rows:
             await conn.execute(

@@ -5,36 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 from tests.conftest import Suite
-
-EVENT = {
-    "title": "Launch party",
-    "description": "Cake and speeches",
-    "startsAt": "2027-03-01T18:00:00Z",
-    "endsAt": "2027-03-01T21:00:00+00:00",
-    "capacity": 80,
-    "tags": ["party", "launch"],
-}
-
-
-async def create(suite: Suite, token: str, type_: str, body: Any, **headers: str) -> tuple[Any, Any]:
-    return await suite.request("POST", f"/v2/{type_}/list", token=token, json=body, headers=headers)
-
-
-async def new_location(suite: Suite, token: str, **fields: Any) -> dict[str, Any]:
-    resp, body = await create(
-        suite, token, "location", {"name": "Main hall", "timezone": "Europe/Paris", **fields}
-    )
-    assert resp.status == 201, body
-    return body
-
-
-async def new_event(suite: Suite, token: str, **fields: Any) -> dict[str, Any]:
-    resp, body = await create(suite, token, "event", {**EVENT, **fields})
-    assert resp.status == 201, body
-    return body
+from tests.factories import EVENT, MERGE, create, new_event, new_location
 
 
 async def test_create_returns_the_resource_with_location_and_etag(suite: Suite) -> None:
@@ -83,20 +56,12 @@ async def test_put_replaces_and_patch_merges(suite: Suite) -> None:
     assert resp.status == 200 and again["title"] == "Round trip"
     # PATCH: merge patch; null clears, the rest stays.
     resp, body = await suite.request(
-        "PATCH",
-        path,
-        token=token,
-        data=b'{"capacity": 5, "description": "d", "title": null}',
-        headers={"Content-Type": "application/merge-patch+json"},
+        "PATCH", path, token=token, data=b'{"capacity": 5, "description": "d", "title": null}', headers=MERGE
     )
     assert resp.status == 422, body  # title is required: clearing it breaks the schema
     assert body["errors"] == [{"field": "title", "message": "is required"}]
     resp, body = await suite.request(
-        "PATCH",
-        path,
-        token=token,
-        data=b'{"capacity": 5, "description": null}',
-        headers={"Content-Type": "application/merge-patch+json"},
+        "PATCH", path, token=token, data=b'{"capacity": 5, "description": null}', headers=MERGE
     )
     assert resp.status == 200, body
     assert body["capacity"] == 5 and body["description"] is None and body["title"] == "Round trip"

@@ -19,6 +19,7 @@ from services.webhook_delivery.app import create_app as webhook_app
 from shared.catalog import TOPICS, envelope_schema
 from shared.config import Settings
 from tests.conftest import Suite, start_suite
+from tests.factories import new_subscription
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 PUBLIC_IP = "93.184.215.14"
@@ -29,10 +30,8 @@ def _url(path: str = "") -> str:
 
 
 async def _create(suite: Suite, token: str, **fields: Any) -> dict[str, Any]:
-    body = {"url": _url(), "topics": ["event.*"], **fields}
-    resp, sub = await suite.request("POST", "/v2/subscription/list", token=token, json=body)
-    assert resp.status == 201, sub
-    return dict(sub)
+    """new_subscription's, to a public address (these suites refuse private ones)."""
+    return await new_subscription(suite, token, **{"url": _url(), **fields})
 
 
 async def _row(suite: Suite, sub_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 
 from shared.config import Settings
 from tests.conftest import Suite, make_settings
+from tests.factories import new_subscription
 
 SECRET = "Bearer sk-live-never-echo-7f3a9c"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -26,14 +27,6 @@ def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
 
 def _too_many_headers() -> dict[str, str]:
     return {"Authorization": SECRET, **{f"X-H{i}": f"{SECRET}-{i}" for i in range(20)}}
-
-
-async def _subscription(suite: Suite, token: str) -> dict[str, Any]:
-    resp, sub = await suite.request(
-        "POST", "/v2/subscription/list", token=token, json={"url": URL, "topics": ["event.*"]}
-    )
-    assert resp.status == 201, sub
-    return dict(sub)
 
 
 def _assert_no_echo(resp: Any, problem: Any, field: str) -> None:
@@ -59,7 +52,7 @@ async def test_a_422_on_headers_never_shows_their_values(
         "POST", "/v2/subscription/list", token=token, json={"url": URL, "topics": ["*"], "headers": headers}
     )
     _assert_no_echo(resp, problem, field)
-    sub = await _subscription(suite, token)
+    sub = await new_subscription(suite, token, url=URL)
     path = f"/v2/subscription/{sub['id']}"
     replace = {"url": sub["url"], "topics": sub["topics"], "description": "", "active": True}
     resp, problem = await suite.request("PUT", path, token=token, json={**replace, "headers": headers})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Suite
-from tests.integration.test_resources import new_event
+from tests.factories import new_event
 
 
 async def move(suite: Suite, token: str, event: dict[str, Any], step: str, **body: Any) -> tuple[Any, Any]:

@@ -6,8 +6,10 @@ import uuid
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from shared.http import client_address, decode_cursor, encode_cursor, make_request_id
 from shared.problems import Problem
+from shared.web.client import client_address
+from shared.web.middleware import make_request_id
+from shared.web.paging import decode_cursor, encode_cursor
 
 TRUSTED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8"))
 
@@ -43,7 +45,7 @@ def test_cursors_round_trip_and_garbage_is_a_400() -> None:
 
 
 def test_if_match_compares_strongly_and_if_none_match_weakly() -> None:
-    from shared.http import etag, etag_matches
+    from shared.web.conditional import etag, etag_matches
 
     assert etag(3) == '"3"'
     assert etag_matches('"2", "3"', 3, weak=False)

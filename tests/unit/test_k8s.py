@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from shared.config import Settings, SettingsError
+from tests.edge import assert_nginx_accepts
 
 pytestmark = pytest.mark.unit
 
@@ -338,7 +339,7 @@ def test_the_documented_overlay_builds_and_patches_the_settings(tmp_path: Path) 
 def test_the_edge_renders_its_configuration_from_the_settings_and_nginx_accepts_it(tmp_path: Path) -> None:
     """The init container renders into the volume nginx reads; the result passes `nginx -t`
     (the Service host names replaced by 127.0.0.1: they resolve only in the cluster)."""
-    from shared.edge import nginx_binary, render
+    from shared.edge import render
 
     pod = _pod_spec(_of_kind("Deployment")["edge"])
     (render_step,) = pod["initContainers"]
@@ -353,19 +354,5 @@ def test_the_edge_renders_its_configuration_from_the_settings_and_nginx_accepts_
         dict(_of_kind("ConfigMap")["herald-config"]["data"], HERALD_ENV="development")
     )
     text = render(settings, tmp_path)
-    for host in ("auth", "resource", "webhook-delivery", "docs"):
-        text = text.replace(f"server {host}:", "server 127.0.0.1:")
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(text)
-    try:
-        binary = nginx_binary()
-    except FileNotFoundError as exc:
-        pytest.fail(str(exc))
-    result = subprocess.run(
-        [binary, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    assert_nginx_accepts(text, ("auth", "resource", "webhook-delivery", "docs"), tmp_path)
     assert "set_real_ip_from 10.0.0.0/8;" in text  # the ingress controller's X-Forwarded-For

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-from shared.http import next_link
+from shared.web.paging import next_link
 
 
 def _target(link: str) -> URL:

@@ -110,6 +110,17 @@ def _verifier(auth: Auth, cv_ttl: float = 60, clock: Clock | None = None) -> Tok
     )
 
 
+async def _verified_once(
+    auth: Auth, cv_ttl: float = 60, clock: Clock | None = None
+) -> tuple[TokenVerifier, str]:
+    """A verifier that has verified a token of user u1 (credentials version 1) once; the token."""
+    auth.cv["u1"] = 1
+    verifier = _verifier(auth, cv_ttl, clock)
+    token = auth.token("u1")
+    await verifier.verify(token)
+    return verifier, token
+
+
 async def test_a_hot_token_costs_no_lookups(auth: Auth) -> None:
     auth.cv["u1"] = 1
     verifier = _verifier(auth)
@@ -136,10 +147,7 @@ async def test_a_credentials_changed_event_refuses_old_tokens_at_once(auth: Auth
 
 
 async def test_deleted_users_and_unknown_versions(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth)
     verifier.user_deleted("u1")
     with pytest.raises(InvalidToken, match="no longer exists"):
         await verifier.verify(token)
@@ -150,10 +158,7 @@ async def test_deleted_users_and_unknown_versions(auth: Auth) -> None:
 
 
 async def test_after_a_reconnect_versions_are_asked_again(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth)
     auth.cv["u1"] = 2  # changed while the event channel was down: no event arrived
     verifier.forget_all_versions()
     with pytest.raises(InvalidToken):
@@ -179,10 +184,7 @@ async def test_cached_versions_expire(auth: Auth, clock: Clock) -> None:
 
 
 async def test_the_last_known_version_serves_while_auth_is_down(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth, cv_ttl=0)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth, cv_ttl=0)
     auth.down = True
     assert (await verifier.verify(token)).user_id == "u1"
     auth.cv["u2"] = 1
@@ -230,18 +232,28 @@ async def test_the_token_cache_is_bounded(auth: Auth) -> None:
     assert list(verifier._tokens) == tokens[3:]
 
 
+async def _callers_of_a_failing_lookup(
+    auth: Auth, verifier: TokenVerifier, token: str, failure: Exception, callers: int
+) -> list[Any]:
+    """What `callers` verifications of one token get when the one look-up they share fails
+    with `failure` (the look-up waits at auth's gate until all of them have asked)."""
+    auth.gate = asyncio.Event()
+    auth.failure = failure
+    calls = [asyncio.create_task(verifier.verify(token)) for _ in range(callers)]
+    await asyncio.sleep(0.05)
+    auth.gate.set()
+    return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+
+
 async def test_a_failed_lookup_fails_its_waiters_too_never_hangs(auth: Auth) -> None:
     """Requests for one user share one look-up; if it breaks in any way, all of them get a
     503-kind error at once (before: the waiters hung forever)."""
     auth.cv["u1"] = 1
     verifier = _verifier(auth)
     token = auth.token("u1")
-    auth.gate = asyncio.Event()
-    auth.failure = OSError("connection to PostgreSQL lost")
-    calls = [asyncio.create_task(verifier.verify(token)) for _ in range(5)]
-    await asyncio.sleep(0.05)
-    auth.gate.set()
-    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+    results = await _callers_of_a_failing_lookup(
+        auth, verifier, token, OSError("connection to PostgreSQL lost"), 5
+    )
     assert all(isinstance(r, VerifierUnavailable) for r in results), results
     assert auth.cv_calls == 1
     auth.failure, auth.gate = None, None
@@ -275,10 +287,7 @@ async def test_a_newer_token_is_accepted_before_its_event_arrives(auth: Auth) ->
 
 
 async def test_a_late_event_does_not_bring_a_deleted_user_back(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth)
     verifier.user_deleted("u1")
     verifier.credentials_changed("u1", 1)
     verifier.credentials_changed("u1", 5)
@@ -302,10 +311,7 @@ async def test_a_disabled_user_is_refused_and_comes_back_when_enabled(auth: Auth
 
 
 async def test_tokens_of_a_key_that_left_the_jwks_are_refused(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth)
     auth.key, auth.kid = rsa.generate_private_key(public_exponent=65537, key_size=2048), "k2"
     await verifier.refresh_keys()  # k1 is gone from the JWKS
     with pytest.raises(InvalidToken, match="unknown key"):
@@ -313,10 +319,7 @@ async def test_tokens_of_a_key_that_left_the_jwks_are_refused(auth: Auth) -> Non
 
 
 async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Auth, clock: Clock) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth, cv_ttl=0, clock=clock)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth, cv_ttl=0, clock=clock)
     auth.down = True
     for _ in range(10):
         await verifier.verify(token)
@@ -330,10 +333,7 @@ async def test_while_auth_is_down_it_is_asked_again_only_after_a_pause(auth: Aut
 
 
 async def test_an_event_during_a_failing_lookup_is_not_lost(auth: Auth) -> None:
-    auth.cv["u1"] = 1
-    verifier = _verifier(auth, cv_ttl=0)
-    token = auth.token("u1")
-    await verifier.verify(token)
+    verifier, token = await _verified_once(auth, cv_ttl=0)
     auth.gate = asyncio.Event()
     auth.failure = TimeoutError("auth hangs")
     call = asyncio.create_task(verifier.verify(token))
@@ -350,12 +350,9 @@ async def test_every_caller_of_a_broken_lookup_gets_the_same_503(auth: Auth) -> 
     auth.cv["u1"] = 1
     verifier = _verifier(auth)
     token = auth.token("u1")
-    auth.gate = asyncio.Event()
-    auth.failure = RuntimeError("a database blip at auth")
-    calls = [asyncio.create_task(verifier.verify(token)) for _ in range(3)]
-    await asyncio.sleep(0.05)
-    auth.gate.set()
-    results = await asyncio.gather(*calls, return_exceptions=True)
+    results = await _callers_of_a_failing_lookup(
+        auth, verifier, token, RuntimeError("a database blip at auth"), 3
+    )
     assert [type(r) for r in results] == [VerifierUnavailable] * 3
 
 

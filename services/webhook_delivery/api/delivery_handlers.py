@@ -26,17 +26,11 @@ from services.webhook_delivery.store.delivery_repo import (
 from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event
-from shared.http import (
-    decode_time_cursor,
-    encode_cursor,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
 from shared.problems import Conflict, NotFound, Problem, ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time, validate
+from shared.web.json_io import json_response, read_json
+from shared.web.paging import page, parse_limit, time_cursor
+from shared.web.params import path_uuid, reject_unknown_params
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}
@@ -52,16 +46,9 @@ RECOVER: dict[str, Any] = {
 PING_MESSAGE = "Herald says hello: this subscription's URL receives and verifies webhooks."
 
 
-def _uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
-
-
 async def _own_subscription(request: web.Request) -> tuple[uuid.UUID, bool]:
     """The subscription id and whether it is active, when the caller owns it or is an admin."""
-    sub_id = _uuid(request, "id", "subscription")
+    sub_id = path_uuid(request, "subscription")
     caller = principal(request)
     async with request.app[DATABASE].connection() as conn:
         found = await DeliveryRepo(conn).subscription_owner(sub_id)
@@ -92,20 +79,16 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         raise Problem(400, f"status must be one of {', '.join(STATUSES)}")
     limit = parse_limit(request)
-    after = decode_time_cursor(request.query["cursor"]) if "cursor" in request.query else None
+    after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
         rows = await DeliveryRepo(conn).page(sub_id, status, after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    rows, headers = page(request, rows, limit)
     return json_response([public_delivery(r) for r in rows], headers=headers)
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
     sub_id, active = await _own_subscription(request)
-    delivery_id = _uuid(request, "deliveryId", "delivery")
+    delivery_id = path_uuid(request, "delivery", "deliveryId")
     _require_active(active)
     async with request.app[DATABASE].transaction() as conn:
         repo = DeliveryRepo(conn)

@@ -6,8 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
-from shared.http import JSON_CONTENT_TYPE
-from shared.openapi import header, json_response, path_param, problems, query_param, schema_ref
+from shared.openapi import (
+    CURSOR_PARAM,
+    LIMIT_PARAM,
+    json_body,
+    json_response,
+    paged_list,
+    path_param,
+    problems,
+    query_param,
+    schema_ref,
+)
 
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}
@@ -102,22 +111,14 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                 "listDeliveries",
                 "A subscription's deliveries, newest first, each with its attempts",
                 {
-                    "200": json_response(
-                        "A page of deliveries",
-                        {"type": "array", "items": delivery},
-                        headers={"Link": header('`<...>; rel="next"` when there is a next page.')},
-                    ),
+                    "200": paged_list(delivery, "A page of deliveries"),
                     **_errors(400),
                 },
                 parameters=[
                     SUB_ID,
                     query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
-                    query_param(
-                        "limit",
-                        "Page size.",
-                        {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                    ),
-                    query_param("cursor", "Opaque: from the previous page's Link header."),
+                    LIMIT_PARAM,
+                    CURSOR_PARAM,
                 ],
             )
         },
@@ -143,15 +144,7 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                     **_errors(400, 409, 413, 415, 422),
                 },
                 description=RECOVER_DESCRIPTION,
-                requestBody={
-                    "required": True,
-                    "content": {
-                        JSON_CONTENT_TYPE: {
-                            "schema": schema_ref("SubscriptionRecoverRequest"),
-                            "example": RECOVER_EXAMPLE,
-                        }
-                    },
-                },
+                requestBody=json_body(schema_ref("SubscriptionRecoverRequest"), example=RECOVER_EXAMPLE),
             )
         },
         "/v2/subscription/{id}/ping": {

@@ -8,8 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api import schemas
-from shared.http import JSON_CONTENT_TYPE
-from shared.openapi import header, json_response, problems, schema_ref
+from shared.openapi import (
+    CURSOR_PARAM,
+    IF_MATCH_PARAM,
+    IF_NONE_MATCH_PARAM,
+    LIMIT_PARAM,
+    fragment,
+    header,
+    json_body,
+    json_response,
+    paged_list,
+    path_param,
+    problems,
+    schema_ref,
+)
+from shared.web.json_io import JSON_CONTENT_TYPE
+from shared.web.writes import MERGE_PATCH
 
 Paths = dict[str, Any]
 Schemas = dict[str, Any]
@@ -22,10 +36,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _body(name: str, example: dict[str, Any], *content_types: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {ct: {"schema": schema_ref(name), "example": example} for ct in content_types},
-    }
+    return json_body(schema_ref(name), content_types=content_types, example=example)
 
 
 # What Swagger UI's "Try it out" sends; each succeeds as it stands (a test executes them). The
@@ -41,42 +52,7 @@ PATCH_EXAMPLE = {"topics": ["event.*"]}
 
 
 ETAG = {"ETag": header("The subscription's version, for If-Match and If-None-Match.")}
-ID_PARAM = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "format": "uuid"},
-    "description": "The subscription id.",
-}
-IF_MATCH = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "An ETag from an earlier response: the change is made only if it is still current (else 412).",
-}
-IF_NONE_MATCH = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "An ETag: 304 without a body when the subscription has not changed since.",
-}
-PAGE_PARAMS = [
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-    },
-    {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": 'Opaque: from the `Link: <...>; rel="next"` header of the previous page.',
-    },
-]
+ID_PARAM = path_param("id", "The subscription id.")
 
 SCHEMAS: Schemas = {
     "Subscription": schemas.SUBSCRIPTION,
@@ -124,14 +100,10 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                 "listSubscriptions",
                 "Your subscriptions (admins: everyone's), oldest first, paged",
                 {
-                    "200": json_response(
-                        "A page of subscriptions",
-                        {"type": "array", "items": sub},
-                        headers={"Link": header('`<...>; rel="next"` when there is a next page.')},
-                    ),
+                    "200": paged_list(sub, "A page of subscriptions"),
                     **_errors(400),
                 },
-                parameters=PAGE_PARAMS,
+                parameters=[LIMIT_PARAM, CURSOR_PARAM],
             ),
             "post": _operation(
                 "createSubscription",
@@ -156,7 +128,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     "304": {"description": "Not modified since the ETag in If-None-Match", "headers": ETAG},
                     **_errors(404),
                 },
-                parameters=[ID_PARAM, IF_NONE_MATCH],
+                parameters=[ID_PARAM, IF_NONE_MATCH_PARAM],
             ),
             "put": _operation(
                 "replaceSubscription",
@@ -165,7 +137,7 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     "200": json_response("The changed subscription", sub, headers=ETAG),
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
-                parameters=[ID_PARAM, IF_MATCH],
+                parameters=[ID_PARAM, IF_MATCH_PARAM],
                 requestBody=_body("SubscriptionReplace", REPLACE_EXAMPLE, JSON_CONTENT_TYPE),
             ),
             "patch": _operation(
@@ -175,16 +147,14 @@ def subscription_paths() -> tuple[Paths, Schemas]:
                     "200": json_response("The changed subscription", sub, headers=ETAG),
                     **_errors(400, 404, 409, 412, 413, 415, 422),
                 },
-                parameters=[ID_PARAM, IF_MATCH],
-                requestBody=_body(
-                    "SubscriptionPatch", PATCH_EXAMPLE, "application/merge-patch+json", JSON_CONTENT_TYPE
-                ),
+                parameters=[ID_PARAM, IF_MATCH_PARAM],
+                requestBody=_body("SubscriptionPatch", PATCH_EXAMPLE, *MERGE_PATCH),
             ),
             "delete": _operation(
                 "deleteSubscription",
                 "Delete a subscription",
                 {"204": {"description": "Deleted"}, **_errors(404, 412)},
-                parameters=[ID_PARAM, IF_MATCH],
+                parameters=[ID_PARAM, IF_MATCH_PARAM],
             ),
         },
         "/v2/subscription/{id}/secret": {
@@ -221,9 +191,4 @@ def document(*parts: tuple[Paths, Schemas]) -> dict[str, Any]:
         if models.keys() & part_schemas.keys():
             raise ValueError(f"schemas declared twice: {sorted(models.keys() & part_schemas.keys())}")
         models.update(part_schemas)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Herald webhook delivery", "version": "2"},
-        "paths": paths,
-        "components": {"schemas": models},
-    }
+    return fragment("Herald webhook delivery", paths, models)

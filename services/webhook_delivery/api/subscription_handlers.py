@@ -3,8 +3,6 @@ their own subscriptions (someone else's is a 404, as if it did not exist); admin
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,37 +19,22 @@ from shared.appkeys import DATABASE, SETTINGS
 from shared.authn import principal
 from shared.catalog import TOPICS, envelope_schema
 from shared.events import utc_now
-from shared.http import (
-    JSON_CONTENT_TYPE,
-    decode_time_cursor,
-    encode_cursor,
-    etag,
-    etag_matches,
-    json_response,
-    next_link,
-    parse_limit,
-    read_json,
-    reject_unknown_params,
-)
-from shared.problems import NotFound, Problem
+from shared.problems import Problem
 from shared.validation import validate
 from shared.verifier import Principal
+from shared.web.conditional import check_if_match, etag, etag_matches
+from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
+from shared.web.paging import page, parse_limit, time_cursor
+from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.writes import MERGE_PATCH, check_read_only
 from shared.webhooks import new_secret
 
-MERGE_PATCH = ("application/merge-patch+json", JSON_CONTENT_TYPE)
 TOPIC_LIST = orjson.dumps(
     [
         {"name": name, "description": description, "schema": envelope_schema(name)}
         for name, (description, _) in TOPICS.items()
     ]
 )
-
-
-def _sub_id(request: web.Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such subscription") from None
 
 
 def _scope(caller: Principal) -> str | None:
@@ -63,17 +46,6 @@ def _etag(row: dict[str, Any]) -> str:
     return etag(row["version"])
 
 
-def _check_if_match(request: web.Request, row: dict[str, Any]) -> None:
-    """`If-Match` with another version: nothing is written (strong comparison, RFC 9110)."""
-    header = request.headers.get("If-Match")
-    if header is None:
-        return
-    if not etag_matches(header, row["version"], weak=False):
-        raise Problem(
-            412, f"the subscription changed since that ETag; it is now {_etag(row)}: GET it and retry"
-        )
-
-
 def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response:
     headers = {"ETag": _etag(row)}
     if status == 201:
@@ -83,35 +55,16 @@ def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response
     return json_response({**public_subscription(row), **extra}, status=status, headers=headers)
 
 
-def _check_read_only(body: dict[str, Any], current: dict[str, Any] | None) -> None:
-    """Read-only fields may be sent back unchanged (a GET body round-trips); different is a 400."""
-    shown = public_subscription(current) if current else {}
-    for name in schemas.READ_ONLY:
-        if name in body and body.pop(name) != shown.get(name):
-            raise Problem(400, f"{name} is read-only and cannot be changed")
-
-
-def _parse_cursor(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
-    if "cursor" not in request.query:
-        return None
-    return decode_time_cursor(request.query["cursor"])
-
-
 # -- subscriptions ---------------------------------------------------------------------------
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
     reject_unknown_params(request, ("limit", "cursor"))
     limit = parse_limit(request)
-    after = _parse_cursor(request)
+    after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
         rows = await SubscriptionRepo(conn).page(_scope(principal(request)), after, limit + 1)
-    headers = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        # Full precision: the page boundary must not fall between two rows of one millisecond.
-        headers["Link"] = next_link(request, encode_cursor([last["created_at"].isoformat(), str(last["id"])]))
+    rows, headers = page(request, rows, limit)
     return json_response([public_subscription(r) for r in rows], headers=headers)
 
 
@@ -143,7 +96,7 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(_sub_id(request), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
@@ -169,7 +122,7 @@ def _merge_headers(current: dict[str, str], patch: dict[str, str | None] | None)
 async def _change(request: web.Request, *, patch: bool) -> web.Response:
     """PUT and PATCH share everything but the schema and how headers combine."""
     caller = principal(request)
-    sub_id = _sub_id(request)
+    sub_id = path_uuid(request, "subscription")
     body = await read_json(request, MERGE_PATCH if patch else (JSON_CONTENT_TYPE,))
     validate(schemas.SUBSCRIPTION_PATCH if patch else schemas.SUBSCRIPTION_REPLACE, body)
     if "topics" in body:
@@ -183,8 +136,8 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
         before = await repo.get(sub_id, _scope(caller), for_update=True)
-        _check_if_match(request, before)
-        _check_read_only(body, before)
+        check_if_match(request, before["version"], "subscription")
+        check_read_only(body, schemas.READ_ONLY, public_subscription(before))
         wanted: dict[str, Any] = {k: body[k] for k in ("topics", "active") if k in body}
         if "description" in body:
             wanted["description"] = body["description"] or ""
@@ -215,11 +168,11 @@ async def patch_subscription(request: web.Request) -> web.Response:
 
 
 async def delete_subscription(request: web.Request) -> web.Response:
-    sub_id = _sub_id(request)
+    sub_id = path_uuid(request, "subscription")
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
         before = await repo.get(sub_id, _scope(principal(request)), for_update=True)
-        _check_if_match(request, before)
+        check_if_match(request, before["version"], "subscription")
         await repo.delete(sub_id, before["version"])
     return web.Response(status=204)
 
@@ -229,12 +182,12 @@ async def delete_subscription(request: web.Request) -> web.Response:
 
 async def get_secret(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(_sub_id(request), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    sub_id = _sub_id(request)
+    sub_id = path_uuid(request, "subscription")
     overlap = request.app[SETTINGS].webhook_secret_overlap
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)

@@ -372,8 +372,7 @@ class DeliveryRepo:
             " ORDER BY created_at DESC, id DESC LIMIT $5",
             sub_id,
             status,
-            after[0] if after else None,
-            after[1] if after else None,
+            *(after or (None, None)),
             limit,
         )
         return await self._with_attempts(rows)

@@ -10,7 +10,8 @@ import asyncpg
 import orjson
 
 from shared.events import format_time
-from shared.problems import Conflict, NotFound
+from shared.problems import NotFound
+from shared.unique import fetchrow_unique
 
 _COLUMNS = (
     "id, owner_id, owner_roles, url, url_key, topics, description, headers, active, disabled_reason,"
@@ -72,8 +73,7 @@ class SubscriptionRepo:
             " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
             " ORDER BY created_at, id LIMIT $4",
             owner,
-            after[0] if after else None,
-            after[1] if after else None,
+            *(after or (None, None)),
             limit,
         )
         return [_record(r) for r in rows]
@@ -91,24 +91,23 @@ class SubscriptionRepo:
         active: bool,
         secret: str,
     ) -> dict[str, Any]:
-        try:
-            row = await self.conn.fetchrow(
-                "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
-                " headers, active, secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)"
-                f" RETURNING {_COLUMNS}",
-                uuid.uuid4(),
-                owner_id,
-                owner_roles,
-                url,
-                url_key,
-                topics,
-                description,
-                orjson.dumps(headers).decode(),
-                active,
-                secret,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(DUPLICATE_URL) from None
+        row = await fetchrow_unique(
+            self.conn,
+            DUPLICATE_URL,
+            "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
+            " headers, active, secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)"
+            f" RETURNING {_COLUMNS}",
+            uuid.uuid4(),
+            owner_id,
+            owner_roles,
+            url,
+            url_key,
+            topics,
+            description,
+            orjson.dumps(headers).decode(),
+            active,
+            secret,
+        )
         assert row is not None
         return _record(row)
 
@@ -123,16 +122,14 @@ class SubscriptionRepo:
             for i, column in enumerate(changes, start=3)
         ]
         sets += ["version = version + 1", "updated_at = now()"]
-        try:
-            row = await self.conn.fetchrow(
-                f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = $1 AND version = $2"
-                f" RETURNING {_COLUMNS}",
-                sub_id,
-                version,
-                *values,
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(DUPLICATE_URL) from None
+        row = await fetchrow_unique(
+            self.conn,
+            DUPLICATE_URL,
+            f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = $1 AND version = $2 RETURNING {_COLUMNS}",
+            sub_id,
+            version,
+            *values,
+        )
         return _record(row) if row else None
 
     async def delete(self, sub_id: uuid.UUID, version: int) -> bool:
