@@ -35,10 +35,10 @@ from tests.delivery_support import (
     wait_status,
     wait_until,
 )
-from tests.integration.test_delivery_api import Env, _subscribe, env, receiver, settings
+from tests.integration.test_delivery_api import Env, _subscribe, env, settings
 from tests.receiver import Answer, Receiver
 
-__all__ = ["env", "receiver", "settings"]  # the fixtures, used by name
+__all__ = ["env", "settings"]  # the fixtures, used by name
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -183,8 +183,9 @@ async def test_a_window_of_more_than_the_limit_is_refused(env: Env, receiver: Re
         await conn.execute("DELETE FROM webhook_events WHERE id = ANY($1::uuid[])", ids)
 
 
-async def test_a_replay_job_makes_its_deliveries_a_page_at_a_time(settings: Settings) -> None:
-    conn = await connect(settings)
+async def test_a_replay_job_makes_its_deliveries_a_page_at_a_time(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
     db = await Database.connect(settings.database_url, SCHEMA)
     sub = await insert_subscription(conn, "http://127.0.0.1:9/hook", ["location.created"])
     try:
@@ -207,13 +208,11 @@ async def test_a_replay_job_makes_its_deliveries_a_page_at_a_time(settings: Sett
     finally:
         await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
         await db.close()
-        await conn.close()
 
 
-async def test_the_fan_out_stores_one_delivery_per_subscription_and_event(settings: Settings) -> None:
+async def test_the_fan_out_stores_one_delivery_per_subscription_and_event(conn: asyncpg.Connection) -> None:
     """The unique key now leaves replays out: a redelivered message still adds nothing, even
     after a replay of that event, and a second fan-out row is refused."""
-    conn = await connect(settings)
     sub = await insert_subscription(conn, "http://127.0.0.1:9/hook", ["location.created"])
     try:
         event = make_event("location.created", {"id": str(uuid.uuid4())}, str(uuid.uuid4()))
@@ -236,7 +235,6 @@ async def test_the_fan_out_stores_one_delivery_per_subscription_and_event(settin
             )
     finally:
         await conn.execute("DELETE FROM subscriptions WHERE id = $1", sub["id"])
-        await conn.close()
 
 
 # -- retention: on a database of its own (what it prunes, and the mark it leaves, are its own) --

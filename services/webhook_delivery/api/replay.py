@@ -31,8 +31,8 @@ from services.webhook_delivery.matching import covered_topics, owner_may_read
 from services.webhook_delivery.store.event_repo import EventRepo
 from shared.appkeys import DATABASE, SETTINGS
 from shared.events import format_time
-from shared.http import json_response
 from shared.problems import NotFound, ValidationFailed
+from shared.web.json_io import json_response
 
 REPLAY_LIMIT = 10_000  # events of the subscription's topics one window may hold
 READ_PAGE = 500  # event bodies read at a time while picking
