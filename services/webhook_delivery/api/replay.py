@@ -86,19 +86,20 @@ async def _pick(conn: asyncpg.Connection, sub_id: uuid.UUID, since: datetime, un
     for start in range(0, len(candidates), READ_PAGE):
         page = [event_id for _, event_id in candidates[start : start + READ_PAGE]]
         for event_id, topic, body in await repo.bodies(page):
-            if owner_may_read(topic, _data(body), owner_id, roles):
+            envelope = _envelope(body)
+            data = envelope.get("data")
+            if owner_may_read(topic, data if isinstance(data, dict) else {}, owner_id, roles):
                 readable.add(event_id)
     return [c for c in candidates if c[1] in readable]
 
 
-def _data(body: bytes) -> Mapping[str, Any]:
-    """The event's `data`, as the fan-out reads it."""
+def _envelope(body: bytes) -> Mapping[str, Any]:
+    """The stored event as the fan-out read it (the bytes it stored)."""
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         return {}
-    data = envelope.get("data") if isinstance(envelope, dict) else None
-    return data if isinstance(data, dict) else {}
+    return envelope if isinstance(envelope, dict) else {}
 
 
 def replay_job(sub_id: uuid.UUID, events: Window, page: int, since: datetime, until: datetime) -> Job:
