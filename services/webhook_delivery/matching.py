@@ -13,10 +13,13 @@ from shared.events import WEBHOOK_PING
 
 def owner_may_read(topic: str, data: Mapping[str, Any], owner_id: str, owner_roles: Iterable[str]) -> bool:
     """What the owner may read, as the resource API decides it: approved and cancelled events
-    and every location to all; other events only to their owner, approvers and admins."""
-    if not topic.startswith("event."):
+    and every location to all; other events only to their owner, approvers and admins. A topic
+    family without a rule here reaches nobody (a new family must say who may read it)."""
+    if topic.startswith("location."):
         return True
-    return visibility.may_read(data.get("status"), str(data.get("ownerId")), owner_id, owner_roles)
+    if topic.startswith("event."):
+        return visibility.may_read(data.get("status"), str(data.get("ownerId")), owner_id, owner_roles)
+    return False
 
 
 def covered_topics(patterns: Collection[str]) -> list[str]:
