@@ -65,13 +65,14 @@ async def insert_subscription(
     secret: str | None = None,
     previous_secret: str | None = None,
     previous_secret_until: datetime | None = None,
+    filter_: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A subscription row as the API would write it (the API is another branch's work)."""
     sub_id = uuid.uuid4()
     row = await conn.fetchrow(
         "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, headers, active,"
-        " secret, previous_secret, previous_secret_until, disabled_reason)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12) RETURNING *",
+        " secret, previous_secret, previous_secret_until, disabled_reason, filter)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13::jsonb) RETURNING *",
         sub_id,
         uuid.UUID(owner_id) if owner_id else uuid.uuid4(),
         list(owner_roles),
@@ -84,6 +85,7 @@ async def insert_subscription(
         previous_secret,
         previous_secret_until,
         None if active else "disabled by the test",
+        None if filter_ is None else orjson.dumps(filter_).decode(),
     )
     assert row is not None
     return dict(row)

@@ -1,10 +1,10 @@
 """The fault suite: N location creates through the edge (100 per POST, one `location.created`
 event each) flow resource outbox -> RabbitMQ -> fan-out -> delivery worker -> a local receiver,
-for 5 subscriptions, while the worker is SIGKILLed three times (and restarted), AMQP
+for 5 subscriptions (one with a filter that lets half the events through), while the worker is SIGKILLed three times (and restarted), AMQP
 connections are closed from the broker side (the worker's, the resource service's),
 webhook_delivery's PostgreSQL backends are terminated, and the receiver answers 503 to every
 other request for a while. Then every (event, subscription) pair must have been accepted by
-the receiver at least once; a duplicate only with the same webhook-id and the same bytes;
+the receiver at least once, except those the filter keeps out, of which none may arrive; a duplicate only with the same webhook-id and the same bytes;
 every request signed. Counts printed; exit status 1 on any loss or mismatch.
 
     python tests/faults/run_faults.py [events, default FAULT_EVENTS or 10000]
@@ -16,6 +16,7 @@ while events still flow; FAULT_DEADLINE (seconds) bounds the whole run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
@@ -45,6 +46,18 @@ from tests.worker_process import WorkerProcess  # noqa: E402
 
 BATCH = 100  # creates per POST (the resource service's maximum)
 TOPICS = (["*"], ["location.*"], ["location.created", "event.created"], ["location.created"], ["location.*"])
+# The last subscription's filter: locations are made with capacities 0 to 99 (BATCH), so it lets
+# half of them through; `passes` says the same, independently, for the expected pairs.
+FILTERED = len(TOPICS) - 1
+FILTER = {"type": "location.created", "data.capacity": {"gte": BATCH // 2}}
+
+
+def expected_subs(capacity: int) -> tuple[int, ...]:
+    """The subscriptions a location of this capacity is expected at."""
+    passes = capacity >= BATCH // 2
+    return tuple(i for i in range(len(TOPICS)) if passes or i != FILTERED)
+
+
 # Short timings so that the run ends: retries within seconds, a dead worker's leases expire in
 # webhook_timeout + 5 s, a held delivery is swept back onto a lane within half a second.
 TIMINGS = {
@@ -187,7 +200,7 @@ class Run:
     deadline: float  # time.monotonic() at which the run fails
     started: float = field(default_factory=time.monotonic)
     subs: list[dict[str, Any]] = field(default_factory=list)
-    locations: set[str] = field(default_factory=set)
+    locations: dict[str, int] = field(default_factory=dict)  # id -> capacity
     workers: list[WorkerProcess] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
@@ -197,9 +210,9 @@ class Run:
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f} s] {text}", flush=True)
 
-    @property
+    @functools.cached_property
     def expected(self) -> int:
-        return self.events * len(TOPICS)
+        return sum(len(expected_subs(n % BATCH)) for n in range(self.events))  # capacity = n % BATCH
 
     def progress(self) -> float:
         return len(self.receiver.accepted) / self.expected
@@ -219,7 +232,13 @@ class Run:
 
     async def subscribe(self, session: aiohttp.ClientSession) -> None:
         for i, topics in enumerate(TOPICS):
-            body = {"url": f"{self.receiver.base}/{i}", "topics": topics, "description": f"fault suite {i}"}
+            body: dict[str, Any] = {
+                "url": f"{self.receiver.base}/{i}",
+                "topics": topics,
+                "description": f"fault suite {i}",
+            }
+            if i == FILTERED:
+                body["filter"] = FILTER
             async with session.post(self.suite.base + "/v2/subscription/list", json=body) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"creating a subscription answered {resp.status}: {await resp.text()}")
@@ -244,7 +263,7 @@ class Run:
             async with session.post(self.suite.base + "/v2/location/list", json=items) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"batch {b} answered {resp.status}: {(await resp.text())[:300]}")
-                self.locations.update(row["id"] for row in await resp.json())
+                self.locations.update((row["id"], row["capacity"]) for row in await resp.json())
             if b == batches // 3:
                 self.side_tasks.add(asyncio.create_task(self.fault("resource AMQP cut", self.cut_resource)))
         self.say(f"all {len(self.locations)} locations created in {time.monotonic() - begun:.1f} s")
@@ -345,7 +364,10 @@ class Verdict:
 
 
 def check(run: Run) -> Verdict:
-    v = Verdict(expected=len(run.locations) * len(run.subs), requests=len(run.receiver.requests))
+    v = Verdict(
+        expected=sum(len(expected_subs(c)) for c in run.locations.values()),
+        requests=len(run.receiver.requests),
+    )
     secrets = [sub["secret"] for sub in run.subs]
     body_of: dict[tuple[str, int], bytes] = {}
     event_of: dict[str, str] = {}  # location id -> its location.created event id
@@ -374,6 +396,9 @@ def check(run: Run) -> Verdict:
         location = (body.get("data") or {}).get("id")
         if body.get("type") != "location.created" or location not in run.locations:
             mismatch(f"unexpected {body.get('type')} {location} to subscription {r.sub}")
+            continue
+        if r.sub not in expected_subs(run.locations[location]):
+            mismatch(f"location {location} came to subscription {r.sub}, whose filter keeps it out")
             continue
         if event_of.setdefault(location, hook_id) != hook_id:
             mismatch(f"location {location} came as two events: {event_of[location]} and {hook_id}")

@@ -195,7 +195,8 @@ async def test_ping_sends_a_signed_ping_to_that_subscription_only(env: Env, rece
     _, _, stranger = await suite.new_user()
     other = await start_receiver()
     try:
-        sub = await _subscribe(env, owner, receiver.url, topics=["*"])
+        # The ping ignores filters: this one would let nothing through.
+        sub = await _subscribe(env, owner, receiver.url, topics=["*"], filter_={"type": "location.created"})
         bystander = await _subscribe(env, owner, other.url + "/b", topics=["*"])
         path = f"/v2/subscription/{sub['id']}/ping"
         shown = await _accepted_for_owner_only(suite, path, token, stranger)

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import standardwebhooks
 from aiohttp import web
 
 from services.webhook_delivery.app import create_app
@@ -17,6 +18,7 @@ from services.webhook_delivery.engine.fanout import Fanout
 from services.webhook_delivery.engine.index import LISTENER_NAME
 from services.webhook_delivery.engine.wiring import INDEX
 from shared.config import Settings
+from shared.webhooks import new_secret
 from tests.conftest import BASE_DSN, make_settings
 from tests.delivery_support import (
     Publisher,
@@ -28,7 +30,7 @@ from tests.delivery_support import (
     wait_until,
 )
 from tests.factories import indexed_subscription
-from tests.receiver import Receiver
+from tests.receiver import Receiver, start_receiver
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -197,6 +199,43 @@ async def test_owner_events_disable_and_narrow_subscriptions(
         await wait_status(conn, demoted["id"], "succeeded")
         await _handled(handled, other["id"], mine["id"])
     assert [str(r["event_id"]) for r in await deliveries_of(conn, demoted["id"])] == [mine["id"]]
+
+
+async def test_only_events_passing_a_filter_are_delivered(
+    engine: web.Application, settings: Settings, receiver: Receiver, handled: list[str]
+) -> None:
+    """An event the filter keeps out makes no delivery row, not even a skipped one; one it lets
+    through arrives signed, like any other."""
+    big_public = {"data.capacity": {"gte": 50}, "data.tags": "public", "actor.id": {"exists": True}}
+    secret = new_secret()
+    filtered_receiver = await start_receiver()
+    conn = await connect(settings)
+    try:
+        filtered = await insert_subscription(
+            conn, filtered_receiver.url, ["event.*"], filter_=big_public, secret=secret
+        )
+        paused = await insert_subscription(conn, receiver.url, ["event.*"], active=False, filter_=big_public)
+        everything = await insert_subscription(conn, receiver.url, ["event.*"])
+        await wait_indexed(engine, filtered, paused, everything)
+        async with Publisher(settings) as pub:
+            common = {"status": "approved", "ownerId": str(uuid.uuid4())}
+            small = await pub.event("event.approved", capacity=10, tags=["public"], **common)
+            private = await pub.event("event.approved", capacity=80, tags=["staff"], **common)
+            wanted = await pub.event("event.approved", capacity=80, tags=["staff", "public"], **common)
+            await wait_status(conn, everything["id"], "succeeded", 3)
+            [got] = await filtered_receiver.wait_for(1)
+        await _handled(handled, small["id"], private["id"], wanted["id"])
+        body = standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+        assert body["id"] == wanted["id"] and body["data"]["capacity"] == 80
+        await wait_status(conn, filtered["id"], "succeeded")
+        assert [str(r["event_id"]) for r in await deliveries_of(conn, filtered["id"])] == [wanted["id"]]
+        assert [(str(r["event_id"]), r["status"]) for r in await deliveries_of(conn, paused["id"])] == [
+            (wanted["id"], "skipped")
+        ]
+        assert [r.webhook_id for r in filtered_receiver.requests] == [wanted["id"]]
+    finally:
+        await filtered_receiver.stop()
+        await conn.close()
 
 
 async def test_poison_and_foreign_messages_are_not_fanned_out(

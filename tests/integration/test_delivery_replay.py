@@ -1,8 +1,8 @@
 """Replay through the edge: every stored event of a window that the subscription would be sent
 now, whether delivered before, failed, or older than the subscription, as new deliveries with
-the same webhook-id; nothing outside the window or the topics, nothing the owner may not read;
-the window's limits (10,000 events, what retention pruned); and the fan-out still stores one
-delivery per (subscription, event) however often its message comes."""
+the same webhook-id; nothing outside the window, the topics or the filter, nothing the owner
+may not read; the window's limits (10,000 events, what retention pruned); and the fan-out still
+stores one delivery per (subscription, event) however often its message comes."""
 
 from __future__ import annotations
 
@@ -73,7 +73,11 @@ async def test_replay_sends_the_window_again_as_the_subscription_would_get_it_no
         older = await pub.event("location.created", name="Older than the subscription")
         await _stored(conn, older)
         sub = await _subscribe(
-            env, owner, receiver.url, topics=["location.created", "location.updated", "event.*"]
+            env,
+            owner,
+            receiver.url,
+            topics=["location.created", "location.updated", "event.*"],
+            filter_={"data.name": {"ne": "Filtered out"}},
         )
         delivered = await pub.event("location.updated", name="Delivered")
         await wait_status(conn, sub["id"], "succeeded")
@@ -84,8 +88,9 @@ async def test_replay_sends_the_window_again_as_the_subscription_would_get_it_no
         own_draft = await pub.event("event.created", status="draft", ownerId=owner["id"])
         others_draft = await pub.event("event.created", status="draft", ownerId=someone)
         other_topic = await pub.event("location.deleted", name="Not subscribed")
+        filtered = await pub.event("location.created", name="Filtered out")
         await wait_status(conn, sub["id"], "succeeded", 3)  # delivered, public, own draft
-        await _stored(conn, others_draft, other_topic)
+        await _stored(conn, others_draft, other_topic, filtered)
         until = datetime.now(UTC)
         after_window = await pub.event("location.created", name="Too late")
         await wait_status(conn, sub["id"], "succeeded", 4)

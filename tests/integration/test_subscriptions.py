@@ -430,6 +430,93 @@ async def test_authorization_and_custom_headers_are_allowed(suite: Suite) -> Non
     assert json.loads((await _row(suite, sub["id"]))["headers"]) == headers
 
 
+# -- filters ----------------------------------------------------------------------------------
+
+FILTER = {"data.locationId": "loc-1", "data.capacity": {"gte": 50}}
+
+
+async def test_a_filter_is_stored_shown_replaced_whole_by_patch_and_cleared(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    plain = await _create(suite, token)
+    assert plain["filter"] is None and (await _row(suite, plain["id"]))["filter"] is None
+    sub = await _create(suite, token, filter=FILTER)
+    assert sub["filter"] == FILTER
+    assert json.loads((await _row(suite, sub["id"]))["filter"]) == FILTER
+    path = f"/v2/subscription/{sub['id']}"
+
+    # Merge patch replaces the filter whole: the keys of the old one are not kept.
+    other = {"$or": [{"type": "event.approved"}, {"data.tags": "public"}]}
+    resp, patched = await suite.request("PATCH", path, token=token, json={"filter": other}, headers=MERGE)
+    assert resp.status == 200 and patched["filter"] == other and patched["version"] == 2, patched
+    # The same filter again, keys in another order: not a change.
+    same = {"$or": [{"type": "event.approved"}, {"data.tags": "public"}]}
+    resp, patched = await suite.request("PATCH", path, token=token, json={"filter": same}, headers=MERGE)
+    assert resp.status == 200 and patched["version"] == 2, patched
+    # A patch without `filter` keeps it; `1` to `true` is a change (Python's == would say no).
+    resp, patched = await suite.request(
+        "PATCH", path, token=token, json={"filter": {"data.public": 1}}, headers=MERGE
+    )
+    assert resp.status == 200 and patched["version"] == 3
+    resp, patched = await suite.request(
+        "PATCH", path, token=token, json={"filter": {"data.public": True}}, headers=MERGE
+    )
+    assert resp.status == 200 and patched["filter"] == {"data.public": True} and patched["version"] == 4
+    resp, patched = await suite.request("PATCH", path, token=token, json={"description": "x"}, headers=MERGE)
+    assert resp.status == 200 and patched["filter"] == {"data.public": True}
+
+    resp, patched = await suite.request("PATCH", path, token=token, json={"filter": None}, headers=MERGE)
+    assert resp.status == 200 and patched["filter"] is None, patched
+    assert (await _row(suite, sub["id"]))["filter"] is None, "SQL NULL, not a JSON null"
+
+    # PUT replaces every writable field: with a filter, then without one (none).
+    resp, put = await suite.request("PUT", path, token=token, json={**patched, "filter": FILTER})
+    assert resp.status == 200 and put["filter"] == FILTER, put
+    del put["filter"]
+    resp, put = await suite.request("PUT", path, token=token, json=put)
+    assert resp.status == 200 and put["filter"] is None, put
+
+
+@pytest.mark.parametrize(
+    ("filter_", "field", "words"),
+    [
+        ({"data.capacity": {"gt": True}}, "filter.data.capacity.gt", "needs a number or a string"),
+        ({"data.capacity": {"above": 3}}, "filter.data.capacity.above", "unknown operator"),
+        ({"data.venue": {"floor": 2, "room": "A"}}, "filter.data.venue", '{"eq": {...}}'),
+        ({"$or": []}, "filter.$or", "non-empty array of filters"),
+        ({"capacity": 3}, "filter.capacity", "starts with one of"),
+        ({"$or": [{"data.x": i} for i in range(60)]}, "filter", "at most 50 are allowed"),
+        ({"data.x": {"in": ["y" * 500] * 10}}, "filter", "at most 4096 are allowed"),
+        ({"$not": {"$not": {"$not": {"$not": {"$not": {"type": "x"}}}}}}, "filter" + ".$not" * 5, "5 deep"),
+        ("type", "filter", "object"),
+    ],
+)
+async def test_a_bad_filter_is_a_422_naming_its_place(
+    suite: Suite, filter_: Any, field: str, words: str
+) -> None:
+    _, _, token = await suite.new_user()
+    resp, problem = await suite.request(
+        "POST", "/v2/subscription/list", token=token, json={"url": _url(), "topics": ["*"], "filter": filter_}
+    )
+    assert resp.status == 422, problem
+    assert resp.content_type == "application/problem+json"
+    assert problem["errors"][0]["field"] == field and words in problem["errors"][0]["message"], problem
+    assert field in problem["detail"]
+
+
+async def test_filters_are_checked_on_change_too(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    sub = await _create(suite, token, filter=FILTER)
+    path = f"/v2/subscription/{sub['id']}"
+    bad = {"data.capacity": {"exists": "yes"}}
+    resp, problem = await suite.request("PATCH", path, token=token, json={"filter": bad}, headers=MERGE)
+    assert resp.status == 422 and problem["errors"][0]["field"] == "filter.data.capacity.exists", problem
+    shown = {k: v for k, v in sub.items() if k != "secret"}
+    resp, problem = await suite.request("PUT", path, token=token, json={**shown, "filter": bad})
+    assert resp.status == 422 and problem["errors"][0]["field"] == "filter.data.capacity.exists", problem
+    resp, got = await suite.request("GET", path, token=token)
+    assert got["filter"] == FILTER and got["version"] == 1
+
+
 @pytest.mark.parametrize(
     ("url", "needle"),
     [

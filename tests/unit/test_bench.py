@@ -254,3 +254,12 @@ def test_suite_processes_are_named_by_service_and_numbered_when_several() -> Non
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(30)
+
+
+def test_filter_cost_micro_benchmark_runs() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.filter_cost import FILTERS, micro
+
+    figures = micro(50)
+    assert set(figures) == set(FILTERS)
+    assert all(f["per_s"] > 0 for f in figures.values()), figures

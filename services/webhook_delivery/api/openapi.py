@@ -45,10 +45,12 @@ EXAMPLE_URL = "https://example.com/webhooks/herald"
 CREATE_EXAMPLE = {
     "url": EXAMPLE_URL,
     "topics": ["event.approved", "location.*"],
-    "description": "Public events for the website",
+    "description": "Public events and places for 50 people or more",
+    "filter": {"data.capacity": {"gte": 50}},
 }
 REPLACE_EXAMPLE = {**CREATE_EXAMPLE, "active": True, "headers": {"Authorization": "Bearer receiver-token"}}
-PATCH_EXAMPLE = {"topics": ["event.*"]}
+# The filter replaces the one before whole (merge patch does not merge inside it); null clears it.
+PATCH_EXAMPLE = {"topics": ["event.*"], "filter": {"data.tags": "public"}}
 
 
 ETAG = {"ETag": header("The subscription's version, for If-Match and If-None-Match.")}

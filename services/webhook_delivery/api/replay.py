@@ -1,8 +1,8 @@
 """`POST /v2/subscription/{id}/replay`: send a subscription again every stored event of a time
-window that it would be sent now (its topics; events its owner may read with the roles the
-owner has now, judged on the event as it was sent), whether it was delivered before, failed, or
-happened before the subscription existed. Each goes out as a new delivery (same webhook-id: the
-event id) on the retry lane.
+window that it would be sent now (its topics and filter; events its owner may read with the
+roles the owner has now, judged on the event as it was sent), whether it was delivered before,
+failed, or happened before the subscription existed. Each goes out as a new delivery (same
+webhook-id: the event id) on the retry lane.
 
 The request picks the events and answers with how many; a background job (recovery.py) then
 makes their deliveries a page at a time. A window holds at most REPLAY_LIMIT events of the
@@ -27,6 +27,7 @@ from services.webhook_delivery.api.delivery_handlers import (
     read_window,
 )
 from services.webhook_delivery.api.recovery import RECOVERIES, Item, Job
+from services.webhook_delivery.filters import stored_filter
 from services.webhook_delivery.matching import covered_topics, owner_may_read
 from services.webhook_delivery.store.event_repo import EventRepo
 from shared.appkeys import DATABASE, SETTINGS
@@ -82,15 +83,17 @@ async def _pick(conn: asyncpg.Connection, sub_id: uuid.UUID, since: datetime, un
     if len(candidates) > REPLAY_LIMIT:
         raise _too_many()
     owner_id, roles = str(sub["owner_id"]), sub["owner_roles"]
-    readable: set[uuid.UUID] = set()
+    passes_filter = stored_filter(sub_id, sub["filter"])
+    wanted: set[uuid.UUID] = set()
     for start in range(0, len(candidates), READ_PAGE):
         page = [event_id for _, event_id in candidates[start : start + READ_PAGE]]
         for event_id, topic, body in await repo.bodies(page):
             envelope = _envelope(body)
             data = envelope.get("data")
-            if owner_may_read(topic, data if isinstance(data, dict) else {}, owner_id, roles):
-                readable.add(event_id)
-    return [c for c in candidates if c[1] in readable]
+            readable = owner_may_read(topic, data if isinstance(data, dict) else {}, owner_id, roles)
+            if readable and passes_filter(envelope):
+                wanted.add(event_id)
+    return [c for c in candidates if c[1] in wanted]
 
 
 def _envelope(body: bytes) -> Mapping[str, Any]:

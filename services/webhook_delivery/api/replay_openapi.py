@@ -11,7 +11,7 @@ from shared.openapi import json_body, json_response, operation, path_param, prob
 REPLAY_DESCRIPTION = (
     "Every stored event created in the window (from `since`, up to `until` or now) that the"
     " subscription would be sent now is sent again as a new delivery: the events of its topics"
-    " that its owner may read (with the roles the owner has now, judged on the event as it"
+    " that pass its filter and that its owner may read (with the roles the owner has now, judged on the event as it"
     " was), whether they were delivered before, failed, or happened before the subscription"
     " existed. Each keeps its event id as `webhook-id`, so a receiver that already has it can"
     " tell. The answer comes at once, with how many events that is; their deliveries are made"

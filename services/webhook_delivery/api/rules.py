@@ -1,16 +1,17 @@
 """What a subscription's fields must satisfy beyond their JSON Schema: topics that exist in the
-catalog, extra headers that cannot break or forge a delivery, and a URL that reaches a public
-receiver. Each check raises `ValidationFailed` naming the field and the offending item."""
+catalog, extra headers that cannot break or forge a delivery, a filter the fan-out can evaluate,
+and a URL that reaches a public receiver. Each check raises `ValidationFailed` naming the field and the offending item."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import yarl
 
-from services.webhook_delivery import ssrf
+from services.webhook_delivery import filters, ssrf
 from services.webhook_delivery.api.schemas import MAX_HEADERS
 from shared.catalog import TOPICS
 from shared.problems import ValidationFailed
@@ -83,6 +84,14 @@ def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
             # Never echo the value: it is often a credential.
             raise _fail(f"headers.{name}", "must be printable ASCII without line breaks")
     return dict(headers)
+
+
+def check_filter(spec: Any) -> dict[str, Any] | None:
+    """Every problem at once, each naming its place (`filter.data.capacity.gt`)."""
+    problems = filters.filter_problems(spec)
+    if problems:
+        raise ValidationFailed([{"field": at, "message": problem} for at, problem in problems])
+    return spec  # an object or None: filter_problems made sure
 
 
 def parse_url(url: str) -> yarl.URL:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.webhook_delivery import filters
+
 UUID: dict[str, Any] = {"type": "string", "format": "uuid"}
 TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 MAX_HEADERS = 20
@@ -42,6 +44,21 @@ HEADERS: dict[str, Any] = {
     "CR/LF; webhook-*, content-*, host, user-agent and hop-by-hop names are reserved.",
     "examples": [{"Authorization": "Bearer receiver-token"}],
 }
+FILTER: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "Which events of the topics to deliver: conditions on the event envelope "
+    "(`id`, `type`, `timestamp`, `actor`, `data`), all of which must hold. A key is a dotted "
+    "path (`data.capacity`); a value is a JSON value to equal or one operator object "
+    "(`eq ne in nin gt gte lt lte exists`); `$or`, `$and` (arrays of filters) and `$not` (a "
+    "filter) combine. An array in the event equals a value it contains. null: every event. At "
+    f"most {filters.MAX_CONDITIONS} conditions, {filters.MAX_DEPTH} levels of nesting and "
+    f"{filters.MAX_BYTES} bytes. PATCH replaces the filter whole (it is not merged). The test "
+    "ping ignores it. See docs/filters.md.",
+    "examples": [
+        {"data.locationId": "2f0e4c9a-5b7d-4a51-9a43-4d1c1f1e2b3c", "data.capacity": {"gte": 50}},
+        {"$or": [{"type": "event.approved"}, {"data.tags": {"in": ["public", "featured"]}}]},
+    ],
+}
 
 READ_ONLY: dict[str, Any] = {
     "id": {**UUID, "readOnly": True},
@@ -62,6 +79,7 @@ WRITABLE: dict[str, Any] = {
     "description": DESCRIPTION,
     "active": ACTIVE,
     "headers": HEADERS,
+    "filter": FILTER,
 }
 
 SUBSCRIPTION: dict[str, Any] = {
@@ -92,11 +110,14 @@ SUBSCRIPTION_CREATE: dict[str, Any] = {
 SUBSCRIPTION_REPLACE: dict[str, Any] = {
     "type": "object",
     "properties": {**READ_ONLY, **WRITABLE},
-    "required": list(WRITABLE),
+    # PUT replaces every writable field; one without a filter has none.
+    "required": [name for name in WRITABLE if name != "filter"],
     "additionalProperties": False,
 }
 
-# JSON Merge Patch: `null` clears description and headers (and a single header inside headers).
+# JSON Merge Patch: `null` clears description, headers (and a single header inside headers) and
+# filter. A filter replaces the one before whole: merging two filters key by key would make a
+# third that nobody wrote.
 SUBSCRIPTION_PATCH: dict[str, Any] = {
     "type": "object",
     "properties": {

@@ -77,6 +77,7 @@ async def create_subscription(request: web.Request) -> web.Response:
     validate(schemas.SUBSCRIPTION_CREATE, body)
     topics = rules.check_topics(body["topics"])
     headers = rules.check_headers(body.get("headers", {}))
+    filter_ = rules.check_filter(body.get("filter"))
     url = rules.parse_url(body["url"])
     await rules.check_target(url, allow_private=request.app[SETTINGS].webhook_allow_private)
     async with request.app[DATABASE].connection() as conn:
@@ -90,6 +91,7 @@ async def create_subscription(request: web.Request) -> web.Response:
             headers=headers,
             active=body.get("active", True),
             secret=new_secret(),
+            filter_=filter_,
         )
     return _shown(row, status=201, secret=row["secret"])
 
@@ -129,6 +131,9 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         rules.check_topics(body["topics"])
     if not patch:
         rules.check_headers(body["headers"])
+    # PUT without a filter has none; PATCH replaces it whole, or (null) clears it.
+    keep_filter = patch and "filter" not in body
+    filter_ = None if keep_filter else rules.check_filter(body.get("filter"))
     url = rules.parse_url(body["url"]) if "url" in body else None
     if url is not None:
         # Before the transaction: no row lock or pooled connection is held while DNS answers.
@@ -149,6 +154,8 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         if url is not None:
             wanted["url"], wanted["url_key"] = body["url"], url_key(url)
         changes = {k: v for k, v in wanted.items() if before[k] != v}
+        if not keep_filter and _json(before["filter"]) != _json(filter_):
+            changes["filter"] = filter_
         if "url_key" in changes or changes.get("active") is True:
             # A new receiver, or one switched back on, starts with a clean record.
             changes["failing_since"] = None
@@ -157,6 +164,11 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         after = await repo.update(sub_id, before["version"], changes) if changes else before
     assert after is not None  # the row is locked: its version cannot have moved
     return _shown(after)
+
+
+def _json(value: Any) -> bytes:
+    """For comparing JSON values: Python's == takes 1 for true, and jsonb reorders keys."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 async def put_subscription(request: web.Request) -> web.Response:

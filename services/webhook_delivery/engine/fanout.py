@@ -1,5 +1,6 @@
 """Fan-out: each domain event is stored (kept HERALD_EVENT_RETENTION, for replay) and becomes
-one delivery per matching subscription whose owner may read it, written in one statement with
+one delivery per matching subscription whose owner may read it and whose filter it passes (a
+filtered-out event leaves no delivery, not even a skipped one), written in one statement with
 the event's bytes (once: a redelivered message finds the event stored). First attempts this
 process can take on are stored leased to its worker and sent right away; the rest go on the
 first-attempt lane (any worker's)."""
@@ -47,7 +48,7 @@ class Fanout:
         rows = [
             (uuid.uuid4(), sub.id, PENDING if sub.active else SKIPPED)
             for sub in self.index.match(topic)
-            if sub.may_read(topic, data)
+            if sub.may_read(topic, data) and sub.passes_filter(event)
         ]
         # Stored even when nobody is to be told now: replay may send it later.
         body = bytes(message.body)

@@ -9,11 +9,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from services.webhook_delivery.filters import Predicate, compile_filter, stored_filter
 from services.webhook_delivery.matching import owner_may_read
 from shared.db import Database
 
@@ -21,7 +22,7 @@ log = logging.getLogger("herald.webhook.index")
 
 CHANNEL = "webhook_delivery_subscriptions"
 LISTENER_NAME = "herald-webhook-index"
-_COLUMNS = "id, owner_id, owner_roles, topics, active"
+_COLUMNS = "id, owner_id, owner_roles, topics, active, filter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class IndexedSubscription:
     owner_roles: frozenset[str]
     topics: tuple[str, ...]
     active: bool
+    # Whether an event envelope passes the subscription's filter.
+    passes_filter: Predicate = field(default=compile_filter(None), compare=False)
 
     @classmethod
     def from_row(cls, row: Any) -> IndexedSubscription:
@@ -40,6 +43,7 @@ class IndexedSubscription:
             owner_roles=frozenset(row["owner_roles"]),
             topics=tuple(row["topics"]),
             active=row["active"],
+            passes_filter=stored_filter(row["id"], row["filter"]),
         )
 
     def may_read(self, topic: str, data: dict[str, Any]) -> bool:

@@ -19,9 +19,10 @@ class EventRepo:
     # -- replay -----------------------------------------------------------------------------
 
     async def replay_subscription(self, sub_id: uuid.UUID) -> Any:
-        """What replay matches events against: the subscription's topics, owner and roles."""
+        """What replay matches events against: the subscription's topics, filter, owner and
+        the owner's roles."""
         return await self.conn.fetchrow(
-            "SELECT topics, owner_id, owner_roles FROM subscriptions WHERE id = $1", sub_id
+            "SELECT topics, filter, owner_id, owner_roles FROM subscriptions WHERE id = $1", sub_id
         )
 
     async def window(

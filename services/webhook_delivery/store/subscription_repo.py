@@ -15,8 +15,10 @@ from shared.unique import fetchrow_unique
 
 _COLUMNS = (
     "id, owner_id, owner_roles, url, url_key, topics, description, headers, active, disabled_reason,"
-    " secret, previous_secret, previous_secret_until, failing_since, version, created_at, updated_at"
+    " secret, previous_secret, previous_secret_until, failing_since, version, created_at, updated_at,"
+    " filter"
 )
+_JSONB = frozenset({"headers", "filter"})
 DUPLICATE_URL = "you already have a subscription to this URL; change its topics instead"
 NOT_FOUND = "no such subscription"
 
@@ -31,6 +33,7 @@ def public_subscription(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "active": row["active"],
         "headers": row["headers"],
+        "filter": row["filter"],
         "disabledReason": row["disabled_reason"],
         "createdAt": format_time(row["created_at"]),
         "updatedAt": format_time(row["updated_at"]),
@@ -41,7 +44,17 @@ def public_subscription(row: dict[str, Any]) -> dict[str, Any]:
 def _record(row: asyncpg.Record) -> dict[str, Any]:
     found = dict(row)
     found["headers"] = orjson.loads(found["headers"])
+    found["filter"] = _json_or_none(found["filter"])
     return found
+
+
+def _json_or_none(stored: str | None) -> Any:
+    return None if stored is None else orjson.loads(stored)
+
+
+def _jsonb(value: Any) -> str | None:
+    """A value for a jsonb parameter: None stays SQL NULL (not the JSON `null`)."""
+    return None if value is None else orjson.dumps(value).decode()
 
 
 class SubscriptionRepo:
@@ -90,12 +103,14 @@ class SubscriptionRepo:
         headers: dict[str, str],
         active: bool,
         secret: str,
+        filter_: dict[str, Any] | None,
     ) -> dict[str, Any]:
         row = await fetchrow_unique(
             self.conn,
             DUPLICATE_URL,
             "INSERT INTO subscriptions (id, owner_id, owner_roles, url, url_key, topics, description,"
-            " headers, active, secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)"
+            " headers, active, secret, filter)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb)"
             f" RETURNING {_COLUMNS}",
             uuid.uuid4(),
             owner_id,
@@ -107,6 +122,7 @@ class SubscriptionRepo:
             orjson.dumps(headers).decode(),
             active,
             secret,
+            _jsonb(filter_),
         )
         assert row is not None
         return _record(row)
@@ -116,9 +132,9 @@ class SubscriptionRepo:
         longer at that version. Call with the row locked."""
         if not changes:
             return None
-        values = [orjson.dumps(v).decode() if k == "headers" else v for k, v in changes.items()]
+        values = [_jsonb(v) if k in _JSONB else v for k, v in changes.items()]
         sets = [
-            f"{column} = ${i}::jsonb" if column == "headers" else f"{column} = ${i}"
+            f"{column} = ${i}::jsonb" if column in _JSONB else f"{column} = ${i}"
             for i, column in enumerate(changes, start=3)
         ]
         sets += ["version = version + 1", "updated_at = now()"]
