@@ -29,6 +29,9 @@ DEVELOPMENT_INTERNAL_TOKEN = "herald-development-internal-token"  # noqa: S105 (
 MIN_INTERNAL_TOKEN_LENGTH = 16
 
 
+MAX_EVENT_RETENTION = 100 * 365 * 24 * 3600  # seconds; anything longer is a typo
+
+
 class SettingsError(ValueError):
     """A setting is malformed, or a production deployment still carries a placeholder."""
 
@@ -237,6 +240,11 @@ class Settings:
     webhook_secret_overlap: int = _env(
         "HERALD_WEBHOOK_SECRET_OVERLAP", 24 * 3600, "Seconds the old secret keeps signing after a rotation"
     )
+    event_retention: int = _env(
+        "HERALD_EVENT_RETENTION",
+        30 * 24 * 3600,
+        "Seconds every domain event is kept for replay, with its deliveries' log, before pruning",
+    )
 
     @classmethod
     def variables(cls) -> list[tuple[str, str, Any, str]]:
@@ -274,6 +282,8 @@ class Settings:
                     raise SettingsError(f"{name}: {exc}") from None
         if not self.internal_token:
             raise SettingsError("HERALD_INTERNAL_TOKEN must not be empty")
+        if not 0 < self.event_retention <= MAX_EVENT_RETENTION:
+            raise SettingsError("HERALD_EVENT_RETENTION must be between 1 second and 100 years")
         if not self.production:
             return
         if self.admin_password and _placeholder(self.admin_password):

@@ -13,6 +13,8 @@ from services.webhook_delivery.api.delivery_detail_openapi import detail_paths
 from services.webhook_delivery.api.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.api.openapi import document, subscription_paths
+from services.webhook_delivery.api.replay import add_replay_route
+from services.webhook_delivery.api.replay_openapi import replay_paths
 from services.webhook_delivery.engine.wiring import engine_ctx
 from shared.config import Settings
 from shared.openapi import add_fragment_route
@@ -33,5 +35,8 @@ def create_app(settings: Settings) -> web.Application:
         subscription_handlers.add_routes(app)
         add_delivery_routes(app)
         add_detail_routes(app)
-        add_fragment_route(app, document(subscription_paths(), delivery_paths(), detail_paths()))
+        add_replay_route(app)
+        add_fragment_route(
+            app, document(subscription_paths(), delivery_paths(), detail_paths(), replay_paths())
+        )
     return app

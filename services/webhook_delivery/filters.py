@@ -16,7 +16,9 @@ is saved (`filter_problems`); the fan-out and the replay evaluate it per event
 
 from __future__ import annotations
 
+import logging
 import operator
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +42,8 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "lte": operator.le,
 }
 _MISSING = object()
+
+log = logging.getLogger("herald.webhook.filters")
 
 Problems = list[tuple[str, str]]
 
@@ -144,6 +148,21 @@ def _is_number(value: Any) -> bool:
 
 def _always(_envelope: Envelope) -> bool:
     return True
+
+
+def _never(_envelope: Envelope) -> bool:
+    return False
+
+
+def stored_filter(sub_id: uuid.UUID, stored: str | None) -> Predicate:
+    """A subscription row's filter (its `filter` column), compiled: by the fan-out's index once
+    per row, by replay once per request. One the API would refuse now (it was saved by an older
+    version) matches nothing rather than everything it meant to keep out."""
+    try:
+        return compile_filter(None if stored is None else orjson.loads(stored))
+    except ValueError as exc:
+        log.error("subscription %s has a filter that cannot be used; it gets no events: %s", sub_id, exc)
+        return _never
 
 
 def compile_filter(spec: Mapping[str, Any] | None) -> Predicate:

@@ -99,14 +99,20 @@ async def retry_delivery(request: web.Request) -> web.Response:
     return json_response(public_delivery(row), status=202)
 
 
-async def recover(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
+async def read_window(request: web.Request, schema: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    """`since` and `until` (None: not given) of a body that `schema` validates."""
     body = await read_json(request)
-    validate(RECOVER, body)
+    validate(schema, body)
     since, until = _time(body, "since"), _time(body, "until")
     assert since is not None
     if until is not None and until <= since:
         raise ValidationFailed([{"field": "until", "message": "must be after since"}])
+    return since, until
+
+
+async def recover(request: web.Request) -> web.Response:
+    sub_id, active = await _own_subscription(request)
+    since, until = await read_window(request, RECOVER)
     _require_active(active)
     async with request.app[DATABASE].connection() as conn:
         count, end = await DeliveryRepo(conn).recoverable(sub_id, since, until)

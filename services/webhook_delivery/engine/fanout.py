@@ -1,8 +1,9 @@
-"""Fan-out: each domain event becomes one delivery per matching subscription whose owner may
-read it and whose filter it passes (a filtered-out event leaves no row, not even a skipped one),
-written in one statement with the event's bytes (once: a redelivered message finds the event
-stored). First attempts this process can take on are stored leased to its worker and sent right
-away; the rest go on the first-attempt lane (any worker's)."""
+"""Fan-out: each domain event is stored (kept HERALD_EVENT_RETENTION, for replay) and becomes
+one delivery per matching subscription whose owner may read it and whose filter it passes (a
+filtered-out event leaves no delivery, not even a skipped one), written in one statement with
+the event's bytes (once: a redelivered message finds the event stored). First attempts this
+process can take on are stored leased to its worker and sent right away; the rest go on the
+first-attempt lane (any worker's)."""
 
 from __future__ import annotations
 
@@ -49,11 +50,11 @@ class Fanout:
             for sub in self.index.match(topic)
             if sub.may_read(topic, data) and sub.passes_filter(event)
         ]
-        if not rows:
-            return  # nobody to tell: nothing to store
+        # Stored even when nobody is to be told now: replay may send it later.
         body = bytes(message.body)
         worker = self.worker
-        await worker.wait_for_room()  # unacked meanwhile: the broker's prefetch stops the flow
+        if rows:
+            await worker.wait_for_room()  # unacked meanwhile: the broker's prefetch stops the flow
         leased = {d for d, s, status in rows if status == PENDING and worker.wants(s)}
         leased_at = time.monotonic()  # before the statement: the lease surely outlasts this
 

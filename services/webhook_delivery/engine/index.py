@@ -8,38 +8,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import orjson
 
-from services.webhook_delivery import operational
-from services.webhook_delivery.filters import Predicate, compile_filter
-from shared import visibility
+from services.webhook_delivery.filters import Predicate, compile_filter, stored_filter
+from services.webhook_delivery.matching import owner_may_read
 from shared.db import Database
-from shared.events import OPERATIONAL_TOPICS
 
 log = logging.getLogger("herald.webhook.index")
 
 CHANNEL = "webhook_delivery_subscriptions"
 LISTENER_NAME = "herald-webhook-index"
 _COLUMNS = "id, owner_id, owner_roles, topics, active, filter"
-
-
-def _never(_envelope: Mapping[str, Any]) -> bool:
-    return False
-
-
-def _predicate(sub_id: uuid.UUID, stored: str | None) -> Predicate:
-    """The row's filter, compiled once here, not per event. One the API would refuse now (it
-    was saved by an older version) matches nothing rather than everything it meant to keep out."""
-    try:
-        return compile_filter(None if stored is None else orjson.loads(stored))
-    except ValueError as exc:
-        log.error("subscription %s has a filter that cannot be used; it gets no events: %s", sub_id, exc)
-        return _never
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +43,11 @@ class IndexedSubscription:
             owner_roles=frozenset(row["owner_roles"]),
             topics=tuple(row["topics"]),
             active=row["active"],
-            passes_filter=_predicate(row["id"], row["filter"]),
+            passes_filter=stored_filter(row["id"], row["filter"]),
         )
 
     def may_read(self, topic: str, data: dict[str, Any]) -> bool:
-        """What the owner may read, as the resource API decides it: approved and cancelled
-        events and every location to all; other events only to their owner, approvers and
-        admins. Operational events (about a subscription): see operational.may_receive."""
-        if topic in OPERATIONAL_TOPICS:
-            return operational.may_receive(self.id, self.owner_id, self.owner_roles, data)
-        if not topic.startswith("event."):
-            return True
-        return visibility.may_read(
-            data.get("status"), str(data.get("ownerId")), self.owner_id, self.owner_roles
-        )
+        return owner_may_read(topic, data, self.id, self.owner_id, self.owner_roles)
 
 
 class SubscriptionIndex:

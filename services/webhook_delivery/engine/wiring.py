@@ -1,6 +1,7 @@
 """The moving half of webhook delivery, as one cleanup context: the subscription index, the
-fan-out and owner consumers, the delivery worker with its two lanes, the sweeper, and the relay
-of this service's outbox (operational events, to the domain exchange)."""
+fan-out and owner consumers, the delivery worker with its two lanes, the sweeper, the relay
+of this service's outbox (operational events, to the domain exchange), and the pruner of events
+past retention."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from services.webhook_delivery.engine.fanout import Fanout
 from services.webhook_delivery.engine.index import IndexRefresher, SubscriptionIndex
 from services.webhook_delivery.engine.owners import OWNER_TOPICS, OwnerEvents
+from services.webhook_delivery.engine.pruner import Pruner
 from services.webhook_delivery.engine.sweeper import Sweeper
 from services.webhook_delivery.engine.worker import Worker
 from shared.amqp import consume
@@ -65,6 +67,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(refresher.run()),
         asyncio.create_task(sweeper.run()),
         asyncio.create_task(relay.run()),
+        asyncio.create_task(Pruner(db, settings.event_retention).run()),
     ]
     yield
     for queue, tag in consumers:

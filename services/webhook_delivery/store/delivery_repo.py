@@ -104,7 +104,7 @@ class DeliveryRepo:
             "  CASE WHEN t.p THEN now() END, CASE WHEN t.p AND NOT t.l THEN now() END,"
             "  CASE WHEN t.p AND t.l THEN now() + make_interval(secs => $8) END"
             " FROM e, t"
-            " ON CONFLICT (subscription_id, event_id) DO NOTHING"
+            " ON CONFLICT (subscription_id, event_id) WHERE replay_id IS NULL DO NOTHING"
             " RETURNING id, subscription_id, status, lease_until, next_attempt_at)"
             " SELECT d.id, d.subscription_id, d.status, d.lease_until, d.next_attempt_at, s.url,"
             "  s.headers, s.rate_limit, s.secret,"
