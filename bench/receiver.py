@@ -7,7 +7,8 @@ process of the machine shares: the load loop compares it with its own send times
 
 GET /stats: counts and the first and last arrival; GET /arrivals: [n, event data id, arrival]
 of each first arrival; POST /reset: forget everything (`?fail_first=1`: from then on answer
-each (subscription, webhook-id)'s first arrival with 500, to make every delivery retry once).
+each (subscription, webhook-id)'s first arrival with 500, to make every delivery retry once;
+with `&hooks=0,3` only those subscriptions' first arrivals fail).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Arrivals:
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self, fail_first: bool = False) -> None:
+    def reset(self, fail_first: bool = False, hooks: frozenset[str] | None = None) -> None:
         self.fail_first = fail_first
+        self.failing_hooks = hooks  # None: every subscription's
         self.requests = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
@@ -48,7 +50,7 @@ class Arrivals:
             # The resource's id: what the load loop knows when its create request returns.
             data_id = orjson.loads(body).get("data", {}).get("id", "")
             self.firsts.append((key[0], data_id, now))
-            if self.fail_first:
+            if self.fail_first and (self.failing_hooks is None or key[0] in self.failing_hooks):
                 return web.Response(status=500, body=FAILED)
         return web.Response(body=OK)
 
@@ -67,7 +69,11 @@ class Arrivals:
         return web.Response(body=orjson.dumps(self.firsts), content_type="application/json")
 
     async def clear(self, request: web.Request) -> web.Response:
-        self.reset(fail_first=request.query.get("fail_first") == "1")
+        hooks = request.query.get("hooks")
+        self.reset(
+            fail_first=request.query.get("fail_first") == "1",
+            hooks=frozenset(hooks.split(",")) if hooks else None,
+        )
         return web.Response(status=204)
 
 

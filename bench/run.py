@@ -12,9 +12,10 @@
    - deliveries/s of one worker process: events created while no worker runs, then one worker
      process started, timed from the receiver's first to its last arrival (the process also
      does the fan-out of those events, as every worker process does);
-   - retry lateness: a worker with a retry schedule of 1 s (and no circuit breaking), the
-     receiver failing every delivery's first attempt, creates at the same fixed rate; each retry's start minus the
-     time it was due, as PostgreSQL stored them (`attempted_at - due_at`);
+   - retry lateness: a worker with a retry schedule of 1 s (and no circuit breaking), creates
+     at the same fixed rate, the receiver failing the first attempt of one subscription's
+     deliveries (the target's case), then of all five (twice the attempts; no target); each
+     retry's start minus the time it was due, as PostgreSQL stored them (`attempted_at - due_at`);
    - peak RSS of each process (nginx's master and workers included).
 3. A second suite with 1,000,000 events COPY-seeded by bench/seed_events.py: list-50 again
    (skipped, and said so, without that module).
@@ -346,14 +347,22 @@ async def worker_rate(
 
 
 async def retry_lateness(
-    suite: RunningSuite, session: aiohttp.ClientSession, receiver: str, rate: int, seconds: int
+    suite: RunningSuite,
+    session: aiohttp.ClientSession,
+    receiver: str,
+    rate: int,
+    seconds: int,
+    failing_hooks: str | None = None,
 ) -> dict[str, Any]:
-    """Every delivery fails its first attempt and is due again 1 s later: how late its retry
+    """The deliveries of `failing_hooks` (a comma list of subscription numbers; None: every
+    subscription's) fail their first attempt and are due again 1 s later: how late each retry
     started (attempted_at - due_at, both as stored), at `rate` creates a second."""
     conn = await asyncpg.connect(suite.env["HERALD_DATABASE_URL"])
     try:
         since = await conn.fetchval("SELECT coalesce(max(id), 0) FROM webhook_delivery.delivery_attempts")
-        await session.post(receiver + "/reset?fail_first=1")
+        await session.post(
+            receiver + "/reset?fail_first=1" + (f"&hooks={failing_hooks}" if failing_hooks else "")
+        )
         # Every first attempt fails: the circuit breakers would hold the subscriptions (and
         # measure themselves instead); they stay closed here.
         proc, url = start_worker(
@@ -382,7 +391,9 @@ async def retry_lateness(
     return {
         "events": load["events"],
         "achieved_rate": load["achieved_rate"],
-        "retries_expected": load["attempts_expected"],
+        "failing_subscriptions": len(failing_hooks.split(",")) if failing_hooks else SUBSCRIPTIONS,
+        "retries_expected": load["events"]
+        * (len(failing_hooks.split(",")) if failing_hooks else SUBSCRIPTIONS),
         "retries_measured": len(late),
         "retries_succeeded": sum(1 for r in rows if r["retry"] and r["status_code"] == 200),
         "first_attempt_start_p95_ms": round(percentile(first_late, 0.95), 1),
@@ -516,7 +527,13 @@ async def measure() -> dict[str, Any]:
                     results["worker"], rss["webhook_worker_drain"] = await worker_rate(
                         suite, session, receiver, PRELOAD_EVENTS
                     )
+                    # The target's case: 200 events/s flowing to five receivers, one of them
+                    # failing first attempts. Then every receiver failing (twice the attempts:
+                    # what a worker near its capacity does to retries; no target).
                     results["retry_lateness"] = await retry_lateness(
+                        suite, session, receiver, RATE, RATE_SECONDS, failing_hooks="0"
+                    )
+                    results["retry_lateness_all_failing"] = await retry_lateness(
                         suite, session, receiver, RATE, RATE_SECONDS
                     )
                 rss.update(suite.peak_rss_mib())
@@ -642,17 +659,21 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             ),
         ),
     ]
-    if "retry_lateness" in r:
-        late = r["retry_lateness"]
+    for key, target in (("retry_lateness", True), ("retry_lateness_all_failing", False)):
+        if key not in r:
+            continue
+        late = r[key]
+        failing = late.get("failing_subscriptions", SUBSCRIPTIONS)
         rows.append(
             (
                 f"retry lateness (start - due), {late['achieved_rate']} events/s x {SUBSCRIPTIONS},"
-                " schedule 1 s",
+                f" {failing} of them failing first attempts, schedule 1 s"
+                + ("" if target else " (no target: twice the attempts)"),
                 f"p50 {late['p50_ms']} ms, p95 {late['p95_ms']} ms, max {late['max_ms']} ms"
                 f" ({late['retries_measured']}/{late['retries_expected']} retries)",
-                f"p95 <= {t['retry_late_p95_ms']:g} ms",
+                f"p95 <= {t['retry_late_p95_ms']:g} ms" if target else "-",
                 "-",
-                p95_met(late, "retry_late_p95_ms", "retries"),
+                p95_met(late, "retry_late_p95_ms", "retries") if target else "-",
             )
         )
     # Every process of both suites; a name in both counts with its larger peak.

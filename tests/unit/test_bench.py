@@ -54,6 +54,12 @@ async def test_receiver_keeps_each_first_arrival_once(aiohttp_client: Any) -> No
     assert (await client.post("/reset?fail_first=1")).status == 204
     answers = [(await client.post("/hook/0", data=body, headers={"webhook-id": "m3"})).status for _ in "ab"]
     assert answers == [500, 200]
+    # Only the subscriptions named fail their first arrivals.
+    assert (await client.post("/reset?fail_first=1&hooks=1")).status == 204
+    answers = [
+        (await client.post(f"/hook/{n}", data=body, headers={"webhook-id": "m4"})).status for n in "011"
+    ]
+    assert answers == [200, 500, 200]
 
 
 def test_percentile_is_the_nearest_rank() -> None:
