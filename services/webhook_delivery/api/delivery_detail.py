@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from services.webhook_delivery import sent_headers
-from services.webhook_delivery.api.delivery_handlers import _own_subscription, _time
+from services.webhook_delivery.api.access import own_subscription
+from services.webhook_delivery.api.delivery_handlers import time_field
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo, public_delivery
 from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles
 from shared.appkeys import DATABASE
@@ -26,7 +27,7 @@ MAX_BUCKETS = 1500  # a day by minute, however its ends fall
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    sub_id, _active = await _own_subscription(request)
+    sub_id, _active = await own_subscription(request)
     delivery_id = path_uuid(request, "delivery", "deliveryId")
     reject_unknown_params(request, ())
     async with request.app[DATABASE].connection() as conn:
@@ -40,7 +41,7 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def delivery_stats(request: web.Request) -> web.Response:
-    sub_id, _active = await _own_subscription(request)
+    sub_id, _active = await own_subscription(request)
     reject_unknown_params(request, ("since", "until", "bucket"))
     name = request.query.get("bucket", DEFAULT_BUCKET)
     if name not in SPANS:
@@ -69,7 +70,7 @@ async def delivery_stats(request: web.Request) -> web.Response:
 def _window(request: web.Request, width: timedelta, default_span: timedelta) -> tuple[datetime, datetime]:
     """Where the first bucket starts and the last ends: `since` rounded down and `until` up to
     whole buckets (UTC)."""
-    since, until = _time(request.query, "since"), _time(request.query, "until")
+    since, until = time_field(request.query, "since"), time_field(request.query, "until")
     try:
         until = until or utc_now()
         since = since or until - default_span

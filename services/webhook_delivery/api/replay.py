@@ -19,13 +19,8 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from services.webhook_delivery.api.delivery_handlers import (
-    RECOVER,
-    TIME,
-    _own_subscription,
-    _require_active,
-    read_window,
-)
+from services.webhook_delivery.api.access import own_subscription, require_active
+from services.webhook_delivery.api.delivery_handlers import RECOVER, TIME, read_window
 from services.webhook_delivery.api.recovery import RECOVERIES, Item, Job
 from services.webhook_delivery.filters import stored_filter
 from services.webhook_delivery.matching import covered_topics, owner_may_read
@@ -129,9 +124,9 @@ def replay_job(sub_id: uuid.UUID, events: Window, page: int, since: datetime, un
 
 
 async def replay(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
+    sub_id, active = await own_subscription(request)
     since, until = await read_window(request, REPLAY)
-    _require_active(active)
+    require_active(active)
     until = until or datetime.now(UTC)
     async with request.app[DATABASE].connection() as conn:
         pruned = await EventRepo(conn).pruned_through()

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.webhook_delivery import operational
 from services.webhook_delivery.api import rules, schemas
+from services.webhook_delivery.api.access import owner_scope
 from services.webhook_delivery.ssrf import url_key
 from services.webhook_delivery.store.subscription_repo import (
     SubscriptionRepo,
@@ -22,7 +23,6 @@ from shared.catalog import TOPICS, envelope_schema
 from shared.events import utc_now
 from shared.problems import Problem
 from shared.validation import validate
-from shared.verifier import Principal
 from shared.web.conditional import check_if_match, etag, etag_matches
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import page, parse_limit, time_cursor
@@ -36,11 +36,6 @@ TOPIC_LIST = orjson.dumps(
         for name, (description, _) in TOPICS.items()
     ]
 )
-
-
-def _scope(caller: Principal) -> str | None:
-    """The owner a caller is limited to: none for admins."""
-    return None if caller.is_admin else caller.user_id
 
 
 def _etag(row: dict[str, Any]) -> str:
@@ -64,7 +59,7 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     limit = parse_limit(request)
     after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
-        rows = await SubscriptionRepo(conn).page(_scope(principal(request)), after, limit + 1)
+        rows = await SubscriptionRepo(conn).page(owner_scope(principal(request)), after, limit + 1)
     rows, headers = page(request, rows, limit)
     return json_response([public_subscription(r) for r in rows], headers=headers)
 
@@ -100,7 +95,9 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(
+            path_uuid(request, "subscription"), owner_scope(principal(request))
+        )
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
@@ -142,7 +139,7 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         await rules.check_target(url, allow_private=request.app[SETTINGS].webhook_allow_private)
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        before = await repo.get(sub_id, _scope(caller), for_update=True)
+        before = await repo.get(sub_id, owner_scope(caller), for_update=True)
         check_if_match(request, before["version"], "subscription")
         check_read_only(body, schemas.READ_ONLY, public_subscription(before))
         wanted: dict[str, Any] = {k: body[k] for k in ("topics", "active") if k in body}
@@ -196,7 +193,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
     sub_id = path_uuid(request, "subscription")
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        before = await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        before = await repo.get(sub_id, owner_scope(principal(request)), for_update=True)
         check_if_match(request, before["version"], "subscription")
         await repo.delete(sub_id, before["version"])
     return web.Response(status=204)
@@ -207,7 +204,9 @@ async def delete_subscription(request: web.Request) -> web.Response:
 
 async def get_secret(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(
+            path_uuid(request, "subscription"), owner_scope(principal(request))
+        )
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
 
@@ -216,7 +215,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     overlap = request.app[SETTINGS].webhook_secret_overlap
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        await repo.get(sub_id, owner_scope(principal(request)), for_update=True)
         row = await repo.rotate_secret(sub_id, new_secret(), overlap)
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
