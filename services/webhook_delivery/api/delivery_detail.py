@@ -20,12 +20,15 @@ from shared.problems import ValidationFailed
 from shared.web.json_io import json_response
 from shared.web.params import path_uuid, reject_unknown_params
 
+routes = web.RouteTableDef()
+
 # The window asked for when `since` is not given, by bucket.
 DEFAULT_WINDOWS = {"minute": timedelta(hours=1), "hour": timedelta(hours=24), "day": timedelta(days=30)}
 DEFAULT_BUCKET = "hour"
 MAX_BUCKETS = 1500  # a day by minute, however its ends fall
 
 
+@routes.get("/v2/subscription/{id}/deliveries/{deliveryId}")
 async def get_delivery(request: web.Request) -> web.Response:
     sub_id, _active = await own_subscription(request)
     delivery_id = path_uuid(request, "delivery", "deliveryId")
@@ -40,6 +43,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     return json_response(shown)
 
 
+@routes.get("/v2/subscription/{id}/stats")
 async def delivery_stats(request: web.Request) -> web.Response:
     sub_id, _active = await own_subscription(request)
     reject_unknown_params(request, ("since", "until", "bucket"))
@@ -96,8 +100,3 @@ def _window(request: web.Request, width: timedelta, default_span: timedelta) -> 
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def add_detail_routes(app: web.Application) -> None:
-    app.router.add_get("/v2/subscription/{id}/deliveries/{deliveryId}", get_delivery)
-    app.router.add_get("/v2/subscription/{id}/stats", delivery_stats)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from services.webhook_delivery import lanes
 from services.webhook_delivery.api.access import own_subscription, require_active
-from services.webhook_delivery.api.recovery import RECOVERIES, recoveries_ctx
+from services.webhook_delivery.api.recovery import RECOVERIES
 from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     FIRST,
@@ -33,6 +33,8 @@ from shared.validation import TIME_MESSAGE, parse_time, validate
 from shared.web.json_io import json_response, read_json
 from shared.web.paging import page, parse_limit, time_cursor
 from shared.web.params import path_uuid, reject_unknown_params
+
+routes = web.RouteTableDef()
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}
@@ -58,6 +60,7 @@ def time_field(body: Mapping[str, Any], name: str) -> datetime | None:
     return moment
 
 
+@routes.get("/v2/subscription/{id}/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     sub_id, _active = await own_subscription(request)
     reject_unknown_params(request, ("status", "limit", "cursor"))
@@ -72,6 +75,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return json_response([public_delivery(r) for r in rows], headers=headers)
 
 
+@routes.post("/v2/subscription/{id}/deliveries/{deliveryId}/retry")
 async def retry_delivery(request: web.Request) -> web.Response:
     sub_id, active = await own_subscription(request)
     delivery_id = path_uuid(request, "delivery", "deliveryId")
@@ -95,6 +99,7 @@ async def read_window(request: web.Request, schema: dict[str, Any]) -> tuple[dat
     return since, until
 
 
+@routes.post("/v2/subscription/{id}/recover")
 async def recover(request: web.Request) -> web.Response:
     sub_id, active = await own_subscription(request)
     since, until = await read_window(request, RECOVER)
@@ -106,6 +111,7 @@ async def recover(request: web.Request) -> web.Response:
     return json_response({"deliveries": count}, status=202)
 
 
+@routes.post("/v2/subscription/{id}/ping")
 async def ping(request: web.Request) -> web.Response:
     sub_id, active = await own_subscription(request)
     require_active(active)
@@ -118,12 +124,3 @@ async def ping(request: web.Request) -> web.Response:
         )
     await lanes.publish(request.app[BROKER], [(row["id"], sub_id, FIRST)])
     return json_response(public_delivery(row), status=202)
-
-
-def add_delivery_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v2/subscription/{id}/deliveries", list_deliveries)
-    r.add_post("/v2/subscription/{id}/deliveries/{deliveryId}/retry", retry_delivery)
-    r.add_post("/v2/subscription/{id}/recover", recover)
-    r.add_post("/v2/subscription/{id}/ping", ping)
-    app.cleanup_ctx.append(recoveries_ctx)

@@ -30,6 +30,8 @@ from shared.events import format_time
 from shared.problems import NotFound, ValidationFailed
 from shared.web.json_io import json_response
 
+routes = web.RouteTableDef()
+
 REPLAY_LIMIT = 10_000  # events of the subscription's topics one window may hold
 READ_PAGE = 500  # event bodies read at a time while picking
 REPLAY: dict[str, Any] = {  # the window of `recover`, of events
@@ -123,6 +125,7 @@ def replay_job(sub_id: uuid.UUID, events: Window, page: int, since: datetime, un
     )
 
 
+@routes.post("/v2/subscription/{id}/replay")
 async def replay(request: web.Request) -> web.Response:
     sub_id, active = await own_subscription(request)
     since, until = await read_window(request, REPLAY)
@@ -137,8 +140,3 @@ async def replay(request: web.Request) -> web.Response:
         recoveries = request.app[RECOVERIES]
         recoveries.run(replay_job(sub_id, events, recoveries.page, since, until))
     return json_response({"events": len(events)}, status=202)
-
-
-def add_replay_route(app: web.Application) -> None:
-    """After `add_delivery_routes`, whose recovery jobs run the replays."""
-    app.router.add_post("/v2/subscription/{id}/replay", replay)

@@ -26,7 +26,7 @@ from shared.validation import validate
 from shared.web.conditional import check_if_match, etag, etag_matches
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import page, parse_limit, time_cursor
-from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.params import ITEM_ID, path_uuid, reject_unknown_params
 from shared.web.writes import MERGE_PATCH, check_read_only
 from shared.webhooks import new_secret
 
@@ -36,6 +36,8 @@ TOPIC_LIST = orjson.dumps(
         for name, (description, _) in TOPICS.items()
     ]
 )
+
+routes = web.RouteTableDef()
 
 
 def _etag(row: dict[str, Any]) -> str:
@@ -54,6 +56,7 @@ def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response
 # -- subscriptions ---------------------------------------------------------------------------
 
 
+@routes.get("/v2/subscription/list")
 async def list_subscriptions(request: web.Request) -> web.Response:
     reject_unknown_params(request, ("limit", "cursor"))
     limit = parse_limit(request)
@@ -64,6 +67,7 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     return json_response([public_subscription(r) for r in rows], headers=headers)
 
 
+@routes.post("/v2/subscription/list")
 async def create_subscription(request: web.Request) -> web.Response:
     caller = principal(request)
     body = await read_json(request)
@@ -93,6 +97,7 @@ async def create_subscription(request: web.Request) -> web.Response:
     return _shown(row, status=201, secret=row["secret"])
 
 
+@routes.get(f"/v2/subscription/{ITEM_ID}")
 async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
         row = await SubscriptionRepo(conn).get(
@@ -181,14 +186,17 @@ def _rate_limit(value: int | float | None) -> int | None:
     return None if value is None else int(value)
 
 
+@routes.put(f"/v2/subscription/{ITEM_ID}")
 async def put_subscription(request: web.Request) -> web.Response:
     return await _change(request, patch=False)
 
 
+@routes.patch(f"/v2/subscription/{ITEM_ID}")
 async def patch_subscription(request: web.Request) -> web.Response:
     return await _change(request, patch=True)
 
 
+@routes.delete(f"/v2/subscription/{ITEM_ID}")
 async def delete_subscription(request: web.Request) -> web.Response:
     sub_id = path_uuid(request, "subscription")
     async with request.app[DATABASE].transaction() as conn:
@@ -202,6 +210,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
 # -- secrets ---------------------------------------------------------------------------------
 
 
+@routes.get("/v2/subscription/{id}/secret")
 async def get_secret(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
         row = await SubscriptionRepo(conn).get(
@@ -210,6 +219,7 @@ async def get_secret(request: web.Request) -> web.Response:
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
 
+@routes.post("/v2/subscription/{id}/secret/rotate")
 async def rotate_secret(request: web.Request) -> web.Response:
     sub_id = path_uuid(request, "subscription")
     overlap = request.app[SETTINGS].webhook_secret_overlap
@@ -223,18 +233,6 @@ async def rotate_secret(request: web.Request) -> web.Response:
 # -- topics ----------------------------------------------------------------------------------
 
 
+@routes.get("/v2/topic/list")
 async def list_topics(request: web.Request) -> web.Response:
     return web.Response(body=TOPIC_LIST, content_type=JSON_CONTENT_TYPE, charset="utf-8")
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v2/topic/list", list_topics)
-    r.add_get("/v2/subscription/list", list_subscriptions)
-    r.add_post("/v2/subscription/list", create_subscription)
-    r.add_get("/v2/subscription/{id}", get_subscription)
-    r.add_put("/v2/subscription/{id}", put_subscription)
-    r.add_patch("/v2/subscription/{id}", patch_subscription)
-    r.add_delete("/v2/subscription/{id}", delete_subscription)
-    r.add_get("/v2/subscription/{id}/secret", get_secret)
-    r.add_post("/v2/subscription/{id}/secret/rotate", rotate_secret)
