@@ -6,17 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
-from shared.openapi import (
-    CURSOR_PARAM,
-    LIMIT_PARAM,
-    json_body,
-    json_response,
-    paged_list,
-    path_param,
-    problems,
-    query_param,
-    schema_ref,
-)
+from shared import openapi as oas
 
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}
@@ -84,74 +74,73 @@ RECOVER_EXAMPLE = {"since": "2026-01-01T00:00:00Z"}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    return problems(401, 404, *statuses)
+    return oas.problems(401, 404, *statuses)
 
 
-SUB_ID = path_param("id", "The subscription id.")
-DELIVERY_ID = path_param("deliveryId", "The delivery id.")
+SUB_ID = oas.path_param("id", "The subscription id.")
+DELIVERY_ID = oas.path_param("deliveryId", "The delivery id.")
 
 
-def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
-    return {
-        "operationId": op_id,
-        "summary": summary,
-        "tags": TAGS,
-        "parameters": more.pop("parameters", [SUB_ID]),
-        **more,
-        "responses": responses,
-    }
+def delivery_operation(
+    op_id: str, summary: str, responses: dict[str, Any], *, parameters: list[Any] | None = None, **more: Any
+) -> dict[str, Any]:
+    """An operation of the delivery routes (this module's, delivery_detail's, replay's): their
+    tag, and the subscription id as the parameter unless `parameters` says otherwise."""
+    return oas.operation(op_id, summary, TAGS, responses, parameters=parameters or [SUB_ID], **more)
 
 
 def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the delivery routes."""
-    delivery = schema_ref("SubscriptionDelivery")
+    delivery = oas.schema_ref("SubscriptionDelivery")
     paths = {
         "/v2/subscription/{id}/deliveries": {
-            "get": _operation(
+            "get": delivery_operation(
                 "listDeliveries",
                 "A subscription's deliveries, newest first, each with its attempts",
                 {
-                    "200": paged_list(delivery, "A page of deliveries"),
+                    "200": oas.paged_list(delivery, "A page of deliveries"),
                     **_errors(400),
                 },
                 parameters=[
                     SUB_ID,
-                    query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
-                    LIMIT_PARAM,
-                    CURSOR_PARAM,
+                    oas.query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
+                    oas.LIMIT_PARAM,
+                    oas.CURSOR_PARAM,
                 ],
             )
         },
         "/v2/subscription/{id}/deliveries/{deliveryId}/retry": {
-            "post": _operation(
+            "post": delivery_operation(
                 "retryDelivery",
                 "Send one delivery again now (on the retry lane)",
                 {
-                    "202": json_response("Due now; its attempts will show in the log", delivery),
+                    "202": oas.json_response("Due now; its attempts will show in the log", delivery),
                     **_errors(409),
                 },
                 parameters=[SUB_ID, DELIVERY_ID],
             )
         },
         "/v2/subscription/{id}/recover": {
-            "post": _operation(
+            "post": delivery_operation(
                 "recoverDeliveries",
                 "Send again every failed or skipped delivery created in a time window",
                 {
-                    "202": json_response(
-                        "Accepted: re-queued in the background", schema_ref("SubscriptionRecoverResult")
+                    "202": oas.json_response(
+                        "Accepted: re-queued in the background", oas.schema_ref("SubscriptionRecoverResult")
                     ),
                     **_errors(400, 409, 413, 415, 422),
                 },
                 description=RECOVER_DESCRIPTION,
-                requestBody=json_body(schema_ref("SubscriptionRecoverRequest"), example=RECOVER_EXAMPLE),
+                request_body=oas.json_body(
+                    oas.schema_ref("SubscriptionRecoverRequest"), example=RECOVER_EXAMPLE
+                ),
             )
         },
         "/v2/subscription/{id}/ping": {
-            "post": _operation(
+            "post": delivery_operation(
                 "pingSubscription",
                 "Send a signed webhook.ping event to the subscription's URL now",
-                {"202": json_response("The ping's delivery, pending", delivery), **_errors(409)},
+                {"202": oas.json_response("The ping's delivery, pending", delivery), **_errors(409)},
             )
         },
     }

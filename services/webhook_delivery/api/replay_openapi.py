@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.webhook_delivery.api.delivery_openapi import delivery_operation
 from services.webhook_delivery.api.replay import REPLAY, REPLAY_LIMIT
-from shared.openapi import json_body, json_response, operation, path_param, problems, schema_ref
+from shared.openapi import json_body, json_response, problems, schema_ref
 
 REPLAY_DESCRIPTION = (
     "Every stored event created in the window (from `since`, up to `until` or now) that the"
@@ -44,10 +45,9 @@ def replay_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of the replay route."""
     paths = {
         "/v2/subscription/{id}/replay": {
-            "post": operation(
+            "post": delivery_operation(
                 "replayEvents",
                 "Send again every event of a time window the subscription would be sent now",
-                ["Webhook deliveries"],
                 {
                     "202": json_response(
                         "Accepted: the deliveries are made in the background",
@@ -55,7 +55,6 @@ def replay_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                     ),
                     **problems(400, 401, 404, 409, 413, 415, 422),
                 },
-                parameters=[path_param("id", "The subscription id.")],
                 request_body=json_body(schema_ref("SubscriptionReplayRequest"), example=REPLAY_EXAMPLE),
                 description=REPLAY_DESCRIPTION,
             )
