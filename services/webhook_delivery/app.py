@@ -12,7 +12,6 @@ from services.webhook_delivery.api.delivery_detail_openapi import detail_paths
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.api.openapi import document, subscription_paths
 from services.webhook_delivery.api.recovery import recoveries_ctx
-from services.webhook_delivery.api.replay_openapi import replay_paths
 from services.webhook_delivery.engine.wiring import engine_ctx
 from shared.config import Settings
 from shared.openapi import add_fragment_route
@@ -33,7 +32,5 @@ def create_app(settings: Settings) -> web.Application:
         for module in (subscription_handlers, delivery_handlers, delivery_detail, replay):
             app.add_routes(module.routes)
         app.cleanup_ctx.append(recoveries_ctx)  # the background jobs of recover and replay
-        add_fragment_route(
-            app, document(subscription_paths(), delivery_paths(), detail_paths(), replay_paths())
-        )
+        add_fragment_route(app, document(subscription_paths(), delivery_paths(), detail_paths()))
     return app
