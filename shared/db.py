@@ -19,6 +19,14 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
+class Repo:
+    """The queries of a table or a few, run on the caller's connection (so within its
+    transaction, when it has one)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+
 # OSErrors that are about files, not about reaching a server.
 _FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import asyncpg
@@ -80,27 +81,25 @@ class LocalRelay:
         return relay if relay is not None and relay.running else None
 
 
+@dataclass(eq=False)
 class OutboxRelay:
-    def __init__(
-        self,
-        db: Database,
-        broker: Broker,
-        exchange: str,
-        *,
-        batch: int = 200,
-        poll_seconds: float = 1.0,
-        retention_seconds: float = 7 * 24 * 3600,
-    ) -> None:
-        self.db = db
-        self.broker = broker
-        self.exchange = exchange
-        self.batch = batch
-        self.poll_seconds = poll_seconds
-        self.retention_seconds = retention_seconds
+    """Publishes the outbox of `db`'s schema to `exchange`, `batch` rows a pass; passes when
+    woken, and every `poll_seconds` anyway; prunes rows sent `retention_seconds` ago."""
+
+    db: Database
+    broker: Broker
+    exchange: str
+    _: KW_ONLY
+    batch: int = 200
+    poll_seconds: float = 1.0
+    retention_seconds: float = 7 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        """The relay's own state, apart from what it is given."""
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
-        self._lock_name = f"herald.outbox.{db.schema}"
+        self._lock_name = f"herald.outbox.{self.db.schema}"
         self._running = False
         self._woken_locally = False  # since the last pass, by a write of this process
         self._locked_out = False  # the last pass found another relay publishing

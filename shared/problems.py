@@ -131,6 +131,8 @@ def problem_answer(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            headers["Allow"] = ", ".join(sorted(exc.allowed_methods))  # aiohttp's has no spaces
         detail = _HTTP_DETAILS.get(exc.status) or exc.text or exc.reason
         return problem_response(Problem(exc.status, detail, headers=headers))
     if database_unavailable(exc):

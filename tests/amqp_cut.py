@@ -13,6 +13,7 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,38 @@ def _ctl(*args: str) -> str:
     ).stdout
 
 
+def _settled(conn: dict[str, Any]) -> bool:
+    """Whether a listed connection shows its client port and its client properties as
+    [key, type, value] triples: one still opening (or closing) may show them otherwise."""
+    props = conn.get("client_properties")
+    return (
+        isinstance(conn.get("peer_port"), int)
+        and isinstance(props, list)
+        and all(isinstance(p, list) and len(p) == 3 for p in props)
+    )
+
+
+def _names(attempts: int = 50) -> dict[int, str | None]:
+    """Each connection's client port and connection_name. A listing with a connection not
+    `_settled` is asked for again (a busy broker lists half-open ones), never read by guess;
+    still so after `attempts` listings: an error that shows it."""
+    unsettled: list[dict[str, Any]] = []
+    for _ in range(attempts):
+        listed = json.loads(
+            _ctl("list_connections", "peer_port", "client_properties", "--formatter", "json") or "[]"
+        )
+        unsettled = [conn for conn in listed if not _settled(conn)]
+        if not unsettled:
+            return {
+                conn["peer_port"]: {p[0]: p[2] for p in conn["client_properties"]}.get("connection_name")
+                for conn in listed
+            }
+        time.sleep(0.1)
+    raise RuntimeError(f"rabbitmqctl kept listing connections without their properties: {unsettled!r}")
+
+
 def connections() -> list[Connection]:
-    named: dict[int, str | None] = {}
-    for conn in json.loads(
-        _ctl("list_connections", "peer_port", "client_properties", "--formatter", "json") or "[]"
-    ):
-        props = {p[0]: p[2] for p in conn.get("client_properties", [])}
-        named[int(conn["peer_port"])] = props.get("connection_name")
+    named = _names()
     found = []
     for line in _ctl("list_connections", "pid", "peer_port").splitlines():
         parts = line.split("\t")

@@ -15,7 +15,7 @@ from aiohttp import web
 from services.auth import throttle
 from services.auth.appkeys import CLOCK, PASSWORDS, SIGNING_KEY, TRUSTED_PROXIES
 from services.auth.bootstrap import ensure_first_admin
-from services.auth.handlers import add_routes
+from services.auth.handlers import routes
 from services.auth.openapi import build_fragment
 from services.auth.passwords import Passwords
 from services.auth.repo import UserRepo
@@ -86,6 +86,6 @@ def create_app(settings: Settings, clock: throttle.Clock = throttle.wall_clock) 
     app.cleanup_ctx.append(keys_ctx)
     app.cleanup_ctx.append(verifier_ctx(local_fetchers, cv_ttl=0))
     app.cleanup_ctx.append(background_ctx)
-    add_routes(app)
+    app.add_routes(routes)
     add_fragment_route(app, build_fragment())
     return app

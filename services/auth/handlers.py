@@ -24,8 +24,10 @@ from shared.validation import validate
 from shared.verifier import INTERNAL_TOKEN_HEADER
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import decode_cursor, page, parse_limit
-from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.params import ITEM_ID, path_uuid, reject_unknown_params
 from shared.web.writes import MERGE_PATCH, check_read_only
+
+routes = web.RouteTableDef()
 
 _ADMIN_LOCK = 0x6164_6D6E  # serialises changes that could remove the last admin
 BAD_CREDENTIALS = "the email or password is wrong"
@@ -36,6 +38,7 @@ LAST_ADMIN = "this is the last active admin; make another admin first"
 # -- tokens ----------------------------------------------------------------------------------
 
 
+@routes.post("/v2/requesttoken")
 @public
 async def request_token(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -59,6 +62,7 @@ async def request_token(request: web.Request) -> web.Response:
     return json_response(issue_token(request.app[SIGNING_KEY], settings, user))
 
 
+@routes.get("/v2/.well-known/jwks.json")
 @public
 async def jwks(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
@@ -81,6 +85,7 @@ def _require_internal_token(request: web.Request) -> None:
         raise Forbidden(f"{INTERNAL_TOKEN_HEADER} is wrong")
 
 
+@routes.get("/internal/users/{id}/credentials")
 @public  # no user token: the internal credential instead
 async def credentials(request: web.Request) -> web.Response:
     """For token verifiers (not routed by the edge): the user's credential version."""
@@ -96,6 +101,7 @@ async def credentials(request: web.Request) -> web.Response:
 # -- users (admin) ---------------------------------------------------------------------------
 
 
+@routes.get("/v2/user/list")
 async def list_users(request: web.Request) -> web.Response:
     require_role(request, "admin")
     reject_unknown_params(request, ("limit", "cursor"))
@@ -113,6 +119,7 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response([public_user(r) for r in rows], headers=headers)
 
 
+@routes.post("/v2/user/list")
 async def create_user(request: web.Request) -> web.Response:
     caller = require_role(request, "admin")
     body = await read_json(request)
@@ -134,6 +141,7 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(shown, status=201, headers={"Location": f"/v2/user/{shown['id']}"})
 
 
+@routes.get(f"/v2/user/{ITEM_ID}")
 async def get_user(request: web.Request) -> web.Response:
     require_role(request, "admin")
     async with request.app[DATABASE].connection() as conn:
@@ -167,10 +175,12 @@ async def _change_user(
     return json_response(public_user(after))
 
 
+@routes.put(f"/v2/user/{ITEM_ID}")
 async def put_user(request: web.Request) -> web.Response:
     return await _change_user(request, schemas.USER_REPLACE, (JSON_CONTENT_TYPE,))
 
 
+@routes.patch(f"/v2/user/{ITEM_ID}")
 async def patch_user(request: web.Request) -> web.Response:
     return await _change_user(request, schemas.USER_PATCH, MERGE_PATCH)
 
@@ -193,6 +203,7 @@ async def _guard_last_admin(
         raise Conflict(LAST_ADMIN)
 
 
+@routes.delete(f"/v2/user/{ITEM_ID}")
 async def delete_user(request: web.Request) -> web.Response:
     caller = require_role(request, "admin")
     user_id = path_uuid(request, "user")
@@ -208,12 +219,14 @@ async def delete_user(request: web.Request) -> web.Response:
 # -- the caller's own account ----------------------------------------------------------------
 
 
+@routes.get("/v2/user/me")
 async def get_me(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
         user = await UserRepo(conn).get(principal(request).user_id)
     return json_response(public_user(user))
 
 
+@routes.patch("/v2/user/me")
 async def patch_me(request: web.Request) -> web.Response:
     caller = principal(request)
     body = await read_json(request, MERGE_PATCH)
@@ -250,18 +263,3 @@ async def patch_me(request: web.Request) -> web.Response:
             changes["password_hash"] = new_hash
         after = await save_changes(conn, before, changes, caller.user_id)
     return json_response(public_user(after))
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/v2/requesttoken", request_token)
-    r.add_get("/v2/.well-known/jwks.json", jwks)
-    r.add_get("/internal/users/{id}/credentials", credentials)
-    r.add_get("/v2/user/list", list_users)
-    r.add_post("/v2/user/list", create_user)
-    r.add_get("/v2/user/me", get_me)
-    r.add_patch("/v2/user/me", patch_me)
-    r.add_get("/v2/user/{id}", get_user)
-    r.add_put("/v2/user/{id}", put_user)
-    r.add_patch("/v2/user/{id}", patch_user)
-    r.add_delete("/v2/user/{id}", delete_user)

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import Repo
 from shared.events import format_time
 from shared.problems import NotFound
 from shared.unique import fetchrow_unique
@@ -32,10 +33,7 @@ def public_user(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class UserRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class UserRepo(Repo):
     async def get(self, user_id: str | uuid.UUID, *, for_update: bool = False) -> dict[str, Any]:
         lock = " FOR UPDATE" if for_update else ""
         row = await self.conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1{lock}", user_id)
@@ -119,16 +117,13 @@ class UserRepo:
         return (row["credential_version"], row["active"]) if row else None
 
 
-class ThrottleRepo:
+class ThrottleRepo(Repo):
     """Login attempts per key in PostgreSQL, so that every auth replica sees the same counts.
 
     An attempt is reserved before the password is checked and settled after: attempts sent
     together cannot all slip past the limit, and successes never count as failures. Call both
     inside a transaction (rows are locked while they change). `now` comes from the caller's
     clock (tests move it instead of waiting)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
 
     async def _row(self, key: str, now: datetime) -> asyncpg.Record:
         await self.conn.execute(
@@ -204,11 +199,8 @@ class ThrottleRepo:
         )
 
 
-class KnownAddressRepo:
+class KnownAddressRepo(Repo):
     """Client addresses each user has logged in from with the right password."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
 
     async def known(self, email: str, address: str, since: datetime) -> bool:
         """Whether the user with this email logged in from `address` since then. The same one

@@ -37,7 +37,7 @@ from shared.verifier import Principal
 from shared.web.conditional import check_if_match, etag, etag_matches
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import next_link, parse_limit
-from shared.web.params import path_uuid
+from shared.web.params import ITEM_ID, path_uuid
 from shared.web.writes import MERGE_PATCH, merge_patch
 
 SCHEMA = "resource"
@@ -372,10 +372,10 @@ def add_routes(app: web.Application, types: Sequence[ResourceType]) -> None:
         base = f"/v2/{rtype.name}"
         app.router.add_get(f"{base}/list", handlers.list, allow_head=False)
         app.router.add_post(f"{base}/list", handlers.create)
-        app.router.add_get(f"{base}/{{id}}", handlers.get, allow_head=False)
-        app.router.add_put(f"{base}/{{id}}", handlers.put)
-        app.router.add_patch(f"{base}/{{id}}", handlers.patch)
-        app.router.add_delete(f"{base}/{{id}}", handlers.delete)
+        app.router.add_get(f"{base}/{ITEM_ID}", handlers.get, allow_head=False)
+        app.router.add_put(f"{base}/{ITEM_ID}", handlers.put)
+        app.router.add_patch(f"{base}/{ITEM_ID}", handlers.patch)
+        app.router.add_delete(f"{base}/{ITEM_ID}", handlers.delete)
         if rtype.workflow is not None:
             for step in rtype.workflow.transitions:
                 app.router.add_post(f"{base}/{{id}}/{step.name}", handlers.transition_handler(step.name))

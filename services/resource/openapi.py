@@ -99,12 +99,19 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
     )
     many = {"type": "array", "items": oas.schema_ref(f"{title}Input"), "minItems": 1, "maxItems": 100}
 
-    def change(op_id: str, summary: str, request_body: dict[str, Any]) -> dict[str, Any]:
+    def op(verb: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+        """An operation on the type: `verb_type` is its id, the type its tag."""
+        return oas.operation(f"{verb}_{rtype.name}", summary, [tag], responses, **more)
+
+    def item(**operations: dict[str, Any]) -> dict[str, Any]:
+        """A path of one item: the id parameter, then its operations."""
+        return {"parameters": [_id_param(rtype)], **operations}
+
+    def change(verb: str, summary: str, request_body: dict[str, Any]) -> dict[str, Any]:
         """PUT and PATCH: the same answers, the same If-Match; another body."""
-        return oas.operation(
-            op_id,
+        return op(
+            verb,
             summary,
-            [tag],
             {"200": one, **_errors(403, 404, 409, 412, 413, 415, 422)},
             parameters=[oas.IF_MATCH_PARAM],
             request_body=request_body,
@@ -112,10 +119,9 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
 
     paths: dict[str, Any] = {
         f"/v2/{rtype.name}/list": {
-            "get": oas.operation(
-                f"list_{rtype.name}",
+            "get": op(
+                "list",
                 f"List {rtype.name}s",
-                [tag],
                 {
                     "200": oas.paged_list(
                         oas.schema_ref(title), "One page; the next is in the Link header", total_count=True
@@ -124,10 +130,9 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                 },
                 parameters=_list_params(rtype),
             ),
-            "post": oas.operation(
-                f"create_{rtype.name}",
+            "post": op(
+                "create",
                 f"Create {with_article(rtype.name)}, or up to 100 (all or none)",
-                [tag],
                 {
                     "201": oas.json_response(
                         "Created",
@@ -146,53 +151,44 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                 ),
             ),
         },
-        f"/v2/{rtype.name}/{{id}}": {
-            "parameters": [_id_param(rtype)],
-            "get": oas.operation(
-                f"get_{rtype.name}",
+        f"/v2/{rtype.name}/{{id}}": item(
+            get=op(
+                "get",
                 f"Get {with_article(rtype.name)}",
-                [tag],
                 {"200": one, "304": oas.empty_response("Not modified"), **_errors(404)},
                 parameters=[oas.IF_NONE_MATCH_PARAM],
             ),
-            "put": change(
-                f"replace_{rtype.name}", f"Replace {with_article(rtype.name)}'s writable fields", body
-            ),
-            "patch": change(
-                f"patch_{rtype.name}",
+            put=change("replace", f"Replace {with_article(rtype.name)}'s writable fields", body),
+            patch=change(
+                "patch",
                 f"Change {with_article(rtype.name)} with a JSON Merge Patch (null clears a field)",
                 patch_body,
             ),
-            "delete": oas.operation(
-                f"delete_{rtype.name}",
+            delete=op(
+                "delete",
                 f"Delete {with_article(rtype.name)}",
-                [tag],
                 {"204": oas.empty_response("Deleted"), **_errors(403, 404, 409, 412)},
                 parameters=[oas.IF_MATCH_PARAM],
             ),
-        },
+        ),
     }
     if rtype.workflow is not None:
         for step in rtype.workflow.transitions:
-            paths[f"/v2/{rtype.name}/{{id}}/{step.name}"] = {
-                "parameters": [_id_param(rtype)],
-                "post": oas.operation(
-                    f"{step.name}_{rtype.name}",
+            paths[f"/v2/{rtype.name}/{{id}}/{step.name}"] = item(
+                post=op(
+                    step.name,
                     f"{step.name.capitalize()}: {' or '.join(step.sources)} → {step.target}",
-                    [tag],
                     {"200": one, **_step_errors(rtype, rtype.workflow, step)},
                     parameters=[oas.IF_MATCH_PARAM],
                     request_body=oas.json_body(
                         oas.schema_ref("TransitionInput"), required=False, example=TRANSITION_EXAMPLE
                     ),
                 ),
-            }
-        paths[f"/v2/{rtype.name}/{{id}}/history"] = {
-            "parameters": [_id_param(rtype)],
-            "get": oas.operation(
-                f"history_{rtype.name}",
+            )
+        paths[f"/v2/{rtype.name}/{{id}}/history"] = item(
+            get=op(
+                "history",
                 f"The workflow transitions and edits of {with_article(rtype.name)}",
-                [tag],
                 {
                     "200": oas.json_response(
                         "Oldest first", {"type": "array", "items": oas.schema_ref("HistoryEntry")}
@@ -203,7 +199,7 @@ def _paths(rtype: ResourceType) -> dict[str, Any]:
                 "the state it was made in to the state it left (the four-eyes rule reads them: "
                 "nobody approves or rejects content they edited since it was last approved).",
             ),
-        }
+        )
     return paths
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from services.resource.documents import representation
 from services.resource.types import ResourceType
-from shared.db import Database
+from shared.db import Database, Repo
 from shared.group_commit import GroupCommit
 from shared.outbox import LocalRelay, notify_channel, outbox_headers
 
@@ -247,10 +247,7 @@ class ResourceRepo:
         return await self.conn.fetch(text, *params)
 
 
-class HistoryRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class HistoryRepo(Repo):
     async def add(
         self,
         resource_id: uuid.UUID,
@@ -279,10 +276,7 @@ class HistoryRepo:
         )
 
 
-class IdempotencyRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class IdempotencyRepo(Repo):
     async def try_lock(self, owner_id: str, key: str) -> bool:
         """Held until the transaction ends: a second request with the key meanwhile is in flight."""
         return bool(

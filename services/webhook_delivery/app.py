@@ -7,14 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.webhook_delivery.api import subscription_handlers
-from services.webhook_delivery.api.delivery_detail import add_detail_routes
+from services.webhook_delivery.api import delivery_detail, delivery_handlers, replay, subscription_handlers
 from services.webhook_delivery.api.delivery_detail_openapi import detail_paths
-from services.webhook_delivery.api.delivery_handlers import add_delivery_routes
 from services.webhook_delivery.api.delivery_openapi import delivery_paths
 from services.webhook_delivery.api.openapi import document, subscription_paths
-from services.webhook_delivery.api.replay import add_replay_route
-from services.webhook_delivery.api.replay_openapi import replay_paths
+from services.webhook_delivery.api.recovery import recoveries_ctx
 from services.webhook_delivery.engine.wiring import engine_ctx
 from shared.config import Settings
 from shared.openapi import add_fragment_route
@@ -32,11 +29,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_worker:
         app.cleanup_ctx.append(engine_ctx)
     if settings.webhook_api:
-        subscription_handlers.add_routes(app)
-        add_delivery_routes(app)
-        add_detail_routes(app)
-        add_replay_route(app)
-        add_fragment_route(
-            app, document(subscription_paths(), delivery_paths(), detail_paths(), replay_paths())
-        )
+        for module in (subscription_handlers, delivery_handlers, delivery_detail, replay):
+            app.add_routes(module.routes)
+        app.cleanup_ctx.append(recoveries_ctx)  # the background jobs of recover and replay
+        add_fragment_route(app, document(subscription_paths(), delivery_paths(), detail_paths()))
     return app

@@ -231,6 +231,7 @@ def test_openapi_fragment_of_the_delivery_routes() -> None:
         "/v2/subscription/{id}/deliveries",
         "/v2/subscription/{id}/deliveries/{deliveryId}/retry",
         "/v2/subscription/{id}/recover",
+        "/v2/subscription/{id}/replay",
         "/v2/subscription/{id}/ping",
     }
     for methods in paths.values():
@@ -246,6 +247,8 @@ def test_openapi_fragment_of_the_delivery_routes() -> None:
         "SubscriptionDeliveryAttempt",
         "SubscriptionRecoverRequest",
         "SubscriptionRecoverResult",
+        "SubscriptionReplayRequest",
+        "SubscriptionReplayResult",
     }
     assert names == set(schemas)
     text = str(paths) + str(schemas)

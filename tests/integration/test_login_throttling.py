@@ -5,6 +5,7 @@ so that nobody can lock an account's owner out by guessing at it."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -52,10 +53,23 @@ async def start_auth(aiohttp_server: Any, settings: Settings, clock: Clock) -> A
         await session.close()
 
 
+# The tests of a session share one database, and so the failure counts of each client address:
+# every address is counted out, not drawn at random, so no two tests (nor two calls) share one.
+_IPV6 = itertools.count(1)
+_IPV4 = itertools.count(1)
+
+
 def new_address() -> str:
     """A client address of its own (IPv6 documentation range), sent as X-Forwarded-For from
     loopback, which auth trusts as a proxy in the tests' settings."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    return f"2001:db8::{next(_IPV6):x}"
+
+
+def new_ipv4_address() -> str:
+    """Likewise in IPv4's documentation range 203.0.113.0/24 (254 of them a session)."""
+    host = next(_IPV4)
+    assert host < 255, "203.0.113.0/24 is used up: give the IPv4 tests another range"
+    return f"203.0.113.{host}"
 
 
 async def login(auth: Suite, email: str, password: str, address: str | None = None) -> aiohttp.ClientResponse:
@@ -162,7 +176,7 @@ async def test_a_success_resets_the_count(start_auth: Any, settings: Settings) -
 
 async def test_a_client_address_is_throttled_across_emails(start_auth: Any, settings: Settings) -> None:
     auth = await start_auth(login_max_failures_per_address=4)
-    address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    address = new_ipv4_address()
     statuses = []
     for _ in range(5):
         body = {"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"}
@@ -250,7 +264,7 @@ async def test_guesses_from_one_address_sent_together_are_bounded(
     import asyncio
 
     auth = await start_auth(login_max_failures_per_address=3)
-    address = f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    address = new_ipv4_address()
     bodies = [{"email": f"spray-{uuid.uuid4().hex}@test.local", "password": "password-1"} for _ in range(20)]
     answers = await asyncio.gather(
         *(

@@ -247,3 +247,20 @@ async def test_without_a_token_401_and_unknown_ids_404(suite: Suite) -> None:
     for path in ("/v2/event/not-a-uuid", f"/v2/event/{uuid.uuid4()}", f"/v2/event/{uuid.uuid4()}/history"):
         resp, _ = await suite.request("GET", path, token=token)
         assert resp.status == 404, path
+
+
+async def test_a_method_a_list_lacks_is_405_with_allow_not_a_404_for_an_id(suite: Suite) -> None:
+    _, _, token = await suite.new_user()
+    allowed = {
+        "/v2/event/list": "GET, POST",
+        "/v2/location/list": "GET, POST",
+        "/v2/subscription/list": "GET, HEAD, POST",  # aiohttp's GET routes answer HEAD unless told
+        "/v2/user/list": "GET, HEAD, POST",
+    }
+    for path, allow in allowed.items():
+        for method in ("PUT", "PATCH", "DELETE"):
+            resp, problem = await suite.request(method, path, token=token, json={})
+            assert resp.status == 405, (method, path, problem)
+            assert resp.headers["Allow"] == allow, (method, path)
+            assert resp.content_type == "application/problem+json"
+            assert problem["status"] == 405 and problem["detail"] == "this method is not allowed here"

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from services.webhook_delivery import sent_headers
-from services.webhook_delivery.api.delivery_handlers import _own_subscription, _time
+from services.webhook_delivery.api.access import own_subscription
+from services.webhook_delivery.api.delivery_handlers import time_field
 from services.webhook_delivery.store.delivery_repo import DeliveryRepo, public_delivery
 from services.webhook_delivery.store.stats_repo import ORIGIN, SPANS, StatsRepo, percentiles
 from shared.appkeys import DATABASE
@@ -19,14 +20,17 @@ from shared.problems import ValidationFailed
 from shared.web.json_io import json_response
 from shared.web.params import path_uuid, reject_unknown_params
 
+routes = web.RouteTableDef()
+
 # The window asked for when `since` is not given, by bucket.
 DEFAULT_WINDOWS = {"minute": timedelta(hours=1), "hour": timedelta(hours=24), "day": timedelta(days=30)}
 DEFAULT_BUCKET = "hour"
 MAX_BUCKETS = 1500  # a day by minute, however its ends fall
 
 
+@routes.get("/v2/subscription/{id}/deliveries/{deliveryId}")
 async def get_delivery(request: web.Request) -> web.Response:
-    sub_id, _active = await _own_subscription(request)
+    sub_id, _active = await own_subscription(request)
     delivery_id = path_uuid(request, "delivery", "deliveryId")
     reject_unknown_params(request, ())
     async with request.app[DATABASE].connection() as conn:
@@ -39,8 +43,9 @@ async def get_delivery(request: web.Request) -> web.Response:
     return json_response(shown)
 
 
+@routes.get("/v2/subscription/{id}/stats")
 async def delivery_stats(request: web.Request) -> web.Response:
-    sub_id, _active = await _own_subscription(request)
+    sub_id, _active = await own_subscription(request)
     reject_unknown_params(request, ("since", "until", "bucket"))
     name = request.query.get("bucket", DEFAULT_BUCKET)
     if name not in SPANS:
@@ -69,7 +74,7 @@ async def delivery_stats(request: web.Request) -> web.Response:
 def _window(request: web.Request, width: timedelta, default_span: timedelta) -> tuple[datetime, datetime]:
     """Where the first bucket starts and the last ends: `since` rounded down and `until` up to
     whole buckets (UTC)."""
-    since, until = _time(request.query, "since"), _time(request.query, "until")
+    since, until = time_field(request.query, "since"), time_field(request.query, "until")
     try:
         until = until or utc_now()
         since = since or until - default_span
@@ -95,8 +100,3 @@ def _window(request: web.Request, width: timedelta, default_span: timedelta) -> 
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-def add_detail_routes(app: web.Application) -> None:
-    app.router.add_get("/v2/subscription/{id}/deliveries/{deliveryId}", get_delivery)
-    app.router.add_get("/v2/subscription/{id}/stats", delivery_stats)

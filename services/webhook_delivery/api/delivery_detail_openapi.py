@@ -6,10 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from services.webhook_delivery.api.delivery_detail import DEFAULT_BUCKET, MAX_BUCKETS
-from services.webhook_delivery.api.delivery_openapi import ATTEMPT, DELIVERY, DELIVERY_ID, SUB_ID, TAGS
+from services.webhook_delivery.api.delivery_openapi import (
+    ATTEMPT,
+    DELIVERY,
+    DELIVERY_ID,
+    SUB_ID,
+    delivery_operation,
+)
 from services.webhook_delivery.sent_headers import MASK
 from services.webhook_delivery.store.stats_repo import SPANS
-from shared.openapi import json_response, operation, problems, query_param, schema_ref
+from shared.openapi import json_response, query_param, schema_ref
 from shared.problems import ValidationFailed
 
 ATTEMPT_SENT: dict[str, Any] = {
@@ -111,30 +117,27 @@ def detail_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """(paths, component schemas) of one delivery and the statistics."""
     paths = {
         "/v2/subscription/{id}/deliveries/{deliveryId}": {
-            "get": operation(
+            "get": delivery_operation(
                 "getDelivery",
                 "One delivery with its attempts and the request headers each sent",
-                TAGS,
-                {
-                    "200": json_response("The delivery", schema_ref("SubscriptionDeliveryDetail")),
-                    **problems(400, 401, 404),
-                },
+                {"200": json_response("The delivery", schema_ref("SubscriptionDeliveryDetail"))},
+                [400],
                 parameters=[SUB_ID, DELIVERY_ID],
             )
         },
         "/v2/subscription/{id}/stats": {
-            "get": operation(
+            "get": delivery_operation(
                 "getDeliveryStats",
                 "Attempts, outcomes, pending deliveries and durations per minute, hour or day",
-                TAGS,
                 {
                     "200": json_response(
                         "The buckets, oldest first",
                         {"type": "array", "items": schema_ref("SubscriptionStatsBucket")},
                         example=STATS_EXAMPLE,
-                    ),
-                    **problems(400, 401, 404, examples=[TOO_MANY]),
+                    )
                 },
+                [400],
+                examples=[TOO_MANY],
                 parameters=[
                     SUB_ID,
                     query_param("since", "From this time (default: see above).", TIME),

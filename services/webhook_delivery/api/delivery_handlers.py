@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 
 from services.webhook_delivery import lanes
-from services.webhook_delivery.api.recovery import RECOVERIES, recoveries_ctx
+from services.webhook_delivery.api.access import own_subscription, require_active
+from services.webhook_delivery.api.recovery import RECOVERIES
 from services.webhook_delivery.store.delivery_repo import (
     FAILED,
     FIRST,
@@ -27,11 +28,13 @@ from services.webhook_delivery.store.delivery_repo import (
 from shared.appkeys import BROKER, DATABASE
 from shared.authn import principal
 from shared.events import WEBHOOK_PING, make_event
-from shared.problems import Conflict, NotFound, Problem, ValidationFailed
+from shared.problems import Problem, ValidationFailed
 from shared.validation import TIME_MESSAGE, parse_time, validate
 from shared.web.json_io import json_response, read_json
 from shared.web.paging import page, parse_limit, time_cursor
 from shared.web.params import path_uuid, reject_unknown_params
+
+routes = web.RouteTableDef()
 
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED)
 TIME = {"type": "string", "format": "date-time"}
@@ -47,23 +50,7 @@ RECOVER: dict[str, Any] = {
 PING_MESSAGE = "Herald says hello: this subscription's URL receives and verifies webhooks."
 
 
-async def _own_subscription(request: web.Request) -> tuple[uuid.UUID, bool]:
-    """The subscription id and whether it is active, when the caller owns it or is an admin."""
-    sub_id = path_uuid(request, "subscription")
-    caller = principal(request)
-    async with request.app[DATABASE].connection() as conn:
-        found = await DeliveryRepo(conn).subscription_owner(sub_id)
-    if found is None or not (caller.is_admin or found[0] == caller.user_id):
-        raise NotFound("no such subscription")
-    return sub_id, found[1]
-
-
-def _require_active(active: bool) -> None:
-    if not active:
-        raise Conflict("the subscription is disabled; enable it (PATCH active: true) first")
-
-
-def _time(body: Mapping[str, Any], name: str) -> datetime | None:
+def time_field(body: Mapping[str, Any], name: str) -> datetime | None:
     raw = body.get(name)
     if raw is None:
         return None
@@ -73,8 +60,9 @@ def _time(body: Mapping[str, Any], name: str) -> datetime | None:
     return moment
 
 
+@routes.get("/v2/subscription/{id}/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
-    sub_id, _active = await _own_subscription(request)
+    sub_id, _active = await own_subscription(request)
     reject_unknown_params(request, ("status", "limit", "cursor"))
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
@@ -87,10 +75,11 @@ async def list_deliveries(request: web.Request) -> web.Response:
     return json_response([public_delivery(r) for r in rows], headers=headers)
 
 
+@routes.post("/v2/subscription/{id}/deliveries/{deliveryId}/retry")
 async def retry_delivery(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
+    sub_id, active = await own_subscription(request)
     delivery_id = path_uuid(request, "delivery", "deliveryId")
-    _require_active(active)
+    require_active(active)
     async with request.app[DATABASE].transaction() as conn:
         repo = DeliveryRepo(conn)
         item = await repo.redeliver(sub_id, delivery_id)
@@ -103,17 +92,18 @@ async def read_window(request: web.Request, schema: dict[str, Any]) -> tuple[dat
     """`since` and `until` (None: not given) of a body that `schema` validates."""
     body = await read_json(request)
     validate(schema, body)
-    since, until = _time(body, "since"), _time(body, "until")
+    since, until = time_field(body, "since"), time_field(body, "until")
     assert since is not None
     if until is not None and until <= since:
         raise ValidationFailed([{"field": "until", "message": "must be after since"}])
     return since, until
 
 
+@routes.post("/v2/subscription/{id}/recover")
 async def recover(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
+    sub_id, active = await own_subscription(request)
     since, until = await read_window(request, RECOVER)
-    _require_active(active)
+    require_active(active)
     async with request.app[DATABASE].connection() as conn:
         count, end = await DeliveryRepo(conn).recoverable(sub_id, since, until)
     if count:
@@ -121,9 +111,10 @@ async def recover(request: web.Request) -> web.Response:
     return json_response({"deliveries": count}, status=202)
 
 
+@routes.post("/v2/subscription/{id}/ping")
 async def ping(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
-    _require_active(active)
+    sub_id, active = await own_subscription(request)
+    require_active(active)
     event = make_event(
         WEBHOOK_PING, {"subscriptionId": str(sub_id), "message": PING_MESSAGE}, principal(request).user_id
     )
@@ -133,12 +124,3 @@ async def ping(request: web.Request) -> web.Response:
         )
     await lanes.publish(request.app[BROKER], [(row["id"], sub_id, FIRST)])
     return json_response(public_delivery(row), status=202)
-
-
-def add_delivery_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v2/subscription/{id}/deliveries", list_deliveries)
-    r.add_post("/v2/subscription/{id}/deliveries/{deliveryId}/retry", retry_delivery)
-    r.add_post("/v2/subscription/{id}/recover", recover)
-    r.add_post("/v2/subscription/{id}/ping", ping)
-    app.cleanup_ctx.append(recoveries_ctx)

@@ -1,22 +1,16 @@
-"""The OpenAPI 3.1 paths and models of the delivery log routes (`delivery_handlers.py`), for the
-service's fragment at /openapi.json to merge with the subscription routes."""
+"""The OpenAPI 3.1 paths and models of the delivery log routes (`delivery_handlers.py`) and of
+replay (`replay.py`), for the service's fragment at /openapi.json to merge with the
+subscription routes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from services.webhook_delivery.api.delivery_handlers import RECOVER, STATUSES
-from shared.openapi import (
-    CURSOR_PARAM,
-    LIMIT_PARAM,
-    json_body,
-    json_response,
-    paged_list,
-    path_param,
-    problems,
-    query_param,
-    schema_ref,
-)
+from services.webhook_delivery.api.replay import REPLAY, REPLAY_LIMIT
+from shared import openapi as oas
+from shared.problems import Problem
 
 TAGS = ["Webhook deliveries"]
 UUID = {"type": "string", "format": "uuid"}
@@ -82,76 +76,129 @@ RECOVER_DESCRIPTION = (
 
 RECOVER_EXAMPLE = {"since": "2026-01-01T00:00:00Z"}
 
+REPLAY_DESCRIPTION = (
+    "Every stored event created in the window (from `since`, up to `until` or now) that the"
+    " subscription would be sent now is sent again as a new delivery: the events of its topics"
+    " that pass its filter and that its owner may read (with the roles the owner has now, judged on the event as it"
+    " was), whether they were delivered before, failed, or happened before the subscription"
+    " existed. Each keeps its event id as `webhook-id`, so a receiver that already has it can"
+    " tell. The answer comes at once, with how many events that is; their deliveries are made"
+    " in the background, oldest first, due now on the retry lane, and show in the delivery log"
+    f" as they are. A window holds at most {REPLAY_LIMIT} events of the subscription's topics"
+    " (422 beyond: replay shorter windows), and must start after the newest event pruned so"
+    " far: events are kept `HERALD_EVENT_RETENTION` (30 days by default), then pruned with"
+    " their deliveries (422 for a window that reaches back into them)."
+)
+# Succeeds as it stands on a young installation; once events have been pruned, pick a window
+# within the retention.
+REPLAY_EXAMPLE = {"since": "2026-11-01T00:00:00Z", "until": "2026-11-02T00:00:00Z"}
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return problems(401, 404, *statuses)
+REPLAYED: dict[str, Any] = {
+    "title": "SubscriptionReplayResult",
+    "type": "object",
+    "properties": {
+        "events": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": REPLAY_LIMIT,
+            "description": "How many events of the window are being sent again.",
+        },
+    },
+    "required": ["events"],
+}
 
 
-SUB_ID = path_param("id", "The subscription id.")
-DELIVERY_ID = path_param("deliveryId", "The delivery id.")
+SUB_ID = oas.path_param("id", "The subscription id.")
+DELIVERY_ID = oas.path_param("deliveryId", "The delivery id.")
 
 
-def _operation(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
-    return {
-        "operationId": op_id,
-        "summary": summary,
-        "tags": TAGS,
-        "parameters": more.pop("parameters", [SUB_ID]),
-        **more,
-        "responses": responses,
-    }
+def delivery_operation(
+    op_id: str,
+    summary: str,
+    answers: dict[str, Any],
+    errors: Iterable[int] = (),
+    *,
+    examples: Iterable[Problem] = (),
+    parameters: list[Any] | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """An operation of the delivery routes (this module's and delivery_detail's): their tag, the
+    subscription id as the parameter unless `parameters` says otherwise, and its `answers`
+    beside its problems: `errors` (with `examples`, see `problems`) and those every delivery
+    route may answer, 401 and 404 (no such subscription, or someone else's)."""
+    responses = {**answers, **oas.problems(401, 404, *errors, examples=examples)}
+    return oas.operation(op_id, summary, TAGS, responses, parameters=parameters or [SUB_ID], **more)
+
+
+def _window_command(
+    op_id: str, summary: str, accepted: str, models: tuple[str, str], example: Any, description: str
+) -> dict[str, Any]:
+    """recover and replay: a time window in (`models`: the request's and the answer's), 202 at
+    once with how many, while the work goes on in the background."""
+    request, result = models
+    return delivery_operation(
+        op_id,
+        summary,
+        {"202": oas.json_response(accepted, oas.schema_ref(result))},
+        [400, 409, 413, 415, 422],
+        description=description,
+        request_body=oas.json_body(oas.schema_ref(request), example=example),
+    )
 
 
 def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(paths, component schemas) of the delivery routes."""
-    delivery = schema_ref("SubscriptionDelivery")
+    """(paths, component schemas) of the delivery log, its commands and replay."""
+    delivery = oas.schema_ref("SubscriptionDelivery")
     paths = {
         "/v2/subscription/{id}/deliveries": {
-            "get": _operation(
+            "get": delivery_operation(
                 "listDeliveries",
                 "A subscription's deliveries, newest first, each with its attempts",
-                {
-                    "200": paged_list(delivery, "A page of deliveries"),
-                    **_errors(400),
-                },
+                {"200": oas.paged_list(delivery, "A page of deliveries")},
+                [400],
                 parameters=[
                     SUB_ID,
-                    query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
-                    LIMIT_PARAM,
-                    CURSOR_PARAM,
+                    oas.query_param("status", "Only these.", {"type": "string", "enum": list(STATUSES)}),
+                    oas.LIMIT_PARAM,
+                    oas.CURSOR_PARAM,
                 ],
             )
         },
         "/v2/subscription/{id}/deliveries/{deliveryId}/retry": {
-            "post": _operation(
+            "post": delivery_operation(
                 "retryDelivery",
                 "Send one delivery again now (on the retry lane)",
-                {
-                    "202": json_response("Due now; its attempts will show in the log", delivery),
-                    **_errors(409),
-                },
+                {"202": oas.json_response("Due now; its attempts will show in the log", delivery)},
+                [409],
                 parameters=[SUB_ID, DELIVERY_ID],
             )
         },
         "/v2/subscription/{id}/recover": {
-            "post": _operation(
+            "post": _window_command(
                 "recoverDeliveries",
                 "Send again every failed or skipped delivery created in a time window",
-                {
-                    "202": json_response(
-                        "Accepted: re-queued in the background", schema_ref("SubscriptionRecoverResult")
-                    ),
-                    **_errors(400, 409, 413, 415, 422),
-                },
-                description=RECOVER_DESCRIPTION,
-                requestBody=json_body(schema_ref("SubscriptionRecoverRequest"), example=RECOVER_EXAMPLE),
+                "Accepted: re-queued in the background",
+                ("SubscriptionRecoverRequest", "SubscriptionRecoverResult"),
+                RECOVER_EXAMPLE,
+                RECOVER_DESCRIPTION,
+            )
+        },
+        "/v2/subscription/{id}/replay": {
+            "post": _window_command(
+                "replayEvents",
+                "Send again every event of a time window the subscription would be sent now",
+                "Accepted: the deliveries are made in the background",
+                ("SubscriptionReplayRequest", "SubscriptionReplayResult"),
+                REPLAY_EXAMPLE,
+                REPLAY_DESCRIPTION,
             )
         },
         "/v2/subscription/{id}/ping": {
-            "post": _operation(
+            "post": delivery_operation(
                 "pingSubscription",
                 "Send a signed webhook.ping event to the subscription's URL now",
-                {"202": json_response("The ping's delivery, pending", delivery), **_errors(409)},
+                {"202": oas.json_response("The ping's delivery, pending", delivery)},
+                [409],
             )
         },
     }
@@ -161,5 +208,7 @@ def delivery_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "SubscriptionDeliveryAttempt": ATTEMPT,
         "SubscriptionRecoverRequest": {"title": "SubscriptionRecoverRequest", **RECOVER},
         "SubscriptionRecoverResult": RECOVERED,
+        "SubscriptionReplayRequest": {"title": "SubscriptionReplayRequest", **REPLAY},
+        "SubscriptionReplayResult": REPLAYED,
     }
     return paths, schemas

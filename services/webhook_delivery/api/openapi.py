@@ -90,6 +90,11 @@ def subscription_paths() -> tuple[Paths, Schemas]:
         schema_ref("SubscriptionSecrets"),
         headers={"Cache-Control": header("no-store")},
     )
+
+    def secret(op_id: str, summary: str) -> dict[str, Any]:
+        """Reading the signing secrets and rotating them: the same answers."""
+        return _operation(op_id, summary, {"200": secrets, **_errors(404)}, parameters=[ID_PARAM])
+
     paths: Paths = {
         "/v2/topic/list": {
             "get": _operation(
@@ -165,19 +170,14 @@ def subscription_paths() -> tuple[Paths, Schemas]:
             ),
         },
         "/v2/subscription/{id}/secret": {
-            "get": _operation(
-                "getSubscriptionSecret",
-                "The signing secret, and the previous one while it still signs",
-                {"200": secrets, **_errors(404)},
-                parameters=[ID_PARAM],
+            "get": secret(
+                "getSubscriptionSecret", "The signing secret, and the previous one while it still signs"
             )
         },
         "/v2/subscription/{id}/secret/rotate": {
-            "post": _operation(
+            "post": secret(
                 "rotateSubscriptionSecret",
                 "Make a new signing secret; the old one keeps signing during the overlap (24 h)",
-                {"200": secrets, **_errors(404)},
-                parameters=[ID_PARAM],
             )
         },
     }

@@ -19,13 +19,8 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from services.webhook_delivery.api.delivery_handlers import (
-    RECOVER,
-    TIME,
-    _own_subscription,
-    _require_active,
-    read_window,
-)
+from services.webhook_delivery.api.access import own_subscription, require_active
+from services.webhook_delivery.api.delivery_handlers import RECOVER, TIME, read_window
 from services.webhook_delivery.api.recovery import RECOVERIES, Item, Job
 from services.webhook_delivery.filters import stored_filter
 from services.webhook_delivery.matching import covered_topics, owner_may_read
@@ -34,6 +29,8 @@ from shared.appkeys import DATABASE, SETTINGS
 from shared.events import format_time
 from shared.problems import NotFound, ValidationFailed
 from shared.web.json_io import json_response
+
+routes = web.RouteTableDef()
 
 REPLAY_LIMIT = 10_000  # events of the subscription's topics one window may hold
 READ_PAGE = 500  # event bodies read at a time while picking
@@ -128,10 +125,11 @@ def replay_job(sub_id: uuid.UUID, events: Window, page: int, since: datetime, un
     )
 
 
+@routes.post("/v2/subscription/{id}/replay")
 async def replay(request: web.Request) -> web.Response:
-    sub_id, active = await _own_subscription(request)
+    sub_id, active = await own_subscription(request)
     since, until = await read_window(request, REPLAY)
-    _require_active(active)
+    require_active(active)
     until = until or datetime.now(UTC)
     async with request.app[DATABASE].connection() as conn:
         pruned = await EventRepo(conn).pruned_through()
@@ -142,8 +140,3 @@ async def replay(request: web.Request) -> web.Response:
         recoveries = request.app[RECOVERIES]
         recoveries.run(replay_job(sub_id, events, recoveries.page, since, until))
     return json_response({"events": len(events)}, status=202)
-
-
-def add_replay_route(app: web.Application) -> None:
-    """After `add_delivery_routes`, whose recovery jobs run the replays."""
-    app.router.add_post("/v2/subscription/{id}/replay", replay)

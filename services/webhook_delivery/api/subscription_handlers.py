@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.webhook_delivery import operational
 from services.webhook_delivery.api import rules, schemas
+from services.webhook_delivery.api.access import owner_scope
 from services.webhook_delivery.ssrf import url_key
 from services.webhook_delivery.store.subscription_repo import (
     SubscriptionRepo,
@@ -22,11 +23,10 @@ from shared.catalog import TOPICS, envelope_schema
 from shared.events import utc_now
 from shared.problems import Problem
 from shared.validation import validate
-from shared.verifier import Principal
 from shared.web.conditional import check_if_match, etag, etag_matches
 from shared.web.json_io import JSON_CONTENT_TYPE, json_response, read_json
 from shared.web.paging import page, parse_limit, time_cursor
-from shared.web.params import path_uuid, reject_unknown_params
+from shared.web.params import ITEM_ID, path_uuid, reject_unknown_params
 from shared.web.writes import MERGE_PATCH, check_read_only
 from shared.webhooks import new_secret
 
@@ -37,10 +37,7 @@ TOPIC_LIST = orjson.dumps(
     ]
 )
 
-
-def _scope(caller: Principal) -> str | None:
-    """The owner a caller is limited to: none for admins."""
-    return None if caller.is_admin else caller.user_id
+routes = web.RouteTableDef()
 
 
 def _etag(row: dict[str, Any]) -> str:
@@ -59,16 +56,18 @@ def _shown(row: dict[str, Any], status: int = 200, **extra: Any) -> web.Response
 # -- subscriptions ---------------------------------------------------------------------------
 
 
+@routes.get("/v2/subscription/list")
 async def list_subscriptions(request: web.Request) -> web.Response:
     reject_unknown_params(request, ("limit", "cursor"))
     limit = parse_limit(request)
     after = time_cursor(request)
     async with request.app[DATABASE].connection() as conn:
-        rows = await SubscriptionRepo(conn).page(_scope(principal(request)), after, limit + 1)
+        rows = await SubscriptionRepo(conn).page(owner_scope(principal(request)), after, limit + 1)
     rows, headers = page(request, rows, limit)
     return json_response([public_subscription(r) for r in rows], headers=headers)
 
 
+@routes.post("/v2/subscription/list")
 async def create_subscription(request: web.Request) -> web.Response:
     caller = principal(request)
     body = await read_json(request)
@@ -98,9 +97,12 @@ async def create_subscription(request: web.Request) -> web.Response:
     return _shown(row, status=201, secret=row["secret"])
 
 
+@routes.get(f"/v2/subscription/{ITEM_ID}")
 async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(
+            path_uuid(request, "subscription"), owner_scope(principal(request))
+        )
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         # Weak comparison here (RFC 9110 §13.1.2): `W/"3"` matches `"3"`.
@@ -142,7 +144,7 @@ async def _change(request: web.Request, *, patch: bool) -> web.Response:
         await rules.check_target(url, allow_private=request.app[SETTINGS].webhook_allow_private)
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        before = await repo.get(sub_id, _scope(caller), for_update=True)
+        before = await repo.get(sub_id, owner_scope(caller), for_update=True)
         check_if_match(request, before["version"], "subscription")
         check_read_only(body, schemas.READ_ONLY, public_subscription(before))
         wanted: dict[str, Any] = {k: body[k] for k in ("topics", "active") if k in body}
@@ -184,19 +186,22 @@ def _rate_limit(value: int | float | None) -> int | None:
     return None if value is None else int(value)
 
 
+@routes.put(f"/v2/subscription/{ITEM_ID}")
 async def put_subscription(request: web.Request) -> web.Response:
     return await _change(request, patch=False)
 
 
+@routes.patch(f"/v2/subscription/{ITEM_ID}")
 async def patch_subscription(request: web.Request) -> web.Response:
     return await _change(request, patch=True)
 
 
+@routes.delete(f"/v2/subscription/{ITEM_ID}")
 async def delete_subscription(request: web.Request) -> web.Response:
     sub_id = path_uuid(request, "subscription")
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        before = await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        before = await repo.get(sub_id, owner_scope(principal(request)), for_update=True)
         check_if_match(request, before["version"], "subscription")
         await repo.delete(sub_id, before["version"])
     return web.Response(status=204)
@@ -205,18 +210,22 @@ async def delete_subscription(request: web.Request) -> web.Response:
 # -- secrets ---------------------------------------------------------------------------------
 
 
+@routes.get("/v2/subscription/{id}/secret")
 async def get_secret(request: web.Request) -> web.Response:
     async with request.app[DATABASE].connection() as conn:
-        row = await SubscriptionRepo(conn).get(path_uuid(request, "subscription"), _scope(principal(request)))
+        row = await SubscriptionRepo(conn).get(
+            path_uuid(request, "subscription"), owner_scope(principal(request))
+        )
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
 
+@routes.post("/v2/subscription/{id}/secret/rotate")
 async def rotate_secret(request: web.Request) -> web.Response:
     sub_id = path_uuid(request, "subscription")
     overlap = request.app[SETTINGS].webhook_secret_overlap
     async with request.app[DATABASE].transaction() as conn:
         repo = SubscriptionRepo(conn)
-        await repo.get(sub_id, _scope(principal(request)), for_update=True)
+        await repo.get(sub_id, owner_scope(principal(request)), for_update=True)
         row = await repo.rotate_secret(sub_id, new_secret(), overlap)
     return json_response(public_secrets(row, utc_now()), headers={"Cache-Control": "no-store"})
 
@@ -224,18 +233,6 @@ async def rotate_secret(request: web.Request) -> web.Response:
 # -- topics ----------------------------------------------------------------------------------
 
 
+@routes.get("/v2/topic/list")
 async def list_topics(request: web.Request) -> web.Response:
     return web.Response(body=TOPIC_LIST, content_type=JSON_CONTENT_TYPE, charset="utf-8")
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v2/topic/list", list_topics)
-    r.add_get("/v2/subscription/list", list_subscriptions)
-    r.add_post("/v2/subscription/list", create_subscription)
-    r.add_get("/v2/subscription/{id}", get_subscription)
-    r.add_put("/v2/subscription/{id}", put_subscription)
-    r.add_patch("/v2/subscription/{id}", patch_subscription)
-    r.add_delete("/v2/subscription/{id}", delete_subscription)
-    r.add_get("/v2/subscription/{id}/secret", get_secret)
-    r.add_post("/v2/subscription/{id}/secret/rotate", rotate_secret)

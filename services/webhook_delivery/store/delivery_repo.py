@@ -12,7 +12,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.webhook_delivery.store.keyset import after_created, keyset_args
 from services.webhook_delivery.store.rate_windows import USABLE
+from shared.db import Repo
 from shared.events import format_time
 from shared.problems import Conflict, NotFound
 
@@ -67,10 +69,7 @@ class FannedOut:
     skipped: int = 0
 
 
-class DeliveryRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class DeliveryRepo(Repo):
     # -- fan-out ----------------------------------------------------------------------------
 
     async def fan_out(
@@ -401,12 +400,10 @@ class DeliveryRepo:
         rows = await self.conn.fetch(
             f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
             " WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)"
-            "  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))"
-            " ORDER BY created_at DESC, id DESC LIMIT $5",
+            f" AND {after_created(3, newest_first=True)}",
             sub_id,
             status,
-            *(after or (None, None)),
-            limit,
+            *keyset_args(after, limit),
         )
         return await self._with_attempts(rows)
 
@@ -486,8 +483,7 @@ class DeliveryRepo:
             "WITH page AS ("
             " SELECT id, created_at FROM deliveries"
             " WHERE subscription_id = $1 AND status IN ('failed', 'skipped') AND created_at >= $2"
-            "  AND created_at < $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))"
-            " ORDER BY created_at, id LIMIT $6),"
+            f"  AND created_at < $3 AND {after_created(4)}),"
             " done AS ("
             " UPDATE deliveries d SET status = 'pending', lane = 'retry', next_attempt_at = now(),"
             "  lease_until = NULL, enqueued_at = now(), updated_at = now()"
@@ -497,9 +493,7 @@ class DeliveryRepo:
             sub_id,
             since,
             until,
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
+            *keyset_args(after, limit),
         )
         items = [(r["id"], sub_id, RETRY) for r in rows if r["requeued"]]
         last = (rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None

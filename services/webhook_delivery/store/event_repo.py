@@ -7,15 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from services.webhook_delivery.store.delivery_repo import RETRY
+from shared.db import Repo
 
 
-class EventRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class EventRepo(Repo):
     # -- replay -----------------------------------------------------------------------------
 
     async def replay_subscription(self, sub_id: uuid.UUID) -> Any:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
+from shared.db import Repo
 
 # The rollup's duration histogram (delivery_duration_bucket in 0009): index 0 under 1 ms, index
 # k (1..70) from 2^((k-1)/4) to 2^(k/4) ms, index 71 from 2^17.5 ms on.
@@ -30,10 +30,7 @@ class Bucket:
     durations: list[int] = field(default_factory=list)  # empty: no attempts
 
 
-class StatsRepo:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
+class StatsRepo(Repo):
     async def buckets(self, sub_id: uuid.UUID, span: str, start: datetime, end: datetime) -> list[Bucket]:
         """The buckets of a span ('minute', 'hour' or 'day') from `start` to `end`, both
         boundaries of that span."""

@@ -9,6 +9,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.webhook_delivery.store.keyset import after_created, keyset_args
+from shared.db import Repo
 from shared.events import format_time
 from shared.problems import NotFound
 from shared.unique import fetchrow_unique
@@ -58,12 +60,9 @@ def _jsonb(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-class SubscriptionRepo:
+class SubscriptionRepo(Repo):
     """Every method takes the caller's scope: `owner` is the caller's id for a member (someone
     else's subscription then does not exist for them), None for an admin (all of them)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
 
     async def get(self, sub_id: uuid.UUID, owner: str | None, *, for_update: bool = False) -> dict[str, Any]:
         lock = " FOR UPDATE" if for_update else ""
@@ -83,12 +82,9 @@ class SubscriptionRepo:
         """Oldest first; `after` is the (created_at, id) of the last row of the previous page."""
         rows = await self.conn.fetch(
             f"SELECT {_COLUMNS} FROM subscriptions"
-            " WHERE ($1::uuid IS NULL OR owner_id = $1)"
-            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))"
-            " ORDER BY created_at, id LIMIT $4",
+            f" WHERE ($1::uuid IS NULL OR owner_id = $1) AND {after_created(2)}",
             owner,
-            *(after or (None, None)),
-            limit,
+            *keyset_args(after, limit),
         )
         return [_record(r) for r in rows]
 
