@@ -9,10 +9,11 @@ from aiohttp import web
 
 from shared.problems import NotFound, Problem
 
-# The path segment of an item's id, as in f"/v2/user/{ITEM_ID}": any segment but "list", the
-# collection's own path beside it. So a method the collection lacks (DELETE /v2/event/list) is
-# the router's 405 with an Allow header, not a 404 for an item named "list".
-ITEM_ID = "{id:(?!list$)[^/]+}"
+# The path segment of an item's id, as in f"/v2/user/{ITEM_ID}": any segment but "list" (the
+# collection's own path beside it) and "me" (the caller's own user). So a method those lack
+# (DELETE /v2/event/list, DELETE /v2/user/me) is the router's 405 with an Allow header, not a
+# 404 for an item named "list" or "me".
+ITEM_ID = "{id:(?!(?:list|me)$)[^/]+}"
 
 
 def reject_unknown_params(request: web.Request, allowed: Iterable[str]) -> None:

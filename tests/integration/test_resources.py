@@ -256,9 +256,12 @@ async def test_a_method_a_list_lacks_is_405_with_allow_not_a_404_for_an_id(suite
         "/v2/location/list": "GET, POST",
         "/v2/subscription/list": "GET, HEAD, POST",  # aiohttp's GET routes answer HEAD unless told
         "/v2/user/list": "GET, HEAD, POST",
+        "/v2/user/me": "GET, HEAD, PATCH",
     }
     for path, allow in allowed.items():
         for method in ("PUT", "PATCH", "DELETE"):
+            if method in allow:
+                continue
             resp, problem = await suite.request(method, path, token=token, json={})
             assert resp.status == 405, (method, path, problem)
             assert resp.headers["Allow"] == allow, (method, path)
