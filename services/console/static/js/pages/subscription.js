@@ -3,15 +3,15 @@
 // over a time window (recover failed, replay).
 import { api, ApiError, nextLink } from "../api.js";
 import { chart, chartTable, legend } from "../chart.js";
-import { action, clear, confirm, el, field, notice, pager, problemBlock, put, showDialog, showProblem, table, time } from "../ui.js";
+import { action, clear, confirm, el, facts, field, notice, pager, problemBlock, put, showDialog, showProblem, table, time } from "../ui.js";
 import { activeBadge, lastAttempt, ms, secretBlock, statusBadge, subPath } from "./subscription_common.js";
 
 const STATUSES = ["pending", "succeeded", "failed", "skipped"];
 const BUCKETS = ["minute", "hour", "day"];
 const REFRESH_MS = 3000;
 
-function facts(sub) {
-  const rows = [
+function settings(sub) {
+  return facts([
     ["URL", el("span", { class: "mono" }, sub.url)],
     ["Status", el("span", {}, activeBadge(sub), sub.disabledReason ? ` ${sub.disabledReason}` : "")],
     ["Topics", sub.topics.join(", ")],
@@ -21,8 +21,7 @@ function facts(sub) {
     ["Description", sub.description || el("span", { class: "muted" }, "none")],
     ["Created", time(sub.createdAt)],
     ["Updated", time(sub.updatedAt)],
-  ];
-  return el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  ]);
 }
 
 // datetime-local (the browser's zone) -> RFC 3339 UTC, or undefined when empty.
@@ -75,7 +74,7 @@ export async function render(root, params, ctx) {
   function drawFacts() {
     heading.textContent = `Subscription ${sub.url}`;
     toggle.textContent = sub.active ? "Disable" : "Enable";
-    put(clear(factsSlot), facts(sub));
+    put(clear(factsSlot), settings(sub));
   }
 
   let tableOpen = false;
