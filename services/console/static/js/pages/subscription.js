@@ -195,8 +195,8 @@ export async function render(root, params, ctx) {
       "div",
       { class: "actions" },
       ...[
-        ["Recover failed", "recover", (d) => `${d.deliveries} failed or skipped deliveries are being sent again.`],
-        ["Replay", "replay", (d) => `${d.events} events are being sent again as new deliveries.`],
+        ["Recover failed", "recover", (d) => (d.deliveries === 1 ? "1 failed or skipped delivery is being sent again." : `${d.deliveries} failed or skipped deliveries are being sent again.`)],
+        ["Replay", "replay", (d) => (d.events === 1 ? "1 event is being sent again as a new delivery." : `${d.events} events are being sent again as new deliveries.`)],
       ].map(([label, verb, said]) =>
         action(label, async () => {
           try {
