@@ -176,6 +176,11 @@ async def test_an_approval_arrives_in_the_delivery_table(suite: Suite, browser: 
         # The table's event id is the webhook's (its webhook-id header).
         row = delivery_rows(console, "succeeded", "event.approved")
         await expect(row).to_contain_text(delivered.webhook_id)
+        # On a phone: the table becomes a card per delivery, nothing scrolls sideways.
+        await console.page.set_viewport_size({"width": 390, "height": 844})
+        await expect(row).to_be_visible()
+        assert await console.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        await console.screenshot("subscription-390")
         console.assert_clean()
     finally:
         await receiver.stop()

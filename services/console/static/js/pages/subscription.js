@@ -117,7 +117,7 @@ export async function render(root, params, ctx) {
         { label: "Last attempt", cell: (d) => (lastAttempt(d) ? time(lastAttempt(d).at) : el("span", { class: "muted" }, "not yet")) },
         { label: "Last response status", cell: (d) => (d.lastStatusCode === null || d.lastStatusCode === undefined ? (d.lastError ? el("span", { title: d.lastError }, "no answer") : "—") : String(d.lastStatusCode)), class: "num" },
         { label: "Duration", cell: (d) => ms(lastAttempt(d)?.durationMs), class: "num" },
-        { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : "") },
+        { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : null) },
       ];
       put(clear(deliveriesSlot), 
         table(columns, rows, { caption: "Deliveries, newest first", empty: "No deliveries yet." }),
