@@ -304,7 +304,9 @@ async def test_recover_failed_and_replay_over_a_window(suite: Suite, browser: An
 
         # The window's default start is an hour ago, in the browser's zone.
         await page.get_by_role("button", name="Recover failed").click()
-        await expect(page.get_by_role("status")).to_contain_text("1 failed or skipped delivery is being sent again")
+        await expect(page.get_by_role("status")).to_contain_text(
+            "1 failed or skipped delivery is being sent again"
+        )
         await expect(delivery_rows(console, "succeeded", "event.approved")).to_have_count(1)
         await page.get_by_role("button", name="Replay").click()
         await expect(page.get_by_role("status")).to_contain_text("1 event is being sent again")
@@ -338,3 +340,33 @@ async def test_keyboard_sign_in_and_a_page_that_fails_to_load(suite: Suite, brow
     await expect(page.get_by_role("link", name="Subscriptions", exact=True)).to_be_visible()  # the nav stays
     console.problems = [p for p in console.problems if "net::ERR_FAILED" not in p]
     console.assert_clean()
+
+
+async def test_the_delivery_table_pages_and_filters(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    receiver = await start_receiver()
+    try:
+        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        for _ in range(3):
+            resp, body = await suite.request("POST", f"/v2/subscription/{sub['id']}/ping", token=token)
+            assert resp.status == 202, body
+        await receiver.wait_for(3)
+        console = await open_console(browser, suite)
+        await sign_in(console, user["email"], password)
+        page = console.page
+        await page.goto(f"{console.origin}/console/#/subscriptions/{sub['id']}?limit=2")
+        rows = delivery_rows(console, "", "webhook.ping")
+        await expect(rows).to_have_count(2)
+        await expect(page.get_by_role("button", name="First page")).to_have_count(0)
+        await page.get_by_role("button", name="Next page").click()
+        await expect(rows).to_have_count(1)
+        await expect(page.get_by_role("button", name="Next page")).to_have_count(0)
+        await page.get_by_role("button", name="First page").click()
+        await expect(rows).to_have_count(2)
+        await page.get_by_label("Status", exact=True).select_option("failed")
+        await expect(page.get_by_text("No failed deliveries.")).to_be_visible()
+        await page.get_by_label("Status", exact=True).select_option("succeeded")
+        await expect(rows).to_have_count(2)
+        console.assert_clean()
+    finally:
+        await receiver.stop()

@@ -46,7 +46,9 @@ export async function render(root, params, ctx) {
   const factsSlot = el("div", {});
   const statsSlot = el("div", { class: "chart" });
   const deliveriesSlot = el("div", {});
-  let deliveriesPath = null; // the page shown (a Link of the API), null: the first
+  // The page shown (a Link of the API; null: the first). `?limit=` in the address sets the
+  // page size (the API's default otherwise).
+  let deliveriesPath = null;
   const statusFilter = el("select", { name: "status" }, el("option", { value: "" }, "Every status"), STATUSES.map((s) => el("option", { value: s }, s)));
   if (params.status) statusFilter.value = params.status;
   const bucket = el("select", { name: "bucket" }, BUCKETS.map((b) => el("option", { value: b }, b)));
@@ -107,7 +109,7 @@ export async function render(root, params, ctx) {
   async function loadDeliveries() {
     const path = deliveriesPath || `${subPath(id)}/deliveries`;
     try {
-      const answer = await api("GET", path, { query: deliveriesPath ? undefined : { status: statusFilter.value } });
+      const answer = await api("GET", path, { query: deliveriesPath ? undefined : { status: statusFilter.value, limit: params.limit } });
       const rows = answer.data || [];
       const columns = [
         { label: "Status", cell: (d) => el("a", { href: `#/subscriptions/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(d.id)}`, "aria-label": `${d.status}: delivery ${d.id}` }, statusBadge(d.status)) },
@@ -120,7 +122,7 @@ export async function render(root, params, ctx) {
         { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : null) },
       ];
       put(clear(deliveriesSlot), 
-        table(columns, rows, { caption: "Deliveries, newest first", empty: "No deliveries yet." }),
+        table(columns, rows, { caption: "Deliveries, newest first", empty: statusFilter.value ? `No ${statusFilter.value} deliveries.` : "No deliveries yet." }),
         pager(nextLink(answer.headers), (link) => {
           deliveriesPath = link;
           loadDeliveries();
