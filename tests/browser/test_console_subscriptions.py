@@ -300,19 +300,22 @@ async def test_recover_failed_and_replay_over_a_window(suite: Suite, browser: An
         await sign_in(console, user["email"], password)
         await open_subscription(console, sub["id"])
         page = console.page
-        await expect(delivery_rows(console, "failed", "event.approved")).to_contain_text("503")
+        (first,) = await receiver.wait_for(1)
+        ours = first.webhook_id  # the event's id, the same on every delivery of it
+        await expect(delivery_rows(console, "failed", ours)).to_contain_text("503")
 
         # The window's default start is an hour ago, in the browser's zone.
         await page.get_by_role("button", name="Recover failed").click()
         await expect(page.get_by_role("status")).to_contain_text(
             "1 failed or skipped delivery is being sent again"
         )
-        await expect(delivery_rows(console, "succeeded", "event.approved")).to_have_count(1)
+        await expect(delivery_rows(console, "succeeded", ours)).to_have_count(1)
+        # Replay sends every event of the window the subscription would get now: other tests'
+        # approved events too (a member may read them), so only ours is counted.
         await page.get_by_role("button", name="Replay").click()
-        await expect(page.get_by_role("status")).to_contain_text("1 event is being sent again")
-        await expect(delivery_rows(console, "succeeded", "event.approved")).to_have_count(2)
-        first, again, replayed = await receiver.wait_for(3)
-        assert first.webhook_id == again.webhook_id == replayed.webhook_id  # the same event each time
+        await expect(page.get_by_role("status")).to_contain_text("being sent again as")
+        await expect(delivery_rows(console, "succeeded", ours)).to_have_count(2)
+        assert sum(r.webhook_id == ours for r in await receiver.wait_for(3)) >= 3
 
         # A window that ends before it starts: the API's 422, on the form.
         await page.get_by_label("Until").fill("2020-01-01T00:00")
