@@ -38,6 +38,19 @@ def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
     return console_settings(database_url, amqp_prefix, signing_pem)
 
 
+async def subscriber(
+    suite: Suite, browser: Any, **fields: Any
+) -> tuple[ConsolePage, dict[str, Any], str, str, dict[str, Any]]:
+    """A new member with a subscription to event.approved (`fields` changed), signed in at its
+    page: (console, user, password, token, subscription)."""
+    user, password, token = await suite.new_user()
+    sub = await new_subscription(suite, token, topics=["event.approved"], **fields)
+    console = await open_console(browser, suite)
+    await sign_in(console, user["email"], password)
+    await open_subscription(console, sub["id"])
+    return console, user, password, token, sub
+
+
 async def open_subscription(console: ConsolePage, subscription_id: str) -> None:
     await console.page.goto(f"{console.origin}/console/#/subscriptions/{subscription_id}")
     await expect(console.page.get_by_role("heading", name=re.compile(r"^Subscription "))).to_be_visible()
@@ -130,13 +143,9 @@ async def test_sign_in_subscribe_a_receiver_ping_it_and_sign_out(suite: Suite, b
 
 
 async def test_a_failed_delivery_retried_succeeds(suite: Suite, browser: Any) -> None:
-    user, password, token = await suite.new_user()
     receiver = await start_receiver(Answer(status=500, body=b"receiver is down"))
     try:
-        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
-        console = await open_console(browser, suite)
-        await sign_in(console, user["email"], password)
-        await open_subscription(console, sub["id"])
+        console, *_ = await subscriber(suite, browser, url=receiver.url)
         page = console.page
         await page.get_by_role("button", name="Send test ping").click()
         failed = delivery_rows(console, "failed", "webhook.ping")
@@ -160,14 +169,10 @@ async def test_a_failed_delivery_retried_succeeds(suite: Suite, browser: Any) ->
 async def test_an_approval_arrives_in_the_delivery_table(suite: Suite, browser: Any) -> None:
     """A member subscribed to event.approved, an event of theirs approved by an approver: the
     member watches the delivery arrive without reloading."""
-    user, password, token = await suite.new_user()
     _, _, approver_token = await suite.new_user(["approver"])
     receiver = await start_receiver()
     try:
-        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
-        console = await open_console(browser, suite)
-        await sign_in(console, user["email"], password)
-        await open_subscription(console, sub["id"])
+        console, _, _, token, _ = await subscriber(suite, browser, url=receiver.url)
         await expect(console.page.get_by_text("No deliveries yet.")).to_be_visible()
         event = await new_event(suite, token)
         resp, body = await suite.request("POST", f"/v2/event/{event['id']}/submit", token=token)
@@ -191,11 +196,7 @@ async def test_an_approval_arrives_in_the_delivery_table(suite: Suite, browser: 
 
 
 async def test_a_revoked_token_returns_to_sign_in_with_the_message(suite: Suite, browser: Any) -> None:
-    user, password, token = await suite.new_user()
-    sub = await new_subscription(suite, token, topics=["event.approved"])
-    console = await open_console(browser, suite)
-    await sign_in(console, user["email"], password)
-    await open_subscription(console, sub["id"])
+    console, user, password, token, _ = await subscriber(suite, browser)
     resp, body = await suite.request(
         "PATCH",
         "/v2/user/me",
@@ -242,11 +243,7 @@ async def test_the_api_s_422_shows_on_the_field_it_names(suite: Suite, browser: 
 
 
 async def test_edit_disable_enable_rotate_and_delete(suite: Suite, browser: Any) -> None:
-    user, password, token = await suite.new_user()
-    sub = await new_subscription(suite, token, topics=["event.approved"])
-    console = await open_console(browser, suite)
-    await sign_in(console, user["email"], password)
-    await open_subscription(console, sub["id"])
+    console, _, _, token, sub = await subscriber(suite, browser)
     page = console.page
     facts = page.locator("dl.facts")
 
@@ -291,18 +288,14 @@ async def test_edit_disable_enable_rotate_and_delete(suite: Suite, browser: Any)
 
 
 async def test_recover_failed_and_replay_over_a_window(suite: Suite, browser: Any) -> None:
-    user, password, token = await suite.new_user()
     _, _, approver_token = await suite.new_user(["approver"])
     receiver = await start_receiver(Answer(status=503))
     try:
-        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        console, _, _, token, _ = await subscriber(suite, browser, url=receiver.url)
         event = await new_event(suite, token)
         for step, holder in (("submit", token), ("approve", approver_token)):
             resp, body = await suite.request("POST", f"/v2/event/{event['id']}/{step}", token=holder)
             assert resp.status == 200, body
-        console = await open_console(browser, suite)
-        await sign_in(console, user["email"], password)
-        await open_subscription(console, sub["id"])
         page = console.page
         (first,) = await receiver.wait_for(1)
         ours = first.webhook_id  # the event's id, the same on every delivery of it
