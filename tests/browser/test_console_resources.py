@@ -1,0 +1,158 @@
+"""The console's events, locations and review queue as people drive them in Chromium: a member
+creates a location and an event and submits it; an approver approves it from "To review"; the
+member sees it approved with its history; a save over someone else's change is explained (412)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.browser.console_support import DOCS, open_console
+from tests.conftest import Suite
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+async def test_member_submits_and_approver_approves_an_event(suite: Suite, browser: Any) -> None:
+    member, member_password, member_token = await suite.new_user(["member"])
+    approver, approver_password, _ = await suite.new_user(["approver"])
+
+    async with open_console(browser, suite, timezone="Europe/Paris") as console:
+        page = console.page
+        await console.sign_in(member["email"], member_password)
+
+        await page.goto(console.url("#/locations/new"))
+        await page.get_by_label("Name").fill("Main hall")
+        await page.get_by_label("Time zone").fill("Europe/Paris")
+        await page.get_by_label("Capacity").fill("120")
+        await page.get_by_role("button", name="Create").click()
+        await expect(page.get_by_role("heading", name="Main hall")).to_be_visible()
+
+        await page.goto(console.url("#/events"))
+        await page.get_by_role("link", name="New event").click()
+        await page.get_by_label("Title").fill("Launch party")
+        await page.get_by_label("Description").fill("Drinks and a demo.")
+        await page.get_by_label("Starts").fill("2027-03-04T18:00")
+        await page.get_by_label("Ends").fill("2027-03-04T21:00")
+        await page.get_by_label("Location").select_option(label="Main hall")
+        await page.get_by_label("Capacity").fill("80")
+        await page.get_by_label("Tags").fill("launch, party")
+        await page.get_by_role("button", name="Create").click()
+        await expect(page.get_by_role("heading", name="Launch party")).to_be_visible()
+        event_id = page.url.rsplit("/", 1)[1]
+        await expect(page.locator(".details")).to_contain_text("draft")
+
+        await page.get_by_role("button", name="Submit").click()
+        await expect(page.locator(".details")).to_contain_text("pending")
+        # The owner never reviews their own event: no Approve for them.
+        await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Withdraw")).to_be_visible()
+
+    resp, stored = await suite.request("GET", f"/v2/event/{event_id}", token=member_token)
+    assert resp.status == 200 and stored["status"] == "pending"
+    # 18:00 in Paris (the browser's zone) in March is 17:00 UTC.
+    assert stored["startsAt"] == "2027-03-04T17:00:00.000Z" and stored["capacity"] == 80
+    assert stored["tags"] == ["launch", "party"] and stored["locationId"]
+
+    async with open_console(browser, suite) as console:
+        page = console.page
+        await console.sign_in(approver["email"], approver_password)
+        await page.get_by_role("link", name="To review").click()
+        row = page.locator("tr", has_text="Launch party")
+        await expect(row).to_be_visible()
+        await page.screenshot(path=DOCS / "console-review.png", full_page=True)
+        await row.get_by_role("button", name="Approve").click()
+        await expect(page.locator("tr", has_text="Launch party")).to_have_count(0)
+
+    async with open_console(browser, suite) as console:
+        page = console.page
+        await console.sign_in(member["email"], member_password)
+        await page.goto(console.url(f"#/events/{event_id}"))
+        await expect(page.locator(".details")).to_contain_text("approved")
+        history = page.locator(".history")
+        await expect(history.locator("tbody tr")).to_have_count(2)
+        await expect(history).to_contain_text("Submit")
+        await expect(history).to_contain_text("Approve")
+        await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+        await page.screenshot(path=DOCS / "console-event.png", full_page=True)
+
+        await page.goto(console.url("#/events?status=approved"))
+        await expect(page.locator("tr", has_text="Launch party")).to_be_visible()
+        await page.screenshot(path=DOCS / "console-events.png", full_page=True)
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await expect(page.locator("tr", has_text="Launch party")).to_be_visible()
+        await page.screenshot(path=DOCS / "console-events-390.png", full_page=True)
+
+
+async def test_filters_narrow_the_event_list(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user(["member"])
+    for title, tags in (("Board games night", ["games"]), ("Quiet reading", ["books"])):
+        body = {
+            "title": title,
+            "startsAt": "2027-05-01T18:00:00Z",
+            "endsAt": "2027-05-01T20:00:00Z",
+            "tags": tags,
+        }
+        resp, _ = await suite.request("POST", "/v2/event/list", token=token, json=body)
+        assert resp.status == 201
+
+    async with open_console(browser, suite) as console:
+        page = console.page
+        await console.sign_in(user["email"], password)
+        await page.goto(console.url("#/events"))
+        await page.get_by_label("Mine only").check()
+        await page.get_by_label("Tag").fill("games")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        await expect(page.locator("tbody")).to_contain_text("Board games night")
+
+        await page.get_by_label("Tag").fill("")
+        await page.get_by_label("Status").select_option("draft")
+        await page.get_by_label("Sort").select_option(label="Title, A to Z")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("tbody tr")).to_have_count(2)
+        await expect(page.locator("tbody tr").first).to_contain_text("Board games night")
+
+
+async def test_saving_over_someone_elses_change_is_explained(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user(["member"])
+    body = {"title": "Team lunch", "startsAt": "2027-06-01T12:00:00Z", "endsAt": "2027-06-01T13:00:00Z"}
+    resp, event = await suite.request("POST", "/v2/event/list", token=token, json=body)
+    assert resp.status == 201
+
+    async with open_console(browser, suite) as console:
+        page = console.page
+        console.refusals = {412, 422}
+        await console.sign_in(user["email"], password)
+        await page.goto(console.url(f"#/events/{event['id']}"))
+        await expect(page.get_by_role("heading", name="Team lunch")).to_be_visible()
+
+        # Someone else (here: the API, as the same owner) changes it while the page is open.
+        resp, _ = await suite.request(
+            "PATCH", f"/v2/event/{event['id']}", token=token, json={"title": "Team lunch (moved)"}
+        )
+        assert resp.status == 200
+
+        await page.get_by_label("Title").fill("Team lunch, mine")
+        await page.get_by_role("button", name="Save").click()
+        alert = page.get_by_role("alert").filter(
+            has_text="Someone else changed this event since you opened it."
+        )
+        await expect(alert).to_be_visible()
+        await alert.get_by_role("button", name="Reload their version").click()
+        await expect(page.get_by_role("heading", name="Team lunch (moved)")).to_be_visible()
+
+        # Their version is what the form holds now: saving it again works.
+        await page.get_by_label("Title").fill("Team lunch, mine")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("heading", name="Team lunch, mine")).to_be_visible()
+
+        # A 422 lands on the field it names.
+        await page.get_by_label("Ends").fill("2027-06-01T11:00")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_text("must not be before startsAt")).to_be_visible()
+
+    resp, stored = await suite.request("GET", f"/v2/event/{event['id']}", token=token)
+    assert stored["title"] == "Team lunch, mine" and stored["version"] == 3
