@@ -28,6 +28,8 @@ TEMPLATE = Path(
         Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "herald.conf.template",
     )
 )
+# The console's files (services/console/static), served by nginx at /console/.
+CONSOLE_ROOT = Path(__file__).resolve().parent.parent / "services" / "console" / "static"
 SERVICES = ("auth", "resource", "webhook_delivery")
 # The i-th extra process of a service listens on its port + i * PORT_STEP.
 PORT_STEP = 100
@@ -262,8 +264,31 @@ def _real_ip(settings: Settings) -> str:
     return "\n".join([*lines, "        real_ip_header X-Forwarded-For;", "        real_ip_recursive on;"])
 
 
-def render(settings: Settings, run_dir: str | Path, *, access_log: str = "/dev/stdout") -> str:
-    """The nginx configuration for these settings; `run_dir` holds its pid and temp files."""
+def _console_root(path: str | Path) -> str:
+    text = str(Path(path).resolve())
+    if any(c in text for c in '"\\;{}$') or any(c.isspace() and c != " " for c in text):
+        raise SettingsError(f"the console's folder {text!r} holds a character nginx would read as syntax")
+    return text
+
+
+def copy_console(target: Path) -> Path:
+    """The console's files copied to `target` (a volume the edge's nginx image reads), readable
+    by any user: nginx's workers are not the user that copies."""
+    shutil.copytree(CONSOLE_ROOT, target, dirs_exist_ok=True)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def render(
+    settings: Settings,
+    run_dir: str | Path,
+    *,
+    access_log: str = "/dev/stdout",
+    console_root: str | Path = CONSOLE_ROOT,
+) -> str:
+    """The nginx configuration for these settings; `run_dir` holds its pid and temp files,
+    `console_root` the console's files."""
     zones, limits, login_retry, user_retry = _limits(settings)
     problems = _problem_locations(settings)
     values = {
@@ -293,6 +318,7 @@ def render(settings: Settings, run_dir: str | Path, *, access_log: str = "/dev/s
             400, "Bad Request", "the path must not hold . or .. segments, empty segments or encoded slashes"
         ),
         "problem_locations": problems,
+        "console_root": _console_root(console_root),
     }
     template = TEMPLATE.read_text()
 
@@ -332,10 +358,16 @@ def main(argv: list[str]) -> int:
     cmd.add_argument("--run-dir", default="/var/cache/nginx", help="where nginx keeps its pid and temp files")
     cmd.add_argument("--out", default="-", help="the file to write (- for stdout)")
     cmd.add_argument("--access-log", default="/dev/stdout")
+    cmd.add_argument(
+        "--console-copy",
+        default="",
+        help="copy the console's files to this folder and serve them from there (an image without the repository)",
+    )
     args = parser.parse_args(argv)
     # The edge holds no secret: production's checks of passwords and keys are the services'.
     environ = {k: v for k, v in os.environ.items() if k != "HERALD_ENV"}
-    text = render(Settings.from_env(environ), args.run_dir, access_log=args.access_log)
+    console = copy_console(Path(args.console_copy)) if args.console_copy else CONSOLE_ROOT
+    text = render(Settings.from_env(environ), args.run_dir, access_log=args.access_log, console_root=console)
     if args.out == "-":
         sys.stdout.write(text)
     else:
