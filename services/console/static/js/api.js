@@ -66,7 +66,7 @@ export async function api(method, path, { body: payload, headers = {}, query } =
   if (held) sent.Authorization = `Bearer ${held}`;
   const init = { method, headers: sent, credentials: "omit", cache: "no-store", redirect: "error" };
   if (payload !== undefined) {
-    sent["Content-Type"] = "application/json";
+    if (!Object.keys(sent).some((name) => name.toLowerCase() === "content-type")) sent["Content-Type"] = "application/json";
     init.body = JSON.stringify(payload);
   }
   let response;

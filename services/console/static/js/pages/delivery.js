@@ -1,0 +1,76 @@
+// One delivery: each attempt with the request headers sent (credentials masked by the API),
+// the response status, the duration and the first KiB of the answer; "Retry".
+import { api, ApiError } from "../api.js";
+import { action, el, notice, table, time } from "../ui.js";
+import { ms, statusBadge, subPath } from "./subscription_common.js";
+
+function attemptBlock(attempt, index) {
+  const headers = Object.entries(attempt.requestHeaders || {});
+  return el(
+    "section",
+    { class: "attempt", "aria-labelledby": `attempt-${index}` },
+    el("h3", { id: `attempt-${index}` }, `Attempt ${index + 1}`),
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Sent"),
+      el("dd", {}, time(attempt.at)),
+      el("dt", {}, "Response status"),
+      el("dd", {}, attempt.statusCode === null ? "no answer" : String(attempt.statusCode)),
+      el("dt", {}, "Duration"),
+      el("dd", {}, ms(attempt.durationMs)),
+      attempt.error ? [el("dt", {}, "Error"), el("dd", {}, attempt.error)] : null,
+    ),
+    el("h4", {}, "Request headers"),
+    table(
+      [
+        { label: "Header", cell: ([name]) => el("span", { class: "mono" }, name) },
+        { label: "Value", cell: ([, value]) => el("span", { class: "mono" }, value) },
+      ],
+      headers,
+      { caption: "Request headers", empty: "None recorded." },
+    ),
+    el("h4", {}, "Response body (first KiB)"),
+    attempt.responseBody ? el("pre", {}, attempt.responseBody) : el("p", { class: "muted" }, "empty"),
+  );
+}
+
+export async function render(root, params, ctx) {
+  const path = `${subPath(params.id)}/deliveries/${encodeURIComponent(params.deliveryId)}`;
+  const { data: delivery } = await api("GET", path);
+  if (ctx.stale()) return;
+  const retry = action("Retry", async () => {
+    try {
+      await api("POST", `${path}/retry`);
+      notice("Sent again: it is due now.");
+      ctx.navigate(window.location.hash);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status !== 401) notice(`${error.problem.title || "Error"}: ${error.problem.detail || error.message}`, { kind: "error" });
+    }
+  });
+  root.append(
+    el("p", {}, el("a", { href: `#/subscriptions/${encodeURIComponent(params.id)}` }, "← The subscription")),
+    el("h1", {}, `Delivery of ${delivery.topic}`),
+    el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Status"),
+      el("dd", {}, statusBadge(delivery.status)),
+      el("dt", {}, "Event type"),
+      el("dd", {}, delivery.topic),
+      el("dt", {}, "Event id"),
+      el("dd", { class: "mono" }, delivery.eventId),
+      el("dt", {}, "Delivery id"),
+      el("dd", { class: "mono" }, delivery.id),
+      el("dt", {}, "Attempts"),
+      el("dd", {}, String(delivery.attemptCount)),
+      delivery.nextAttemptAt ? [el("dt", {}, "Next attempt"), el("dd", {}, time(delivery.nextAttemptAt))] : null,
+      el("dt", {}, "Created"),
+      el("dd", {}, time(delivery.createdAt)),
+    ),
+    el("div", { class: "actions" }, retry, el("button", { type: "button", class: "secondary", onclick: () => ctx.navigate(window.location.hash) }, "Refresh")),
+    el("h2", {}, "Attempts"),
+    delivery.attempts.length ? delivery.attempts.map(attemptBlock) : el("p", { class: "empty" }, "No attempt yet."),
+  );
+}
