@@ -33,7 +33,7 @@ class Console:
             return
         refused = FAILED_LOAD.match(message.text)
         if refused is None or int(refused.group(1)) not in self.refusals:
-            self.problems.append(message.text)
+            self.problems.append(f"{message.text} ({message.location.get('url')})")
 
     def url(self, route: str = "") -> str:
         return f"{self.edge_url}/console/{route}"

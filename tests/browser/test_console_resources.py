@@ -42,10 +42,10 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
         await page.get_by_role("button", name="Create").click()
         await expect(page.get_by_role("heading", name="Launch party")).to_be_visible()
         event_id = page.url.rsplit("/", 1)[1]
-        await expect(page.locator(".details")).to_contain_text("draft")
+        await expect(page.locator(".facts")).to_contain_text("draft")
 
         await page.get_by_role("button", name="Submit").click()
-        await expect(page.locator(".details")).to_contain_text("pending")
+        await expect(page.locator(".facts")).to_contain_text("pending")
         # The owner never reviews their own event: no Approve for them.
         await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
         await expect(page.get_by_role("button", name="Withdraw")).to_be_visible()
@@ -70,7 +70,7 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
         page = console.page
         await console.sign_in(member["email"], member_password)
         await page.goto(console.url(f"#/events/{event_id}"))
-        await expect(page.locator(".details")).to_contain_text("approved")
+        await expect(page.locator(".facts")).to_contain_text("approved")
         history = page.locator(".history")
         await expect(history.locator("tbody tr")).to_have_count(2)
         await expect(history).to_contain_text("Submit")
@@ -152,7 +152,9 @@ async def test_saving_over_someone_elses_change_is_explained(suite: Suite, brows
         # A 422 lands on the field it names.
         await page.get_by_label("Ends").fill("2027-06-01T11:00")
         await page.get_by_role("button", name="Save").click()
-        await expect(page.get_by_text("must not be before startsAt")).to_be_visible()
+        ends = page.get_by_label("Ends")
+        await expect(ends).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#f-endsAt-error")).to_have_text("must not be before startsAt")
 
     resp, stored = await suite.request("GET", f"/v2/event/{event['id']}", token=token)
     assert stored["title"] == "Team lunch, mine" and stored["version"] == 3

@@ -1,7 +1,9 @@
-// Helpers the event, location and user pages share beyond ui.js: times for datetime-local
-// inputs, the API's keyset paging (Link: rel="next"), and what the event workflow lets a user do.
+// What the event, location and user pages share beyond ui.js: times for datetime-local inputs,
+// paging that keeps the cursor in the route (so Back works), the API's refusals in its own
+// words, and what the event workflow lets a user do.
 
-import { el } from "./ui.js";
+import { nextLink } from "./api.js";
+import { action, el, pager, problemBlock } from "./ui.js";
 
 const pad = (n) => String(n).padStart(2, "0");
 
@@ -24,66 +26,64 @@ export function isoToLocal(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** The cursor of the next page from a response's Link header, or null on the last page. */
-export function nextCursor(headers) {
-  const link = headers && (typeof headers.get === "function" ? headers.get("Link") : headers.link);
-  const match = link && /<([^>]*)>\s*;\s*rel="?next"?/.exec(link);
-  if (!match) return null;
-  return new URL(match[1], location.origin).searchParams.get("cursor");
-}
-
 /** A hash route with a query: hashWith("#/events", {status: "pending"}). Empty values are left out. */
 export function hashWith(path, query) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null && value !== "") search.set(key, value);
+    if (key !== "id" && value !== undefined && value !== null && value !== "") search.set(key, value);
   }
   const text = search.toString();
   return text ? `${path}?${text}` : path;
 }
 
-/** The route's query as a plain object, whether the router put it in params.query or in params. */
-export function routeQuery(params) {
-  const query = { ...(params && typeof params.query === "object" ? params.query : params) };
-  if (query.query && typeof query.query === "object") delete query.query;
-  return query;
+/** "Next page" (and "First page" once paged) for a list at `path`: the cursor of the API's
+ *  Link header goes into the route, with the page's filters. */
+export function pages(path, query, headers, ctx) {
+  const next = (link) => {
+    const cursor = new URL(link, window.location.origin).searchParams.get("cursor");
+    ctx.navigate(hashWith(path, { ...query, cursor }));
+  };
+  const first = query.cursor ? { onFirst: () => ctx.navigate(hashWith(path, { ...query, cursor: "" })) } : {};
+  return pager(nextLink(headers), next, first);
 }
 
-/** "Next page" (and "First page" once paged) links that keep the filters. */
-export function pageLinks(path, query, cursor) {
-  const links = [];
-  if (query.cursor) {
-    links.push(el("a", { href: hashWith(path, { ...query, cursor: "" }), class: "button" }, "First page"));
-  }
-  if (cursor) {
-    links.push(el("a", { href: hashWith(path, { ...query, cursor }), class: "button" }, "Next page"));
-  }
-  return el("nav", { class: "pager", "aria-label": "Pages" }, ...links);
-}
-
-/** A button that runs `action` on click (keyboard: Enter/Space, as every button). */
-export function button(label, action, attrs = {}) {
-  const node = el("button", { type: "button", ...attrs }, label);
-  node.addEventListener("click", action);
-  return node;
-}
-
-/** A text input, select or textarea with a name (showProblem finds fields by it). */
+/** A text input (or another type) named as the API's field, so showProblem finds it. */
 export function input(name, attrs = {}) {
   return el("input", { id: `f-${name}`, name, ...attrs });
 }
 
 export function select(name, options, selected, attrs = {}) {
-  const node = el("select", { id: `f-${name}`, name, ...attrs });
-  for (const [value, label] of options) {
-    const option = el("option", { value }, label);
-    if (value === (selected ?? "")) option.selected = true;
-    node.append(option);
-  }
-  return node;
+  return el(
+    "select",
+    { id: `f-${name}`, name, ...attrs },
+    options.map(([value, label]) => el("option", { value, selected: value === (selected ?? "") }, label)),
+  );
 }
 
-export const REVIEWERS = ["approver", "admin"];
+/** The explanation of a 412 with the way out: the other person's version. */
+export function staleAlert(slot, reload, noun) {
+  const reloadButton = action("Reload their version", reload);
+  slot.replaceChildren(
+    el(
+      "div",
+      { class: "form-alert", role: "alert" },
+      el("p", {}, `Someone else changed this ${noun} since you opened it.`),
+      el("p", {}, "Reload to see their version; your changes here are not saved."),
+      reloadButton,
+    ),
+  );
+  reloadButton.focus();
+}
+
+/** A refusal (403, 409, 412...) in a page's alert slot, in the API's own words. `noun`: what a
+ *  412 is about, explained with a button to reload it. */
+export function refusal(slot, error, reload, noun) {
+  if (!error || !error.status) throw error; // not the API's answer: the page's error view shows it
+  if (error.status === 412) staleAlert(slot, reload, noun);
+  else slot.replaceChildren(problemBlock(error));
+}
+
+const REVIEWERS = ["approver", "admin"];
 
 export function isReviewer(me) {
   return (me?.roles || []).some((role) => REVIEWERS.includes(role));
@@ -120,7 +120,6 @@ export function mayEdit(event, me) {
   return (event.ownerId === me?.id || isAdmin(me)) && event.status !== "cancelled";
 }
 
-/** The ETag to send back as If-Match: the response's, else made from the version. */
 export function ifMatch(version) {
   return { "If-Match": `"${version}"` };
 }
@@ -131,22 +130,9 @@ export function who(id, me) {
   return id === me?.id ? "you" : `user ${id.slice(0, 8)}`;
 }
 
-/** The explanation of a 412 with the way out: the other person's version. */
-export function staleAlert(slot, reload, noun) {
-  slot.replaceChildren(
-    el(
-      "div",
-      { class: "problem", role: "alert" },
-      el("p", {}, `Someone else changed this ${noun} since you opened it.`),
-      button("Reload their version", reload),
-    ),
-  );
-  slot.querySelector("button").focus();
-}
+const BADGES = { pending: "wait", approved: "ok", rejected: "bad", cancelled: "off" };
 
-/** The API's own words for a refusal (403, 409...) in a page's alert slot. */
-export function problemAlert(slot, error) {
-  const problem = error.problem || {};
-  const words = problem.detail || problem.title || error.message || `HTTP ${error.status}`;
-  slot.replaceChildren(el("div", { class: "problem", role: "alert" }, el("p", {}, words)));
+/** An event's status: a word and a shape, never colour alone. */
+export function statusBadge(status) {
+  return el("span", { class: `status ${BADGES[status] || ""}` }, status);
 }

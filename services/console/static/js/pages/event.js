@@ -3,50 +3,70 @@
 // the event since, and the page offers their version instead of overwriting it.
 
 import { api } from "../api.js";
-import { el, field, notice, confirm, showProblem, time } from "../ui.js";
+import { action, confirm, el, field, notice, showProblem, table, time } from "../ui.js";
 import {
   allowedSteps,
-  button,
   ifMatch,
   input,
   isoToLocal,
   localToRfc3339,
   mayEdit,
-  problemAlert,
+  refusal,
   select,
-  staleAlert,
+  statusBadge,
   STEPS,
   who,
 } from "../resources-ui.js";
-import { locationNames, statusBadge } from "./events.js";
+import { locationNames } from "./events.js";
 
 export async function render(root, params, ctx) {
-  const id = params.id && params.id !== "new" ? params.id : null;
   const locations = await locationNames();
-  if (!id) {
-    root.replaceChildren(el("h1", {}, "New event"), eventForm(null, locations, ctx));
+  if (!params.id) {
+    root.append(el("h1", {}, "New event"), eventForm(null, locations, ctx));
     return;
   }
-  const { data: event } = await api("GET", `/v2/event/${id}`);
-  const names = new Map(locations);
+  const { data: event } = await api("GET", `/v2/event/${encodeURIComponent(params.id)}`);
+  const { data: history } = await api("GET", `/v2/event/${encodeURIComponent(params.id)}/history`);
   const alert = el("div", { class: "alert-slot" });
-  const reload = () => render(root, params, ctx);
+  const reload = () => ctx.navigate(window.location.hash);
 
-  root.replaceChildren(
+  root.append(
     el("p", {}, el("a", { href: "#/events" }, "← Events")),
     el("h1", {}, event.title),
     alert,
-    details(event, names, ctx.me),
+    details(event, new Map(locations), ctx.me),
     workflow(event, ctx, alert, reload),
   );
   if (mayEdit(event, ctx.me)) {
     root.append(
       el("h2", {}, "Edit"),
       eventForm(event, locations, ctx, reload),
-      deleteSection(event, ctx, alert, reload),
+      el(
+        "div",
+        { class: "actions" },
+        action(
+          "Delete",
+          async () => {
+            const sure = await confirm(`Delete the event “${event.title}”? This cannot be undone.`, {
+              yes: "Delete",
+              danger: true,
+            });
+            if (!sure) return;
+            try {
+              await api("DELETE", `/v2/event/${event.id}`, { headers: ifMatch(event.version) });
+            } catch (error) {
+              refusal(alert, error, reload, "event");
+              return;
+            }
+            notice("Event deleted.");
+            ctx.navigate("#/events");
+          },
+          { class: "danger" },
+        ),
+      ),
     );
   }
-  root.append(await historySection(event, ctx.me));
+  root.append(historySection(history, ctx.me));
 }
 
 function details(event, names, me) {
@@ -55,110 +75,85 @@ function details(event, names, me) {
     ["Starts", time(event.startsAt)],
     ["Ends", time(event.endsAt)],
     ["Location", event.locationId ? names.get(event.locationId) || event.locationId : "none"],
-    ["Capacity", event.capacity == null ? "not set" : String(event.capacity)],
+    ["Capacity", event.capacity ?? "not set"],
     ["Tags", (event.tags || []).join(", ") || "none"],
     ["Description", event.description || ""],
     ["Owner", who(event.ownerId, me)],
-    ["Version", String(event.version)],
+    ["Version", event.version],
     ["Changed", time(event.updatedAt)],
   ];
   return el(
     "dl",
-    { class: "details" },
-    ...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
+    { class: "facts" },
+    rows.map(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
   );
 }
 
-/** POST a workflow step with If-Match; the 412, 403 and 409 are shown as explained above. */
-export async function takeStep(event, step, comment, slot, onDone) {
+/** POST a workflow step with the version read (If-Match); the API's refusal lands in `slot`.
+ *  The event after the step, or null when refused. */
+export async function takeStep(event, step, comment, slot, reload) {
   const options = { headers: ifMatch(event.version) };
   if (comment) options.body = { comment };
   try {
     const { data } = await api("POST", `/v2/event/${event.id}/${step}`, options);
     return data;
   } catch (error) {
-    if (error.status === 412) staleAlert(slot, onDone, "event");
-    else if (error.status) problemAlert(slot, error);
-    else throw error;
+    refusal(slot, error, reload, "event");
     return null;
   }
 }
 
 function workflow(event, ctx, alert, reload) {
   const steps = allowedSteps(event, ctx.me);
-  const section = el("section", { class: "workflow", "aria-labelledby": "workflow-head" });
-  section.append(el("h2", { id: "workflow-head" }, "Workflow"));
+  const section = el("section", { "aria-labelledby": "workflow-head" }, el("h2", { id: "workflow-head" }, "Workflow"));
   if (!steps.length) {
-    section.append(el("p", {}, `Nothing to do for you on a ${event.status} event.`));
+    section.append(el("p", { class: "muted" }, `Nothing for you to do on ${event.status === "approved" ? "an" : "a"} ${event.status} event.`));
     return section;
   }
-  const comment = el("textarea", { id: "f-comment", name: "comment", rows: "2", maxlength: "2000" });
-  section.append(field("Comment (optional)", comment));
-  const buttons = el("div", { class: "actions" });
-  for (const [step, label] of steps) {
-    buttons.append(
-      button(label, async () => {
-        const done = await takeStep(event, step, comment.value.trim(), alert, reload);
-        if (done) {
+  const comment = el("textarea", { id: "f-comment", name: "comment", rows: 2, maxlength: 2000 });
+  section.append(
+    field("Comment", comment, { hint: "Optional; kept in the history with the step." }),
+    el(
+      "div",
+      { class: "actions" },
+      steps.map(([step, label]) =>
+        action(label, async () => {
+          const done = await takeStep(event, step, comment.value.trim(), alert, reload);
+          if (!done) return;
           notice(`${label}: the event is now ${done.status}.`);
-          await reload();
-        }
-      }),
-    );
-  }
-  section.append(buttons);
+          reload();
+        }),
+      ),
+    ),
+  );
   return section;
 }
 
-function deleteSection(event, ctx, alert, reload) {
-  return el(
-    "div",
-    { class: "actions danger" },
-    button(
-      "Delete",
-      async () => {
-        if (!(await confirm(`Delete the event “${event.title}”? This cannot be undone.`))) return;
-        try {
-          await api("DELETE", `/v2/event/${event.id}`, { headers: ifMatch(event.version) });
-        } catch (error) {
-          if (error.status === 412) staleAlert(alert, reload, "event");
-          else if (error.status) problemAlert(alert, error);
-          else throw error;
-          return;
-        }
-        notice("Event deleted.");
-        ctx.navigate("#/events");
-      },
-      { class: "danger" },
-    ),
-  );
-}
-
-/** The form of a new event (Create) or of `event` (Save, a PUT with If-Match). */
+/** The form of a new event (Create) or of `event` (Save: a PUT with If-Match). */
 function eventForm(event, locations, ctx, reload) {
-  const form = el("form", { class: "edit", novalidate: "" });
-  const description = el("textarea", { id: "f-description", name: "description", rows: "4" });
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const description = el("textarea", { id: "f-description", name: "description", rows: 4 });
   description.value = event?.description || "";
-  form.append(
-    el("div", { class: "alert-slot" }),
-    field("Title", input("title", { value: event?.title || "", required: "", maxlength: "200" })),
+  const slot = el("div", { class: "alert-slot" });
+  const form = el(
+    "form",
+    { class: "card", novalidate: true, "aria-label": event ? "Edit event" : "New event" },
+    slot,
+    field("Title", input("title", { value: event?.title || "", required: true, maxlength: 200 })),
     field("Description", description),
-    field("Starts", input("startsAt", { type: "datetime-local", value: isoToLocal(event?.startsAt), required: "" }), {
-      hint: `Your time zone: ${Intl.DateTimeFormat().resolvedOptions().timeZone}`,
+    field("Starts", input("startsAt", { type: "datetime-local", value: isoToLocal(event?.startsAt), required: true }), {
+      hint: `In your time zone (${zone}).`,
     }),
-    field("Ends", input("endsAt", { type: "datetime-local", value: isoToLocal(event?.endsAt), required: "" })),
+    field("Ends", input("endsAt", { type: "datetime-local", value: isoToLocal(event?.endsAt), required: true })),
     field("Location", select("locationId", [["", "None"], ...locations], event?.locationId || "")),
-    field("Capacity", input("capacity", { type: "number", min: "0", value: event?.capacity ?? "" })),
-    field("Tags", input("tags", { value: (event?.tags || []).join(", ") }), { hint: "Comma-separated" }),
-    el("button", { type: "submit", class: "primary" }, event ? "Save" : "Create"),
+    field("Capacity", input("capacity", { type: "number", min: 0, value: event?.capacity ?? "" })),
+    field("Tags", input("tags", { value: (event?.tags || []).join(", ") }), { hint: "Comma-separated." }),
+    event?.status === "approved" ? el("p", { class: "hint" }, "Saving sends an approved event back for approval.") : null,
+    el("div", { class: "actions" }, el("button", { type: "submit" }, event ? "Save" : "Create")),
   );
-  if (event?.status === "approved") {
-    form.append(el("p", { class: "hint" }, "Saving changes sends an approved event back for approval."));
-  }
   form.addEventListener("submit", async (submitted) => {
     submitted.preventDefault();
     const body = formBody(new FormData(form));
-    const slot = form.querySelector(".alert-slot");
     slot.replaceChildren();
     try {
       if (!event) {
@@ -168,12 +163,11 @@ function eventForm(event, locations, ctx, reload) {
       } else {
         await api("PUT", `/v2/event/${event.id}`, { body, headers: ifMatch(event.version) });
         notice("Event saved.");
-        await reload();
+        reload();
       }
     } catch (error) {
-      if (error.status === 412) staleAlert(slot, reload, "event");
-      else if (error.status) showProblem(form, error);
-      else throw error;
+      if (error.status === 412 || !error.status) refusal(slot, error, reload, "event");
+      else showProblem(form, error);
     }
   });
   return form;
@@ -182,6 +176,10 @@ function eventForm(event, locations, ctx, reload) {
 function formBody(data) {
   const text = (name) => String(data.get(name) || "").trim();
   const capacity = text("capacity");
+  const tags = text("tags")
+    .split(",")
+    .map((tag) => tag.trim())
+    .filter(Boolean);
   return {
     title: text("title"),
     description: text("description") || null,
@@ -189,14 +187,7 @@ function formBody(data) {
     endsAt: localToRfc3339(text("endsAt")),
     locationId: text("locationId") || null,
     capacity: capacity === "" ? null : Number(capacity),
-    tags: [
-      ...new Set(
-        text("tags")
-          .split(",")
-          .map((tag) => tag.trim())
-          .filter(Boolean),
-      ),
-    ],
+    tags: [...new Set(tags)],
   };
 }
 
@@ -206,40 +197,21 @@ function describe(entry) {
   return step ? step[1] : "Edited";
 }
 
-async function historySection(event, me) {
-  const section = el("section", { class: "history", "aria-labelledby": "history-head" });
-  section.append(el("h2", { id: "history-head" }, "History"));
-  const { data: entries } = await api("GET", `/v2/event/${event.id}/history`);
-  if (!entries.length) {
-    section.append(el("p", { class: "empty" }, "No changes since it was created."));
-    return section;
-  }
-  const head = ["When", "What", "From", "To", "By", "Comment"];
-  const rows = entries
-    .slice()
-    .reverse()
-    .map((entry) => {
-      const cells = [
-        time(entry.at),
-        describe(entry),
-        entry.from || "",
-        entry.to,
-        who(entry.actorId, me),
-        entry.comment && entry.comment !== "edited" ? entry.comment : "",
-      ];
-      return el("tr", {}, ...cells.map((cell, i) => el("td", { "data-label": head[i] }, cell)));
-    });
-  section.append(
-    el(
-      "div",
-      { class: "table-wrap" },
-      el(
-        "table",
-        { class: "list" },
-        el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, ...rows),
-      ),
+function historySection(entries, me) {
+  return el(
+    "section",
+    { "aria-labelledby": "history-head", class: "history" },
+    el("h2", { id: "history-head" }, "History"),
+    table(
+      [
+        { label: "When", cell: (e) => time(e.at) },
+        { label: "What", cell: describe },
+        { label: "Status", cell: (e) => `${e.from || "—"} → ${e.to}` },
+        { label: "By", cell: (e) => who(e.actorId, me) },
+        { label: "Comment", cell: (e) => (e.comment && e.comment !== "edited" ? e.comment : "") },
+      ],
+      entries.slice().reverse(),
+      { caption: "History, newest first", empty: "No changes since it was created." },
     ),
   );
-  return section;
 }

@@ -1,49 +1,42 @@
 // #/locations/new and #/locations/<id>: a location's form (Create, or Save with If-Match) and Delete.
 
 import { api } from "../api.js";
-import { confirm, el, field, notice, showProblem, time } from "../ui.js";
-import { button, ifMatch, input, isAdmin, problemAlert, staleAlert, who } from "../resources-ui.js";
+import { action, confirm, el, field, notice, showProblem, time } from "../ui.js";
+import { ifMatch, input, isAdmin, refusal, who } from "../resources-ui.js";
 
 export async function render(root, params, ctx) {
-  const id = params.id && params.id !== "new" ? params.id : null;
-  if (!id) {
-    root.replaceChildren(el("h1", {}, "New location"), locationForm(null, ctx));
+  if (!params.id) {
+    root.append(el("h1", {}, "New location"), locationForm(null, ctx));
     return;
   }
-  const { data: loc } = await api("GET", `/v2/location/${id}`);
-  const reload = () => render(root, params, ctx);
-  const mine = loc.ownerId === ctx.me.id || isAdmin(ctx.me);
+  const { data: loc } = await api("GET", `/v2/location/${encodeURIComponent(params.id)}`);
+  const reload = () => ctx.navigate(window.location.hash);
   const alert = el("div", { class: "alert-slot" });
-  root.replaceChildren(
+  root.append(
     el("p", {}, el("a", { href: "#/locations" }, "← Locations")),
     el("h1", {}, loc.name),
     alert,
-    el(
-      "p",
-      { class: "meta" },
-      `Owner: ${who(loc.ownerId, ctx.me)} · version ${loc.version} · changed `,
-      time(loc.updatedAt),
-    ),
+    el("dl", { class: "facts" }, facts(loc, ctx.me).map(([t, v]) => [el("dt", {}, t), el("dd", {}, v)])),
   );
-  if (!mine) {
-    root.append(locationDetails(loc));
-    return;
-  }
+  if (loc.ownerId !== ctx.me.id && !isAdmin(ctx.me)) return; // only its owner or an admin changes it
   root.append(
+    el("h2", {}, "Edit"),
     locationForm(loc, ctx, reload),
     el(
       "div",
-      { class: "actions danger" },
-      button(
+      { class: "actions" },
+      action(
         "Delete",
         async () => {
-          if (!(await confirm(`Delete the location “${loc.name}”? This cannot be undone.`))) return;
+          const sure = await confirm(`Delete the location “${loc.name}”? This cannot be undone.`, {
+            yes: "Delete",
+            danger: true,
+          });
+          if (!sure) return;
           try {
             await api("DELETE", `/v2/location/${loc.id}`, { headers: ifMatch(loc.version) });
           } catch (error) {
-            if (error.status === 412) staleAlert(alert, reload, "location");
-            else if (error.status) problemAlert(alert, error);
-            else throw error;
+            refusal(alert, error, reload, "location"); // a 409 says which event still uses it
             return;
           }
           notice("Location deleted.");
@@ -55,36 +48,38 @@ export async function render(root, params, ctx) {
   );
 }
 
-function locationDetails(loc) {
-  const rows = [
-    ["Address", loc.address || ""],
-    ["Capacity", loc.capacity == null ? "not set" : String(loc.capacity)],
+function facts(loc, me) {
+  return [
+    ["Address", loc.address || "not set"],
+    ["Capacity", loc.capacity ?? "not set"],
     ["Time zone", loc.timezone],
+    ["Owner", who(loc.ownerId, me)],
+    ["Version", loc.version],
+    ["Changed", time(loc.updatedAt)],
   ];
-  return el("dl", { class: "details" }, ...rows.flatMap(([t, v]) => [el("dt", {}, t), el("dd", {}, v)]));
 }
 
 function zoneList() {
-  const list = el("datalist", { id: "time-zones" });
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-  for (const zone of ["UTC", ...zones]) list.append(el("option", { value: zone }));
-  return list;
+  return el("datalist", { id: "time-zones" }, ["UTC", ...zones].map((zone) => el("option", { value: zone })));
 }
 
 function locationForm(loc, ctx, reload) {
-  const form = el("form", { class: "edit", novalidate: "" });
-  const address = el("textarea", { id: "f-address", name: "address", rows: "2" });
+  const address = el("textarea", { id: "f-address", name: "address", rows: 2 });
   address.value = loc?.address || "";
-  form.append(
-    el("div", { class: "alert-slot" }),
-    field("Name", input("name", { value: loc?.name || "", required: "", maxlength: "200" })),
+  const slot = el("div", { class: "alert-slot" });
+  const form = el(
+    "form",
+    { class: "card", novalidate: true, "aria-label": loc ? "Edit location" : "New location" },
+    slot,
+    field("Name", input("name", { value: loc?.name || "", required: true, maxlength: 200 })),
     field("Address", address),
-    field("Capacity", input("capacity", { type: "number", min: "0", value: loc?.capacity ?? "" })),
+    field("Capacity", input("capacity", { type: "number", min: 0, value: loc?.capacity ?? "" })),
     field("Time zone", input("timezone", { value: loc?.timezone || "UTC", list: "time-zones" }), {
-      hint: "An IANA time zone such as Europe/Paris",
+      hint: "An IANA time zone such as Europe/Paris.",
     }),
     zoneList(),
-    el("button", { type: "submit", class: "primary" }, loc ? "Save" : "Create"),
+    el("div", { class: "actions" }, el("button", { type: "submit" }, loc ? "Save" : "Create")),
   );
   form.addEventListener("submit", async (submitted) => {
     submitted.preventDefault();
@@ -96,7 +91,6 @@ function locationForm(loc, ctx, reload) {
       capacity: text("capacity") === "" ? null : Number(text("capacity")),
       timezone: text("timezone") || "UTC",
     };
-    const slot = form.querySelector(".alert-slot");
     slot.replaceChildren();
     try {
       if (!loc) {
@@ -106,12 +100,11 @@ function locationForm(loc, ctx, reload) {
       } else {
         await api("PUT", `/v2/location/${loc.id}`, { body, headers: ifMatch(loc.version) });
         notice("Location saved.");
-        await reload();
+        reload();
       }
     } catch (error) {
-      if (error.status === 412) staleAlert(slot, reload, "location");
-      else if (error.status) showProblem(form, error);
-      else throw error;
+      if (error.status === 412 || !error.status) refusal(slot, error, reload, "location");
+      else showProblem(form, error);
     }
   });
   return form;
