@@ -13,7 +13,7 @@ const SORTS = [
   ["-updatedAt", "Recently changed"],
 ];
 // This page's filters (in the route) and the parameters of GET /v2/event/list they become.
-const FILTERS = ["q", "status", "locationId", "from", "to", "tags", "mine", "sort"];
+const FILTERS = ["q", "status", "locationId", "from", "to", "tags", "mine", "sort", "limit"];
 
 /** Every location as [id, name], for selects and for naming an event's location. */
 export async function locationNames() {
@@ -26,7 +26,7 @@ export async function locationNames() {
 function apiQuery(query, me) {
   return {
     sort: query.sort || "startsAt",
-    limit: "25",
+    limit: query.limit || "25", // a route's ?limit= sets the page size
     q: query.q,
     status: query.status,
     locationId: query.locationId,
@@ -51,6 +51,7 @@ function filterForm(query, locations, ctx) {
     field("Tag", input("tags", { value: query.tags || "" })),
     field("Sort", select("sort", SORTS, query.sort || "startsAt")),
     field("Mine only", mine),
+    query.limit ? el("input", { type: "hidden", name: "limit", value: query.limit }) : null,
     el("button", { type: "submit" }, "Filter"),
   );
   form.addEventListener("submit", (event) => {

@@ -1,8 +1,8 @@
 // #/review: pending events for approvers and admins, with Approve and Reject in place.
 
 import { api } from "../api.js";
-import { action, el, notice } from "../ui.js";
-import { isReviewer, pages } from "../resources-ui.js";
+import { action, el, field, notice } from "../ui.js";
+import { hashWith, input, isReviewer, pages } from "../resources-ui.js";
 import { eventTable, locationNames } from "./events.js";
 import { takeStep } from "./event.js";
 
@@ -18,7 +18,18 @@ export async function render(root, params, ctx) {
     root.append(el("p", {}, "Only approvers and admins review events."));
     return;
   }
-  const query = { status: "pending", sort: "startsAt", limit: "25", cursor: params.cursor };
+  const search = el(
+    "form",
+    { class: "inline card", role: "search", "aria-label": "Find pending events" },
+    field("Search", input("q", { type: "search", value: params.q || "" })),
+    el("button", { type: "submit" }, "Search"),
+  );
+  search.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ctx.navigate(hashWith("#/review", { q: new FormData(search).get("q") }));
+  });
+  root.append(search);
+  const query = { status: "pending", sort: "startsAt", limit: "25", q: params.q, cursor: params.cursor };
   const [locations, response] = await Promise.all([locationNames(), api("GET", "/v2/event/list", { query })]);
   // Nobody reviews their own event (the four-eyes rule): the API would refuse, so not offered.
   const events = response.data.filter((event) => event.ownerId !== ctx.me.id);
