@@ -2,8 +2,8 @@
 // paging that keeps the cursor in the route (so Back works), the API's refusals in its own
 // words, and what the event workflow lets a user do.
 
-import { nextLink } from "./api.js";
-import { action, el, pager, problemBlock } from "./ui.js";
+import { api, nextLink } from "./api.js";
+import { action, confirm, el, notice, pager, problemBlock, showProblem } from "./ui.js";
 
 const pad = (n) => String(n).padStart(2, "0");
 
@@ -135,4 +135,58 @@ const BADGES = { pending: "wait", approved: "ok", rejected: "bad", cancelled: "o
 /** An event's status: a word and a shape, never colour alone. */
 export function statusBadge(status) {
   return el("span", { class: `status ${BADGES[status] || ""}` }, status);
+}
+
+/** The form of a new event or location (Create: POST to /v2/<type>/list, then its page) or of
+ *  `current` (Save: PUT with If-Match of the version read, then the page again). `bodyOf`
+ *  turns the form's data into the request body. A 412 is explained with the way to their
+ *  version; a 422 lands on the fields it names. */
+export function resourceForm(type, current, fields, bodyOf, ctx, reload) {
+  const noun = type.charAt(0).toUpperCase() + type.slice(1);
+  const slot = el("div", { class: "alert-slot" });
+  const form = el(
+    "form",
+    { class: "card", novalidate: true, "aria-label": current ? `Edit ${type}` : `New ${type}` },
+    slot,
+    fields,
+    el("div", { class: "actions" }, el("button", { type: "submit" }, current ? "Save" : "Create")),
+  );
+  form.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    const body = bodyOf(new FormData(form));
+    slot.replaceChildren();
+    try {
+      if (!current) {
+        const { data } = await api("POST", `/v2/${type}/list`, { body });
+        notice(`${noun} created.`);
+        ctx.navigate(`#/${type}s/${data.id}`);
+      } else {
+        await api("PUT", `/v2/${type}/${current.id}`, { body, headers: ifMatch(current.version) });
+        notice(`${noun} saved.`);
+        reload();
+      }
+    } catch (error) {
+      if (error.status === 412 || !error.status) refusal(slot, error, reload, type);
+      else showProblem(form, error);
+    }
+  });
+  return form;
+}
+
+/** "Delete" on a resource's page: asks first, sends If-Match, then goes back to the list. A
+ *  refusal (a 409 naming what still refers to it, a 412) shows in `slot`. */
+export function deleteAction(type, current, title, { slot, reload, ctx }) {
+  const remove = async () => {
+    const sure = await confirm(`Delete the ${type} “${title}”? This cannot be undone.`, { yes: "Delete", danger: true });
+    if (!sure) return;
+    try {
+      await api("DELETE", `/v2/${type}/${current.id}`, { headers: ifMatch(current.version) });
+    } catch (error) {
+      refusal(slot, error, reload, type);
+      return;
+    }
+    notice(`Deleted “${title}”.`);
+    ctx.navigate(`#/${type}s`);
+  };
+  return el("div", { class: "actions" }, action("Delete", remove, { class: "danger" }));
 }

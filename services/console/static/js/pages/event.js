@@ -3,15 +3,17 @@
 // the event since, and the page offers their version instead of overwriting it.
 
 import { api } from "../api.js";
-import { action, confirm, el, field, notice, showProblem, table, time } from "../ui.js";
+import { action, el, field, notice, table, time } from "../ui.js";
 import {
   allowedSteps,
+  deleteAction,
   ifMatch,
   input,
   isoToLocal,
   localToRfc3339,
   mayEdit,
   refusal,
+  resourceForm,
   select,
   statusBadge,
   STEPS,
@@ -41,29 +43,7 @@ export async function render(root, params, ctx) {
     root.append(
       el("h2", {}, "Edit"),
       eventForm(event, locations, ctx, reload),
-      el(
-        "div",
-        { class: "actions" },
-        action(
-          "Delete",
-          async () => {
-            const sure = await confirm(`Delete the event “${event.title}”? This cannot be undone.`, {
-              yes: "Delete",
-              danger: true,
-            });
-            if (!sure) return;
-            try {
-              await api("DELETE", `/v2/event/${event.id}`, { headers: ifMatch(event.version) });
-            } catch (error) {
-              refusal(alert, error, reload, "event");
-              return;
-            }
-            notice("Event deleted.");
-            ctx.navigate("#/events");
-          },
-          { class: "danger" },
-        ),
-      ),
+      deleteAction("event", event, event.title, { slot: alert, reload, ctx }),
     );
   }
   root.append(historySection(history, ctx.me));
@@ -134,11 +114,7 @@ function eventForm(event, locations, ctx, reload) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const description = el("textarea", { id: "f-description", name: "description", rows: 4 });
   description.value = event?.description || "";
-  const slot = el("div", { class: "alert-slot" });
-  const form = el(
-    "form",
-    { class: "card", novalidate: true, "aria-label": event ? "Edit event" : "New event" },
-    slot,
+  const fields = [
     field("Title", input("title", { value: event?.title || "", required: true, maxlength: 200 })),
     field("Description", description),
     field("Starts", input("startsAt", { type: "datetime-local", value: isoToLocal(event?.startsAt), required: true }), {
@@ -149,28 +125,8 @@ function eventForm(event, locations, ctx, reload) {
     field("Capacity", input("capacity", { type: "number", min: 0, value: event?.capacity ?? "" })),
     field("Tags", input("tags", { value: (event?.tags || []).join(", ") }), { hint: "Comma-separated." }),
     event?.status === "approved" ? el("p", { class: "hint" }, "Saving sends an approved event back for approval.") : null,
-    el("div", { class: "actions" }, el("button", { type: "submit" }, event ? "Save" : "Create")),
-  );
-  form.addEventListener("submit", async (submitted) => {
-    submitted.preventDefault();
-    const body = formBody(new FormData(form));
-    slot.replaceChildren();
-    try {
-      if (!event) {
-        const { data } = await api("POST", "/v2/event/list", { body });
-        notice("Event created as a draft.");
-        ctx.navigate(`#/events/${data.id}`);
-      } else {
-        await api("PUT", `/v2/event/${event.id}`, { body, headers: ifMatch(event.version) });
-        notice("Event saved.");
-        reload();
-      }
-    } catch (error) {
-      if (error.status === 412 || !error.status) refusal(slot, error, reload, "event");
-      else showProblem(form, error);
-    }
-  });
-  return form;
+  ];
+  return resourceForm("event", event, fields, formBody, ctx, reload);
 }
 
 function formBody(data) {

@@ -1,8 +1,8 @@
 // #/locations/new and #/locations/<id>: a location's form (Create, or Save with If-Match) and Delete.
 
 import { api } from "../api.js";
-import { action, confirm, el, field, notice, showProblem, time } from "../ui.js";
-import { ifMatch, input, isAdmin, refusal, who } from "../resources-ui.js";
+import { el, field, time } from "../ui.js";
+import { deleteAction, input, isAdmin, resourceForm, who } from "../resources-ui.js";
 
 export async function render(root, params, ctx) {
   if (!params.id) {
@@ -22,29 +22,7 @@ export async function render(root, params, ctx) {
   root.append(
     el("h2", {}, "Edit"),
     locationForm(loc, ctx, reload),
-    el(
-      "div",
-      { class: "actions" },
-      action(
-        "Delete",
-        async () => {
-          const sure = await confirm(`Delete the location “${loc.name}”? This cannot be undone.`, {
-            yes: "Delete",
-            danger: true,
-          });
-          if (!sure) return;
-          try {
-            await api("DELETE", `/v2/location/${loc.id}`, { headers: ifMatch(loc.version) });
-          } catch (error) {
-            refusal(alert, error, reload, "location"); // a 409 says which event still uses it
-            return;
-          }
-          notice("Location deleted.");
-          ctx.navigate("#/locations");
-        },
-        { class: "danger" },
-      ),
-    ),
+    deleteAction("location", loc, loc.name, { slot: alert, reload, ctx }), // a 409 names what uses it
   );
 }
 
@@ -67,11 +45,7 @@ function zoneList() {
 function locationForm(loc, ctx, reload) {
   const address = el("textarea", { id: "f-address", name: "address", rows: 2 });
   address.value = loc?.address || "";
-  const slot = el("div", { class: "alert-slot" });
-  const form = el(
-    "form",
-    { class: "card", novalidate: true, "aria-label": loc ? "Edit location" : "New location" },
-    slot,
+  const fields = [
     field("Name", input("name", { value: loc?.name || "", required: true, maxlength: 200 })),
     field("Address", address),
     field("Capacity", input("capacity", { type: "number", min: 0, value: loc?.capacity ?? "" })),
@@ -79,33 +53,16 @@ function locationForm(loc, ctx, reload) {
       hint: "An IANA time zone such as Europe/Paris.",
     }),
     zoneList(),
-    el("div", { class: "actions" }, el("button", { type: "submit" }, loc ? "Save" : "Create")),
-  );
-  form.addEventListener("submit", async (submitted) => {
-    submitted.preventDefault();
-    const data = new FormData(form);
-    const text = (name) => String(data.get(name) || "").trim();
-    const body = {
-      name: text("name"),
-      address: text("address") || null,
-      capacity: text("capacity") === "" ? null : Number(text("capacity")),
-      timezone: text("timezone") || "UTC",
-    };
-    slot.replaceChildren();
-    try {
-      if (!loc) {
-        const { data: created } = await api("POST", "/v2/location/list", { body });
-        notice("Location created.");
-        ctx.navigate(`#/locations/${created.id}`);
-      } else {
-        await api("PUT", `/v2/location/${loc.id}`, { body, headers: ifMatch(loc.version) });
-        notice("Location saved.");
-        reload();
-      }
-    } catch (error) {
-      if (error.status === 412 || !error.status) refusal(slot, error, reload, "location");
-      else showProblem(form, error);
-    }
-  });
-  return form;
+  ];
+  return resourceForm("location", loc, fields, locationBody, ctx, reload);
+}
+
+function locationBody(data) {
+  const text = (name) => String(data.get(name) || "").trim();
+  return {
+    name: text("name"),
+    address: text("address") || null,
+    capacity: text("capacity") === "" ? null : Number(text("capacity")),
+    timezone: text("timezone") || "UTC",
+  };
 }
