@@ -35,13 +35,16 @@ async def test_admin_manages_users(lone_admin: Suite, browser: Any) -> None:
     email = "grace@example.com"
     async with open_console(browser, suite) as console:
         page = console.page
-        console.refusals = {409}
+        console.refusals = {409, 422}
         await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
         await page.get_by_role("link", name="Users").click()
         await expect(page.get_by_role("heading", name="New user")).to_be_visible()
 
         form = page.get_by_role("form", name="New user")
         await form.get_by_label("Email").fill(email)
+        await form.get_by_label("Password").fill("short")
+        await form.get_by_role("button", name="Create").click()  # a 422 lands on the field
+        await expect(form.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
         await form.get_by_label("Password").fill("grace-password-1")
         await form.get_by_label("approver", exact=True).check()
         await form.get_by_role("button", name="Create").click()

@@ -124,10 +124,19 @@ export function ifMatch(version) {
   return { "If-Match": `"${version}"` };
 }
 
-/** A short name for a user id: "you" for the caller. */
-export function who(id, me) {
+/** A user's name for the page: "you" for the caller, their email when `people` (admins only:
+ *  only they may list users) knows it, else the start of their id. */
+export function who(id, me, people = new Map()) {
   if (!id) return "Herald";
-  return id === me?.id ? "you" : `user ${id.slice(0, 8)}`;
+  if (id === me?.id) return "you";
+  return people.get(id) || `user ${id.slice(0, 8)}`;
+}
+
+/** Emails by user id, for an admin (GET /v2/user/list is theirs alone); empty for others. */
+export async function actorNames(me) {
+  if (!isAdmin(me)) return new Map();
+  const { data } = await api("GET", "/v2/user/list", { query: { limit: "500" } });
+  return new Map(data.map((user) => [user.id, user.email]));
 }
 
 const BADGES = { pending: "wait", approved: "ok", rejected: "bad", cancelled: "off" };

@@ -5,6 +5,7 @@
 import { api } from "../api.js";
 import { action, el, field, notice, table, time } from "../ui.js";
 import {
+  actorNames,
   allowedSteps,
   deleteAction,
   ifMatch,
@@ -23,12 +24,15 @@ import { locationNames } from "./events.js";
 
 export async function render(root, params, ctx) {
   const locations = await locationNames();
+  if (ctx.stale()) return; // another page was opened meanwhile
   if (!params.id) {
     root.append(el("h1", {}, "New event"), eventForm(null, locations, ctx));
     return;
   }
   const { data: event } = await api("GET", `/v2/event/${encodeURIComponent(params.id)}`);
   const { data: history } = await api("GET", `/v2/event/${encodeURIComponent(params.id)}/history`);
+  const people = await actorNames(ctx.me);
+  if (ctx.stale()) return;
   const alert = el("div", { class: "alert-slot" });
   const reload = () => ctx.navigate(window.location.hash);
 
@@ -36,7 +40,7 @@ export async function render(root, params, ctx) {
     el("p", {}, el("a", { href: "#/events" }, "← Events")),
     el("h1", {}, event.title),
     alert,
-    details(event, new Map(locations), ctx.me),
+    details(event, new Map(locations), ctx.me, people),
     workflow(event, ctx, alert, reload),
   );
   if (mayEdit(event, ctx.me)) {
@@ -46,10 +50,10 @@ export async function render(root, params, ctx) {
       deleteAction("event", event, event.title, { slot: alert, reload, ctx }),
     );
   }
-  root.append(historySection(history, ctx.me));
+  root.append(historySection(history, ctx.me, people));
 }
 
-function details(event, names, me) {
+function details(event, names, me, people) {
   const rows = [
     ["Status", statusBadge(event.status)],
     ["Starts", time(event.startsAt)],
@@ -58,7 +62,7 @@ function details(event, names, me) {
     ["Capacity", event.capacity ?? "not set"],
     ["Tags", (event.tags || []).join(", ") || "none"],
     ["Description", event.description || ""],
-    ["Owner", who(event.ownerId, me)],
+    ["Owner", who(event.ownerId, me, people)],
     ["Version", event.version],
     ["Changed", time(event.updatedAt)],
   ];
@@ -153,7 +157,7 @@ function describe(entry) {
   return step ? step[1] : "Edited";
 }
 
-function historySection(entries, me) {
+function historySection(entries, me, people) {
   return el(
     "section",
     { "aria-labelledby": "history-head", class: "history" },
@@ -163,7 +167,7 @@ function historySection(entries, me) {
         { label: "When", cell: (e) => time(e.at) },
         { label: "What", cell: describe },
         { label: "Status", cell: (e) => `${e.from || "—"} → ${e.to}` },
-        { label: "By", cell: (e) => who(e.actorId, me) },
+        { label: "By", cell: (e) => who(e.actorId, me, people) },
         { label: "Comment", cell: (e) => (e.comment && e.comment !== "edited" ? e.comment : "") },
       ],
       entries.slice().reverse(),

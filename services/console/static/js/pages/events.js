@@ -64,6 +64,7 @@ function filterForm(query, locations, ctx) {
 
 export async function render(root, params, ctx) {
   const locations = await locationNames();
+  if (ctx.stale()) return; // another page was opened meanwhile
   const form = filterForm(params, locations, ctx);
   root.append(
     el("h1", {}, "Events"),
@@ -78,6 +79,7 @@ export async function render(root, params, ctx) {
     showProblem(form, error); // a 400 names the filter in its detail
     return;
   }
+  if (ctx.stale()) return;
   root.append(
     eventTable(response.data, new Map(locations), { caption: "Events", empty: "No events match." }),
     pages("#/events", params, response.headers, ctx),

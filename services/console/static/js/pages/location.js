@@ -10,6 +10,7 @@ export async function render(root, params, ctx) {
     return;
   }
   const { data: loc } = await api("GET", `/v2/location/${encodeURIComponent(params.id)}`);
+  if (ctx.stale()) return; // another page was opened meanwhile
   const reload = () => ctx.navigate(window.location.hash);
   const alert = el("div", { class: "alert-slot" });
   root.append(

@@ -45,6 +45,7 @@ export async function render(root, params, ctx) {
     showProblem(form, error);
     return;
   }
+  if (ctx.stale()) return; // another page was opened meanwhile
   root.append(
     table(
       [

@@ -31,6 +31,7 @@ export async function render(root, params, ctx) {
   root.append(search);
   const query = { status: "pending", sort: "startsAt", limit: "25", q: params.q, cursor: params.cursor };
   const [locations, response] = await Promise.all([locationNames(), api("GET", "/v2/event/list", { query })]);
+  if (ctx.stale()) return; // another page was opened meanwhile
   // Nobody reviews their own event (the four-eyes rule): the API would refuse, so not offered.
   const events = response.data.filter((event) => event.ownerId !== ctx.me.id);
   const reload = () => ctx.navigate(window.location.hash);

@@ -15,6 +15,7 @@ export async function render(root, params, ctx) {
     return;
   }
   const response = await api("GET", "/v2/user/list", { query: { limit: "50", cursor: params.cursor } });
+  if (ctx.stale()) return; // another page was opened meanwhile
   const alert = el("div", { class: "alert-slot" });
   const reload = () => ctx.navigate(window.location.hash);
   root.append(
