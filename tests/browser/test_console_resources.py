@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.console_support import DOCS, open_console
+from tests.browser.console_support import open_console, sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -19,36 +19,37 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
     member, member_password, member_token = await suite.new_user(["member"])
     approver, approver_password, _ = await suite.new_user(["approver"])
 
-    async with open_console(browser, suite, timezone="Europe/Paris") as console:
-        page = console.page
-        await console.sign_in(member["email"], member_password)
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, member["email"], member_password)
 
-        await page.goto(console.url("#/locations/new"))
-        await page.get_by_label("Name").fill("Main hall")
-        await page.get_by_label("Time zone").fill("Europe/Paris")
-        await page.get_by_label("Capacity").fill("120")
-        await page.get_by_role("button", name="Create").click()
-        await expect(page.get_by_role("heading", name="Main hall")).to_be_visible()
+    await page.goto(f"{console.origin}/console/#/locations/new")
+    await page.get_by_label("Name").fill("Main hall")
+    await page.get_by_label("Time zone").fill("Europe/Paris")
+    await page.get_by_label("Capacity").fill("120")
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("heading", name="Main hall")).to_be_visible()
 
-        await page.goto(console.url("#/events"))
-        await page.get_by_role("link", name="New event").click()
-        await page.get_by_label("Title").fill("Console demo night")
-        await page.get_by_label("Description").fill("Drinks and a demo.")
-        await page.get_by_label("Starts").fill("2027-03-04T18:00")
-        await page.get_by_label("Ends").fill("2027-03-04T21:00")
-        await page.get_by_label("Location").select_option(label="Main hall")
-        await page.get_by_label("Capacity").fill("80")
-        await page.get_by_label("Tags").fill("launch, party")
-        await page.get_by_role("button", name="Create").click()
-        await expect(page.get_by_role("heading", name="Console demo night")).to_be_visible()
-        event_id = page.url.rsplit("/", 1)[1]
-        await expect(page.locator(".facts")).to_contain_text("draft")
+    await page.goto(f"{console.origin}/console/#/events")
+    await page.get_by_role("link", name="New event").click()
+    await page.get_by_label("Title").fill("Console demo night")
+    await page.get_by_label("Description").fill("Drinks and a demo.")
+    await page.get_by_label("Starts").fill("2027-03-04T18:00")
+    await page.get_by_label("Ends").fill("2027-03-04T21:00")
+    await page.get_by_label("Location").select_option(label="Main hall")
+    await page.get_by_label("Capacity").fill("80")
+    await page.get_by_label("Tags").fill("launch, party")
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("heading", name="Console demo night")).to_be_visible()
+    event_id = page.url.rsplit("/", 1)[1]
+    await expect(page.locator(".facts")).to_contain_text("draft")
 
-        await page.get_by_role("button", name="Submit").click()
-        await expect(page.locator(".facts")).to_contain_text("pending")
-        # The owner never reviews their own event: no Approve for them.
-        await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
-        await expect(page.get_by_role("button", name="Withdraw")).to_be_visible()
+    await page.get_by_role("button", name="Submit").click()
+    await expect(page.locator(".facts")).to_contain_text("pending")
+    # The owner never reviews their own event: no Approve for them.
+    await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Withdraw")).to_be_visible()
+    console.assert_clean()
 
     resp, stored = await suite.request("GET", f"/v2/event/{event_id}", token=member_token)
     assert resp.status == 200 and stored["status"] == "pending"
@@ -56,37 +57,39 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
     assert stored["startsAt"] == "2027-03-04T17:00:00.000Z" and stored["capacity"] == 80
     assert stored["tags"] == ["launch", "party"] and stored["locationId"]
 
-    async with open_console(browser, suite) as console:
-        page = console.page
-        await console.sign_in(approver["email"], approver_password)
-        await page.get_by_role("link", name="To review").click()
-        # Other tests' pending events share the database: search narrows the queue to this one.
-        await page.get_by_label("Search").fill("console demo night")
-        await page.get_by_label("Search").press("Enter")
-        row = page.locator("tr", has_text="Console demo night")
-        await expect(row).to_be_visible()
-        await page.screenshot(path=DOCS / "console-review.png", full_page=True)
-        await row.get_by_role("button", name="Approve").press("Enter")
-        await expect(page.locator("tr", has_text="Console demo night")).to_have_count(0)
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, approver["email"], approver_password)
+    await page.get_by_role("link", name="To review").click()
+    # Other tests' pending events share the database: search narrows the queue to this one.
+    await page.get_by_label("Search").fill("console demo night")
+    await page.get_by_label("Search").press("Enter")
+    row = page.locator("tr", has_text="Console demo night")
+    await expect(row).to_be_visible()
+    await console.screenshot("review")
+    await row.get_by_role("button", name="Approve").press("Enter")
+    await expect(page.locator("tr", has_text="Console demo night")).to_have_count(0)
+    console.assert_clean()
 
-    async with open_console(browser, suite) as console:
-        page = console.page
-        await console.sign_in(member["email"], member_password)
-        await page.goto(console.url(f"#/events/{event_id}"))
-        await expect(page.locator(".facts")).to_contain_text("approved")
-        history = page.locator(".history")
-        await expect(history.locator("tbody tr")).to_have_count(2)
-        await expect(history).to_contain_text("Submit")
-        await expect(history).to_contain_text("Approve")
-        await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
-        await page.screenshot(path=DOCS / "console-event.png", full_page=True)
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, member["email"], member_password)
+    await page.goto(f"{console.origin}/console/#/events/{event_id}")
+    await expect(page.locator(".facts")).to_contain_text("approved")
+    history = page.locator(".history")
+    await expect(history.locator("tbody tr")).to_have_count(2)
+    await expect(history).to_contain_text("Submit")
+    await expect(history).to_contain_text("Approve")
+    await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    await console.screenshot("event")
 
-        await page.goto(console.url("#/events?mine=1"))
-        await expect(page.locator("tr", has_text="Console demo night")).to_be_visible()
-        await page.screenshot(path=DOCS / "console-events.png", full_page=True)
-        await page.set_viewport_size({"width": 390, "height": 844})
-        await expect(page.locator("tr", has_text="Console demo night")).to_be_visible()
-        await page.screenshot(path=DOCS / "console-events-390.png", full_page=True)
+    await page.goto(f"{console.origin}/console/#/events?mine=1")
+    await expect(page.locator("tr", has_text="Console demo night")).to_be_visible()
+    await console.screenshot("events")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await expect(page.locator("tr", has_text="Console demo night")).to_be_visible()
+    await console.screenshot("events-390")
+    console.assert_clean()
 
 
 async def test_filters_sort_and_pages_of_the_event_list_by_keyboard(suite: Suite, browser: Any) -> None:
@@ -105,32 +108,33 @@ async def test_filters_sort_and_pages_of_the_event_list_by_keyboard(suite: Suite
         resp, _ = await suite.request("POST", "/v2/event/list", token=token, json=body)
         assert resp.status == 201
 
-    async with open_console(browser, suite) as console:
-        page = console.page
-        await console.sign_in(user["email"], password)
-        await page.goto(console.url("#/events?limit=2"))
-        # Keyboard only: Space ticks the box, Enter in a field submits the filters.
-        await page.get_by_label("Mine only").focus()
-        await page.keyboard.press("Space")
-        await page.get_by_label("Tag").focus()
-        await page.keyboard.type("games")
-        await page.keyboard.press("Enter")
-        rows = page.locator("tbody tr")
-        await expect(rows).to_have_count(2)
-        await expect(page.locator("tbody")).not_to_contain_text("Quiet reading")
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, user["email"], password)
+    await page.goto(f"{console.origin}/console/#/events?limit=2")
+    # Keyboard only: Space ticks the box, Enter in a field submits the filters.
+    await page.get_by_label("Mine only").focus()
+    await page.keyboard.press("Space")
+    await page.get_by_label("Tag").focus()
+    await page.keyboard.type("games")
+    await page.keyboard.press("Enter")
+    rows = page.locator("tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("tbody")).not_to_contain_text("Quiet reading")
 
-        await page.get_by_label("Tag").fill("")
-        await page.get_by_label("Status").select_option("draft")
-        await page.get_by_label("Sort").select_option(label="Title, A to Z")
-        await page.get_by_role("button", name="Filter").press("Enter")
-        await expect(rows.first).to_contain_text("Board games night")
-        await expect(rows).to_have_count(2)
-        await page.get_by_role("button", name="Next page").press("Enter")
-        await expect(rows).to_have_count(1)
-        await expect(rows.first).to_contain_text("Quiet reading")
-        await expect(page.get_by_role("button", name="Next page")).to_have_count(0)
-        await page.go_back()
-        await expect(rows.first).to_contain_text("Board games night")
+    await page.get_by_label("Tag").fill("")
+    await page.get_by_label("Status").select_option("draft")
+    await page.get_by_label("Sort").select_option(label="Title, A to Z")
+    await page.get_by_role("button", name="Filter").press("Enter")
+    await expect(rows.first).to_contain_text("Board games night")
+    await expect(rows).to_have_count(2)
+    await page.get_by_role("button", name="Next page").press("Enter")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Quiet reading")
+    await expect(page.get_by_role("button", name="Next page")).to_have_count(0)
+    await page.go_back()
+    await expect(rows.first).to_contain_text("Board games night")
+    console.assert_clean()
 
 
 async def test_a_refusal_shows_the_apis_words(suite: Suite, browser: Any) -> None:
@@ -146,15 +150,15 @@ async def test_a_refusal_shows_the_apis_words(suite: Suite, browser: Any) -> Non
     resp, _ = await suite.request("PATCH", f"/v2/event/{event['id']}", token=admin, json={"capacity": 40})
     assert resp.status == 200
 
-    async with open_console(browser, suite) as console:
-        page = console.page
-        console.refusals = {403}
-        await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        await page.goto(console.url(f"#/events/{event['id']}"))
-        await page.get_by_role("button", name="Approve").click()
-        alert = page.get_by_role("alert")
-        await expect(alert).to_contain_text("nobody may approve content they wrote (four-eyes rule)")
-        await expect(page.locator(".facts")).to_contain_text("pending")
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.goto(f"{console.origin}/console/#/events/{event['id']}")
+    await page.get_by_role("button", name="Approve").click()
+    alert = page.get_by_role("alert")
+    await expect(alert).to_contain_text("nobody may approve content they wrote (four-eyes rule)")
+    await expect(page.locator(".facts")).to_contain_text("pending")
+    console.assert_clean(403)
 
 
 async def test_saving_over_someone_elses_change_is_explained(suite: Suite, browser: Any) -> None:
@@ -163,39 +167,37 @@ async def test_saving_over_someone_elses_change_is_explained(suite: Suite, brows
     resp, event = await suite.request("POST", "/v2/event/list", token=token, json=body)
     assert resp.status == 201
 
-    async with open_console(browser, suite) as console:
-        page = console.page
-        console.refusals = {412, 422}
-        await console.sign_in(user["email"], password)
-        await page.goto(console.url(f"#/events/{event['id']}"))
-        await expect(page.get_by_role("heading", name="Team lunch")).to_be_visible()
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, user["email"], password)
+    await page.goto(f"{console.origin}/console/#/events/{event['id']}")
+    await expect(page.get_by_role("heading", name="Team lunch")).to_be_visible()
 
-        # Someone else (here: the API, as the same owner) changes it while the page is open.
-        resp, _ = await suite.request(
-            "PATCH", f"/v2/event/{event['id']}", token=token, json={"title": "Team lunch (moved)"}
-        )
-        assert resp.status == 200
+    # Someone else (here: the API, as the same owner) changes it while the page is open.
+    resp, _ = await suite.request(
+        "PATCH", f"/v2/event/{event['id']}", token=token, json={"title": "Team lunch (moved)"}
+    )
+    assert resp.status == 200
 
-        await page.get_by_label("Title").fill("Team lunch, mine")
-        await page.get_by_role("button", name="Save").click()
-        alert = page.get_by_role("alert").filter(
-            has_text="Someone else changed this event since you opened it."
-        )
-        await expect(alert).to_be_visible()
-        await alert.get_by_role("button", name="Reload their version").click()
-        await expect(page.get_by_role("heading", name="Team lunch (moved)")).to_be_visible()
+    await page.get_by_label("Title").fill("Team lunch, mine")
+    await page.get_by_role("button", name="Save").click()
+    alert = page.get_by_role("alert").filter(has_text="Someone else changed this event since you opened it.")
+    await expect(alert).to_be_visible()
+    await alert.get_by_role("button", name="Reload their version").click()
+    await expect(page.get_by_role("heading", name="Team lunch (moved)")).to_be_visible()
 
-        # Their version is what the form holds now: saving it again works.
-        await page.get_by_label("Title").fill("Team lunch, mine")
-        await page.get_by_role("button", name="Save").click()
-        await expect(page.get_by_role("heading", name="Team lunch, mine")).to_be_visible()
+    # Their version is what the form holds now: saving it again works.
+    await page.get_by_label("Title").fill("Team lunch, mine")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("heading", name="Team lunch, mine")).to_be_visible()
 
-        # A 422 lands on the field it names.
-        await page.get_by_label("Ends").fill("2027-06-01T11:00")
-        await page.get_by_role("button", name="Save").click()
-        ends = page.get_by_label("Ends")
-        await expect(ends).to_have_attribute("aria-invalid", "true")
-        await expect(page.locator("#f-endsAt-error")).to_have_text("must not be before startsAt")
+    # A 422 lands on the field it names.
+    await page.get_by_label("Ends").fill("2027-06-01T11:00")
+    await page.get_by_role("button", name="Save").click()
+    ends = page.get_by_label("Ends")
+    await expect(ends).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#f-endsAt-error")).to_have_text("must not be before startsAt")
+    console.assert_clean(412, 422)
 
     resp, stored = await suite.request("GET", f"/v2/event/{event['id']}", token=token)
     assert stored["title"] == "Team lunch, mine" and stored["version"] == 3

@@ -12,7 +12,7 @@ from playwright.async_api import expect
 
 from services.auth.handlers import LAST_ADMIN
 from shared.db import ensure_database
-from tests.browser.console_support import DOCS, open_console
+from tests.browser.console_support import open_console, sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite, make_settings, start_suite
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -33,55 +33,55 @@ async def lone_admin(
 async def test_admin_manages_users(lone_admin: Suite, browser: Any) -> None:
     suite = lone_admin
     email = "grace@example.com"
-    async with open_console(browser, suite) as console:
-        page = console.page
-        console.refusals = {409, 422}
-        await console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        await page.get_by_role("link", name="Users").click()
-        await expect(page.get_by_role("heading", name="New user")).to_be_visible()
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, ADMIN_EMAIL, ADMIN_PASSWORD)
+    await page.get_by_role("link", name="Users").click()
+    await expect(page.get_by_role("heading", name="New user")).to_be_visible()
 
-        form = page.get_by_role("form", name="New user")
-        await form.get_by_label("Email").fill(email)
-        await form.get_by_label("Password").fill("short")
-        await form.get_by_role("button", name="Create").click()  # a 422 lands on the field
-        await expect(form.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
-        await form.get_by_label("Password").fill("grace-password-1")
-        await form.get_by_label("approver", exact=True).check()
-        await form.get_by_role("button", name="Create").click()
-        row = page.locator("tr", has_text=email)
-        await expect(row).to_be_visible()
-        await expect(row.get_by_label("approver", exact=True)).to_be_checked()
-        await expect(row.get_by_label("member", exact=True)).to_be_checked()
-        await page.screenshot(path=DOCS / "console-users.png", full_page=True)
+    form = page.get_by_role("form", name="New user")
+    await form.get_by_label("Email").fill(email)
+    await form.get_by_label("Password").fill("short")
+    await form.get_by_role("button", name="Create").click()  # a 422 lands on the field
+    await expect(form.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    await form.get_by_label("Password").fill("grace-password-1")
+    await form.get_by_label("approver", exact=True).check()
+    await form.get_by_role("button", name="Create").click()
+    row = page.locator("tr", has_text=email)
+    await expect(row).to_be_visible()
+    await expect(row.get_by_label("approver", exact=True)).to_be_checked()
+    await expect(row.get_by_label("member", exact=True)).to_be_checked()
+    await console.screenshot("users")
 
-        await row.get_by_label("member", exact=True).uncheck()
-        await row.get_by_role("button", name="Save roles").click()
-        await expect(row.get_by_label("member", exact=True)).not_to_be_checked()
-        await expect(row.get_by_label("approver", exact=True)).to_be_checked()
-        token = await suite.admin_token()
-        _resp, users = await suite.request("GET", "/v2/user/list", token=token)
-        grace = next(u for u in users if u["email"] == email)
-        assert grace["roles"] == ["approver"]
+    await row.get_by_label("member", exact=True).uncheck()
+    await row.get_by_role("button", name="Save roles").click()
+    await expect(row.get_by_label("member", exact=True)).not_to_be_checked()
+    await expect(row.get_by_label("approver", exact=True)).to_be_checked()
+    token = await suite.admin_token()
+    _resp, users = await suite.request("GET", "/v2/user/list", token=token)
+    grace = next(u for u in users if u["email"] == email)
+    assert grace["roles"] == ["approver"]
 
-        await row.get_by_role("button", name="Disable").click()
-        await expect(row).to_contain_text("no (disabled)")
-        await expect(row.get_by_role("button", name="Enable")).to_be_visible()
-        _, grace = await suite.request("GET", f"/v2/user/{grace['id']}", token=token)
-        assert grace["active"] is False
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row).to_contain_text("no (disabled)")
+    await expect(row.get_by_role("button", name="Enable")).to_be_visible()
+    _, grace = await suite.request("GET", f"/v2/user/{grace['id']}", token=token)
+    assert grace["active"] is False
 
-        # The last admin: the API refuses and the page says why, as the API words it.
-        me = page.locator("tr", has_text=ADMIN_EMAIL)
-        await me.get_by_label("admin", exact=True).uncheck()
-        await me.get_by_label("member", exact=True).check()
-        await me.get_by_role("button", name="Save roles").click()
-        await expect(page.get_by_role("alert").filter(has_text=LAST_ADMIN)).to_be_visible()
-        await me.get_by_role("button", name="Delete").click()
-        await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
-        await expect(page.get_by_role("alert").filter(has_text=LAST_ADMIN)).to_be_visible()
+    # The last admin: the API refuses and the page says why, as the API words it.
+    me = page.locator("tr", has_text=ADMIN_EMAIL)
+    await me.get_by_label("admin", exact=True).uncheck()
+    await me.get_by_label("member", exact=True).check()
+    await me.get_by_role("button", name="Save roles").click()
+    await expect(page.get_by_role("alert").filter(has_text=LAST_ADMIN)).to_be_visible()
+    await me.get_by_role("button", name="Delete").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await expect(page.get_by_role("alert").filter(has_text=LAST_ADMIN)).to_be_visible()
 
-        await row.get_by_role("button", name="Delete").click()
-        await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
-        await expect(page.locator("tr", has_text=email)).to_have_count(0)
+    await row.get_by_role("button", name="Delete").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await expect(page.locator("tr", has_text=email)).to_have_count(0)
+    console.assert_clean(409, 422)
 
     _, users = await suite.request("GET", "/v2/user/list", token=token)
     assert [u["email"] for u in users] == [ADMIN_EMAIL]
@@ -90,7 +90,8 @@ async def test_admin_manages_users(lone_admin: Suite, browser: Any) -> None:
 
 async def test_a_member_is_told_users_are_for_admins(suite: Suite, browser: Any) -> None:
     user, password, _ = await suite.new_user(["member"])
-    async with open_console(browser, suite, width=390) as console:
-        await console.sign_in(user["email"], password)
-        await console.page.goto(console.url("#/users"))
-        await expect(console.page.get_by_text("Only admins manage users.")).to_be_visible()
+    console = await open_console(browser, suite, width=390)
+    await sign_in(console, user["email"], password)
+    await console.page.goto(f"{console.origin}/console/#/users")
+    await expect(console.page.get_by_text("Only admins manage users.")).to_be_visible()
+    console.assert_clean()

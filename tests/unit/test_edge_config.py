@@ -11,7 +11,7 @@ import pytest
 
 from services.supervisor import GIVE_UP_AFTER, QUICK_DEATH_SECONDS, Child, port_problem
 from shared.config import Settings, SettingsError
-from shared.edge import process_count, render, upstreams
+from shared.edge import CONSOLE_ROOT, process_count, render, upstreams
 from tests.edge import free_port
 
 pytestmark = pytest.mark.unit
@@ -69,6 +69,24 @@ def test_the_render_command_writes_the_file(tmp_path: Path) -> None:
         env={"HERALD_ENV": "production", "HERALD_EDGE_PORT": "9090", "PATH": "/usr/bin:/bin"},
     )
     assert "listen 127.0.0.1:9090" in out.read_text()
+
+
+def test_the_console_is_served_from_the_repository_or_from_a_copy(tmp_path: Path) -> None:
+    text = render(Settings(), "/run/x")
+    assert f'alias "{CONSOLE_ROOT}/";' in text and "location /console/ {" in text
+    assert (CONSOLE_ROOT / "index.html").is_file()
+    out, copy = tmp_path / "nginx.conf", tmp_path / "edge" / "console"
+    subprocess.run(
+        [sys.executable, "-m", "shared.edge", "render", "--run-dir", str(tmp_path), "--out", str(out)]
+        + ["--console-copy", str(copy)],
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert f'alias "{copy}/";' in out.read_text()
+    assert (copy / "js" / "app.js").read_bytes() == (CONSOLE_ROOT / "js" / "app.js").read_bytes()
+    assert (copy / "js" / "app.js").stat().st_mode & 0o777 == 0o644  # nginx's workers read it
+    with pytest.raises(SettingsError, match="console"):
+        render(Settings(), "/run/x", console_root='/srv/a"; evil')
 
 
 def test_a_child_is_restarted_sooner_than_it_is_given_up() -> None:

@@ -1,6 +1,6 @@
 // The console's shell: the route table (hash routes), the navigation, the signed-in user.
 import { api, ApiError, endSession, token } from "./api.js";
-import { el, clear, problemBlock } from "./ui.js";
+import { clear, el, problemBlock, put } from "./ui.js";
 
 // [pattern, () => import(page module), keys, options]: captures become params named by `keys`,
 // the query string joins them; "new" routes have no `id` (the page module creates).
@@ -104,7 +104,7 @@ async function route() {
   } catch (error) {
     if (ticket !== rendering) return;
     if (error instanceof ApiError && error.status === 401) return; // api.js went to sign-in
-    clear(main).append(el("h1", {}, "Herald"), problemBlock(error));
+    put(clear(main), el("h1", {}, "Herald"), problemBlock(error));
     return;
   }
   if (ticket !== rendering) return;
@@ -112,7 +112,7 @@ async function route() {
   const root = clear(main);
   root.removeAttribute("aria-busy");
   if (!found) {
-    root.append(el("h1", {}, "Not found"), el("p", {}, "No page has this address. ", el("a", { href: HOME }, "Go to Subscriptions")));
+    put(root, el("h1", {}, "Not found"), el("p", {}, "No page has this address. ", el("a", { href: HOME }, "Go to Subscriptions")));
     return;
   }
   let module;
@@ -120,7 +120,7 @@ async function route() {
     module = await found.load();
   } catch (error) {
     if (ticket !== rendering) return;
-    root.append(el("h1", {}, "This page is not available"), el("p", {}, "Its code could not be loaded. Try again later."));
+    put(root, el("h1", {}, "This page is not available"), el("p", {}, "Its code could not be loaded. Try again later."));
     console.warn("page module failed to load", error);
     return;
   }
@@ -131,7 +131,7 @@ async function route() {
   } catch (error) {
     if (ticket !== rendering) return;
     if (error instanceof ApiError && error.status === 401) return;
-    clear(root).append(el("h1", {}, "Something went wrong"), problemBlock(error instanceof ApiError ? error : new ApiError(0, { title: "Error", detail: String(error && error.message) })));
+    put(clear(root), el("h1", {}, "Something went wrong"), problemBlock(error instanceof ApiError ? error : new ApiError(0, { title: "Error", detail: String(error && error.message) })));
   } finally {
     if (ticket === rendering) root.removeAttribute("aria-busy");
   }

@@ -80,8 +80,9 @@ export function chart(buckets, bucket) {
   const plotH = H - PAD.top - PAD.bottom;
   const slot = plotW / n;
   const barW = Math.max(1, slot * 0.7);
-  const countMax = niceMax(Math.max(0, ...buckets.map((b) => b.succeeded + b.failed + b.pending)));
-  const msMax = niceMax(Math.max(0, ...buckets.flatMap((b) => [b.p50Ms || 0, b.p95Ms || 0])));
+  // At least 4 on each axis, so the four grid steps are whole numbers.
+  const countMax = Math.max(4, niceMax(Math.max(0, ...buckets.map((b) => b.succeeded + b.failed + b.pending))));
+  const msMax = Math.max(4, niceMax(Math.max(0, ...buckets.flatMap((b) => [b.p50Ms || 0, b.p95Ms || 0]))));
   const y = (v) => PAD.top + plotH - (v / countMax) * plotH;
   const yMs = (v) => PAD.top + plotH - (v / msMax) * plotH;
   const xMid = (i) => PAD.left + slot * i + slot / 2;
@@ -92,7 +93,7 @@ export function chart(buckets, bucket) {
     const at = y(value);
     axes.append(
       svg("line", { x1: PAD.left, x2: W - PAD.right, y1: at, y2: at, stroke: "#d0d7de" }),
-      svg("text", { x: PAD.left - 6, y: at + 4, "text-anchor": "end" }, Number.isInteger(value) ? value : value.toFixed(1)),
+      svg("text", { x: PAD.left - 6, y: at + 4, "text-anchor": "end" }, String(Math.round(value))),
       svg("text", { x: W - PAD.right + 6, y: at + 4 }, `${Math.round((msMax * i) / 4)} ms`),
     );
   }

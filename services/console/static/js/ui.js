@@ -34,6 +34,12 @@ export function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
+// node.append for what pages build: arrays flattened, null/undefined/false skipped.
+export function put(node, ...children) {
+  append(node, children);
+  return node;
+}
+
 export function clear(node) {
   node.replaceChildren();
   return node;
@@ -110,9 +116,13 @@ export function showProblem(form, error) {
       continue;
     }
     const slot = target.querySelector(".error");
-    slot.textContent = slot.textContent ? `${slot.textContent} ${item.message}` : item.message;
+    // On the nearest field of a longer path, the message says where inside it.
+    const message = target.dataset.field === item.field ? item.message : `${item.field}: ${item.message}`;
+    slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
     slot.hidden = false;
-    for (const input of target.querySelectorAll("input, select, textarea")) input.setAttribute("aria-invalid", "true");
+    // A group of checkboxes is marked as a whole (its legend and message), not box by box.
+    const controls = target.matches(".group") ? [] : target.querySelectorAll("input, select, textarea");
+    for (const input of controls) input.setAttribute("aria-invalid", "true");
   }
   const text = problem.detail || problem.title || (error && error.message) || "Something went wrong.";
   const alert = el(

@@ -1,7 +1,9 @@
 // One delivery: each attempt with the request headers sent (credentials masked by the API),
 // the response status, the duration and the first KiB of the answer; "Retry".
 import { api, ApiError } from "../api.js";
-import { action, el, notice, table, time } from "../ui.js";
+import { action, clear, el, notice, put, table, time } from "../ui.js";
+
+const REFRESH_MS = 2000;
 import { ms, statusBadge, subPath } from "./subscription_common.js";
 
 function attemptBlock(attempt, index) {
@@ -35,22 +37,8 @@ function attemptBlock(attempt, index) {
   );
 }
 
-export async function render(root, params, ctx) {
-  const path = `${subPath(params.id)}/deliveries/${encodeURIComponent(params.deliveryId)}`;
-  const { data: delivery } = await api("GET", path);
-  if (ctx.stale()) return;
-  const retry = action("Retry", async () => {
-    try {
-      await api("POST", `${path}/retry`);
-      notice("Sent again: it is due now.");
-      ctx.navigate(window.location.hash);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      if (error.status !== 401) notice(`${error.problem.title || "Error"}: ${error.problem.detail || error.message}`, { kind: "error" });
-    }
-  });
-  root.append(
-    el("p", {}, el("a", { href: `#/subscriptions/${encodeURIComponent(params.id)}` }, "← The subscription")),
+function summary(delivery) {
+  return [
     el("h1", {}, `Delivery of ${delivery.topic}`),
     el(
       "dl",
@@ -69,8 +57,46 @@ export async function render(root, params, ctx) {
       el("dt", {}, "Created"),
       el("dd", {}, time(delivery.createdAt)),
     ),
-    el("div", { class: "actions" }, retry, el("button", { type: "button", class: "secondary", onclick: () => ctx.navigate(window.location.hash) }, "Refresh")),
+  ];
+}
+
+export async function render(root, params, ctx) {
+  const path = `${subPath(params.id)}/deliveries/${encodeURIComponent(params.deliveryId)}`;
+  const top = el("div", {});
+  const attempts = el("div", {});
+  let timer = null;
+
+  async function load() {
+    const { data: delivery } = await api("GET", path);
+    if (ctx.stale()) return;
+    put(clear(top), summary(delivery));
+    put(clear(attempts), delivery.attempts.length ? delivery.attempts.map(attemptBlock) : el("p", { class: "empty" }, "No attempt yet."));
+    // A pending delivery is read again until it is done: its next attempt shows as it happens.
+    clearTimeout(timer);
+    if (delivery.status === "pending") {
+      timer = setTimeout(() => {
+        if (!ctx.stale()) load().catch(() => {});
+      }, REFRESH_MS);
+    }
+  }
+
+  await load();
+  if (ctx.stale()) return;
+  const retry = action("Retry", async () => {
+    try {
+      await api("POST", `${path}/retry`);
+      notice("Sent again: it is due now.");
+      await load();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status !== 401) notice(`${error.problem.title || "Error"}: ${error.problem.detail || error.message}`, { kind: "error" });
+    }
+  });
+  put(root, 
+    el("p", {}, el("a", { href: `#/subscriptions/${encodeURIComponent(params.id)}` }, "← The subscription")),
+    top,
+    el("div", { class: "actions" }, retry, action("Refresh", () => load().catch(() => {}), { class: "secondary" })),
     el("h2", {}, "Attempts"),
-    delivery.attempts.length ? delivery.attempts.map(attemptBlock) : el("p", { class: "empty" }, "No attempt yet."),
+    attempts,
   );
 }

@@ -1,6 +1,6 @@
 // Sign in with email and password: POST /v2/requesttoken answers with the token (a JSON string).
 import { api, ApiError, setToken, takeSignInNotice } from "../api.js";
-import { el, field, showProblem } from "../ui.js";
+import { el, field, put, showProblem } from "../ui.js";
 
 export async function render(root, _params, ctx) {
   const notice = takeSignInNotice();
@@ -28,7 +28,7 @@ export async function render(root, _params, ctx) {
       submit.disabled = false;
     }
   });
-  root.append(
+  put(root, 
     el("h1", {}, "Sign in"),
     notice ? el("p", { class: "form-alert", role: "alert" }, notice) : null,
     el("p", {}, "Sign in to Herald with your email and password."),

@@ -3,11 +3,12 @@
 // over a time window (recover failed, replay).
 import { api, ApiError, nextLink } from "../api.js";
 import { chart, chartTable, legend } from "../chart.js";
-import { action, clear, confirm, el, field, notice, pager, problemBlock, showDialog, showProblem, table, time } from "../ui.js";
+import { action, clear, confirm, el, field, notice, pager, problemBlock, put, showDialog, showProblem, table, time } from "../ui.js";
 import { activeBadge, lastAttempt, ms, secretBlock, statusBadge, subPath } from "./subscription_common.js";
 
 const STATUSES = ["pending", "succeeded", "failed", "skipped"];
 const BUCKETS = ["minute", "hour", "day"];
+const REFRESH_MS = 3000;
 
 function facts(sub) {
   const rows = [
@@ -74,20 +75,21 @@ export async function render(root, params, ctx) {
   function drawFacts() {
     heading.textContent = `Subscription ${sub.url}`;
     toggle.textContent = sub.active ? "Disable" : "Enable";
-    clear(factsSlot).append(facts(sub));
+    put(clear(factsSlot), facts(sub));
   }
 
+  let tableOpen = false;
   async function loadStats() {
     try {
       const { data } = await api("GET", `${subPath(id)}/stats`, { query: { bucket: bucket.value } });
-      clear(statsSlot).append(
-        legend(),
-        chart(data, bucket.value),
-        el("details", {}, el("summary", {}, "The chart as a table"), chartTable(data)),
-      );
+      const details = el("details", { open: tableOpen }, el("summary", {}, "The chart as a table"), chartTable(data));
+      details.addEventListener("toggle", () => {
+        tableOpen = details.open;
+      });
+      put(clear(statsSlot), legend(), chart(data, bucket.value), details);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return;
-      clear(statsSlot).append(problemBlock(error));
+      put(clear(statsSlot), problemBlock(error));
     }
   }
 
@@ -118,7 +120,7 @@ export async function render(root, params, ctx) {
         { label: "Duration", cell: (d) => ms(lastAttempt(d)?.durationMs), class: "num" },
         { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : "") },
       ];
-      clear(deliveriesSlot).append(
+      put(clear(deliveriesSlot), 
         table(columns, rows, { caption: "Deliveries, newest first", empty: "No deliveries yet." }),
         pager(nextLink(answer.headers), (link) => {
           deliveriesPath = link;
@@ -134,7 +136,7 @@ export async function render(root, params, ctx) {
       );
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return;
-      clear(deliveriesSlot).append(problemBlock(error));
+      put(clear(deliveriesSlot), problemBlock(error));
     }
   }
 
@@ -221,7 +223,7 @@ export async function render(root, params, ctx) {
   bucket.addEventListener("change", loadStats);
 
   drawFacts();
-  root.append(
+  put(root, 
     el("p", {}, el("a", { href: "#/subscriptions" }, "← Subscriptions")),
     heading,
     actions,
@@ -236,4 +238,18 @@ export async function render(root, params, ctx) {
     windowForm,
   );
   await Promise.all([loadStats(), loadDeliveries()]);
+
+  // New deliveries show as they happen: the first page and the chart are read again every few
+  // seconds while this page is shown, unless the user is busy in them (focus, a dialog).
+  const timer = setInterval(() => {
+    if (ctx.stale() || !root.contains(deliveriesSlot)) {
+      clearInterval(timer);
+      return;
+    }
+    const busy = document.querySelector("dialog[open]") || deliveriesSlot.contains(document.activeElement) || statsSlot.contains(document.activeElement);
+    if (!busy && !deliveriesPath && document.visibilityState === "visible") {
+      loadDeliveries();
+      loadStats();
+    }
+  }, REFRESH_MS);
 }

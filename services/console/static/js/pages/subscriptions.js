@@ -1,7 +1,7 @@
 // Subscriptions: the user's own (an administrator sees everyone's), each with its status and
 // the outcome of its last delivery.
 import { api, nextLink } from "../api.js";
-import { el, pager, table, time } from "../ui.js";
+import { el, pager, put, table, time } from "../ui.js";
 import { activeBadge, statusBadge, subPath } from "./subscription_common.js";
 
 async function lastDelivery(subscription) {
@@ -35,7 +35,7 @@ export async function render(root, params, ctx) {
   ];
   if (admin) columns.push({ label: "Owner", cell: (s) => el("span", { class: "mono" }, s.ownerId) });
   if (ctx.stale()) return;
-  root.append(
+  put(root, 
     el("h1", {}, "Subscriptions"),
     el("p", {}, admin ? "Every user's webhook subscriptions (you are an administrator)." : "Your webhook subscriptions."),
     el("div", { class: "actions" }, el("a", { class: "button", href: "#/subscriptions/new" }, "New subscription")),

@@ -1,0 +1,232 @@
+"""The console's subscription and delivery pages as a user drives them in Chromium, against the
+suite behind its real nginx: sign in through the form, subscribe a local receiver and see the
+secret once, ping it and see the delivery succeed, retry a failed delivery, watch an approval
+arrive, the 401 path, sign out. Every test also checks that nothing was fetched from outside
+the edge's origin and that no console error (a CSP violation among them) was logged."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+import pytest
+from playwright.async_api import expect
+
+from shared.config import Settings
+from tests.browser.console_support import (
+    SESSION_ENDED,
+    ConsolePage,
+    console_settings,
+    open_console,
+    sign_in,
+)
+from tests.conftest import Suite
+from tests.factories import MERGE, new_event, new_subscription
+from tests.receiver import Answer, start_receiver
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_prefix: str, signing_pem: str) -> Settings:
+    return console_settings(database_url, amqp_prefix, signing_pem)
+
+
+async def open_subscription(console: ConsolePage, subscription_id: str) -> None:
+    await console.page.goto(f"{console.origin}/console/#/subscriptions/{subscription_id}")
+    await expect(console.page.get_by_role("heading", name=re.compile(r"^Subscription "))).to_be_visible()
+
+
+def delivery_rows(console: ConsolePage, status: str, topic: str) -> Any:
+    table = console.page.locator("table", has=console.page.locator("caption", has_text="Deliveries"))
+    return table.locator("tbody tr").filter(has_text=status).filter(has_text=topic)
+
+
+async def test_the_console_is_served_under_its_own_headers(suite: Suite) -> None:
+    resp, _ = await suite.request("GET", "/console/")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    assert resp.headers["Content-Security-Policy"] == CSP
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Cache-Control"] == "no-cache" and resp.headers["ETag"]
+    resp, _ = await suite.request("GET", "/console/js/app.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript"
+    async with suite.session.get(suite.edge_url + "/console", allow_redirects=False) as moved:
+        assert moved.status == 301 and moved.headers["Location"] == "/console/"
+    # The API's answers are not the console's: no CSP of its own there.
+    resp, _ = await suite.request("GET", "/v2/topic/list", token=await suite.admin_token())
+    assert resp.status == 200 and "Content-Security-Policy" not in resp.headers
+
+
+async def test_sign_in_subscribe_a_receiver_ping_it_and_sign_out(suite: Suite, browser: Any) -> None:
+    user, password, _ = await suite.new_user()
+    receiver = await start_receiver()
+    try:
+        console = await open_console(browser, suite)
+        page = console.page
+        await sign_in(console, user["email"], password)
+        await expect(page.get_by_role("navigation", name="Main")).to_contain_text(user["email"])
+        # A member sees neither the review queue nor the users.
+        await expect(page.get_by_role("link", name="To review")).to_have_count(0)
+        await expect(page.get_by_role("link", name="Users")).to_have_count(0)
+
+        await page.get_by_role("link", name="New subscription").click()
+        await page.get_by_label("URL", exact=True).fill(receiver.url)
+        await page.get_by_role("checkbox", name=re.compile(r"^event\.approved\b")).check()
+        await page.get_by_label("Description").fill("my receiver")
+        await page.get_by_role("button", name="Create").click()
+        dialog = page.get_by_role("dialog")
+        secret = await dialog.locator(".secret").inner_text()
+        assert secret.startswith("whsec_")
+        await dialog.get_by_role("button", name="Close").click()
+        await expect(page.get_by_role("heading", name=f"Subscription {receiver.url}")).to_be_visible()
+        await expect(page.get_by_text(secret)).to_have_count(0)  # shown once: not on the page
+
+        await page.get_by_role("button", name="Show secret").click()
+        await expect(page.get_by_role("dialog").locator(".secret")).to_have_text(secret)
+        await page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+        await page.get_by_role("button", name="Send test ping").click()
+        await expect(delivery_rows(console, "succeeded", "webhook.ping")).to_have_count(1)
+        (ping,) = await receiver.wait_for(1)
+        assert ping.headers["webhook-signature"].startswith("v1,")
+        row = delivery_rows(console, "succeeded", "webhook.ping")
+        await expect(row).to_contain_text("200")
+        await expect(page.get_by_role("img", name=re.compile("1 succeeded"))).to_be_visible()
+        await console.screenshot("subscription")
+
+        await row.get_by_role("link").click()
+        await expect(page.get_by_role("heading", name="Delivery of webhook.ping")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Attempt 1")).to_be_visible()
+        headers = page.locator("table", has=page.locator("caption", has_text="Request headers"))
+        await expect(headers).to_contain_text("webhook-signature")
+        assert ping.headers["webhook-signature"] not in await headers.inner_text()  # masked
+        await console.screenshot("delivery")
+
+        await page.get_by_role("link", name="Subscriptions", exact=True).click()
+        listed = page.locator("tbody tr").filter(has_text=receiver.url)
+        await expect(listed).to_contain_text("Active")
+        await expect(listed).to_contain_text("succeeded")
+        await console.screenshot("subscriptions", full_page=False)
+
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert await console.token() is None
+        await page.goto(f"{suite.edge_url}/console/#/subscriptions")
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        console.assert_clean()
+    finally:
+        await receiver.stop()
+
+
+async def test_a_failed_delivery_retried_succeeds(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    receiver = await start_receiver(Answer(status=500, body=b"receiver is down"))
+    try:
+        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        console = await open_console(browser, suite)
+        await sign_in(console, user["email"], password)
+        await open_subscription(console, sub["id"])
+        page = console.page
+        await page.get_by_role("button", name="Send test ping").click()
+        failed = delivery_rows(console, "failed", "webhook.ping")
+        await expect(failed).to_contain_text("500")
+        await page.get_by_label("Status", exact=True).select_option("failed")
+        await expect(failed).to_have_count(1)
+        await failed.get_by_role("link").click()
+        await expect(page.get_by_role("heading", name="Attempt 1")).to_be_visible()
+        await expect(page.locator(".attempt pre")).to_have_text("receiver is down")
+        await page.get_by_role("button", name="Retry").click()
+        await expect(page.get_by_role("heading", name="Attempt 2")).to_be_visible()
+        await expect(page.locator("dl.facts .status")).to_have_text("succeeded")
+        await receiver.wait_for(2)
+        await page.get_by_role("link", name="← The subscription").click()
+        await expect(delivery_rows(console, "succeeded", "webhook.ping")).to_have_count(1)
+        console.assert_clean()
+    finally:
+        await receiver.stop()
+
+
+async def test_an_approval_arrives_in_the_delivery_table(suite: Suite, browser: Any) -> None:
+    """A member subscribed to event.approved, an event of theirs approved by an approver: the
+    member watches the delivery arrive without reloading."""
+    user, password, token = await suite.new_user()
+    _, _, approver_token = await suite.new_user(["approver"])
+    receiver = await start_receiver()
+    try:
+        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        console = await open_console(browser, suite)
+        await sign_in(console, user["email"], password)
+        await open_subscription(console, sub["id"])
+        await expect(console.page.get_by_text("No deliveries yet.")).to_be_visible()
+        event = await new_event(suite, token)
+        resp, body = await suite.request("POST", f"/v2/event/{event['id']}/submit", token=token)
+        assert resp.status == 200, body
+        resp, body = await suite.request("POST", f"/v2/event/{event['id']}/approve", token=approver_token)
+        assert resp.status == 200, body
+        (delivered,) = await receiver.wait_for(1)
+        envelope = orjson.loads(delivered.body)
+        assert envelope["type"] == "event.approved" and envelope["data"]["id"] == event["id"]
+        # The table's event id is the webhook's (its webhook-id header).
+        row = delivery_rows(console, "succeeded", "event.approved")
+        await expect(row).to_contain_text(delivered.webhook_id)
+        console.assert_clean()
+    finally:
+        await receiver.stop()
+
+
+async def test_a_revoked_token_returns_to_sign_in_with_the_message(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    sub = await new_subscription(suite, token, topics=["event.approved"])
+    console = await open_console(browser, suite)
+    await sign_in(console, user["email"], password)
+    await open_subscription(console, sub["id"])
+    resp, body = await suite.request(
+        "PATCH",
+        "/v2/user/me",
+        token=token,
+        json={"password": "a-new-password-2", "currentPassword": password},
+        headers=MERGE,
+    )
+    assert resp.status == 200, body
+    page = console.page
+    await page.get_by_role("button", name="Send test ping").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(page.get_by_role("alert")).to_have_text(SESSION_ENDED)
+    assert await console.token() is None
+    await sign_in(console, user["email"], "a-new-password-2")
+    console.assert_clean(401)
+
+
+async def test_the_api_s_422_shows_on_the_field_it_names(suite: Suite, browser: Any) -> None:
+    """At 390 px wide (a phone): each problem of the API's 422 under the field it names."""
+    user, password, _ = await suite.new_user()
+    console = await open_console(browser, suite, width=390, height=844)
+    await sign_in(console, user["email"], password)
+    page = console.page
+    await page.get_by_role("link", name="New subscription").click()
+    await page.get_by_label("URL", exact=True).fill("http://127.0.0.1:9/hook")
+    await page.get_by_role("checkbox", name=re.compile(r"^event\.approved\b")).check()
+    await page.get_by_label("Filter").fill('{"data.capacity": {"between": 3}}')
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    await expect(page.get_by_label("Filter")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("[data-field=filter] .error")).to_contain_text(
+        "filter.data.capacity.between: unknown operator"
+    )
+    await expect(page.get_by_label("URL", exact=True)).not_to_have_attribute("aria-invalid", "true")
+
+    await page.get_by_label("Filter").fill("")
+    await page.get_by_label("Topic patterns").fill("nosuch.topic")
+    await page.get_by_role("button", name="Create").click()
+    await expect(page.locator("fieldset[data-field=topics] .error")).to_contain_text("nosuch.topic")
+    await expect(page.get_by_label("Filter")).not_to_have_attribute("aria-invalid", "true")
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    await console.screenshot("new-subscription-390")
+    console.assert_clean(422)
