@@ -80,8 +80,10 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
     await expect(history.locator("tbody tr")).to_have_count(2)
     await expect(history).to_contain_text("Submit")
     await expect(history).to_contain_text("Approve")
-    await expect(page.get_by_role("button", name="Cancel")).to_be_visible()
     await console.screenshot("event")
+    await page.get_by_role("button", name="Cancel").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Keep it").click()
+    await expect(page.locator(".facts")).to_contain_text("approved")
 
     await page.goto(f"{console.origin}/console/#/events?mine=1")
     await expect(page.locator("tr", has_text="Console demo night")).to_be_visible()
@@ -201,3 +203,40 @@ async def test_saving_over_someone_elses_change_is_explained(suite: Suite, brows
 
     resp, stored = await suite.request("GET", f"/v2/event/{event['id']}", token=token)
     assert stored["title"] == "Team lunch, mine" and stored["version"] == 3
+
+
+async def test_a_location_is_edited_and_kept_while_an_event_uses_it(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user(["member"])
+    resp, hall = await suite.request("POST", "/v2/location/list", token=token, json={"name": "Small hall"})
+    assert resp.status == 201
+    body = {
+        "title": "Poetry evening",
+        "startsAt": "2027-08-01T18:00:00Z",
+        "endsAt": "2027-08-01T20:00:00Z",
+        "locationId": hall["id"],
+    }
+    resp, _ = await suite.request("POST", "/v2/event/list", token=token, json=body)
+    assert resp.status == 201
+
+    console = await open_console(browser, suite)
+    page = console.page
+    await sign_in(console, user["email"], password)
+    await page.get_by_role("link", name="Locations").click()
+    await page.get_by_label("Search").fill("small hall")
+    await page.get_by_role("button", name="Filter").click()
+    await page.get_by_role("link", name="Small hall").click()
+    await page.get_by_label("Name").fill("Small hall, first floor")
+    await page.get_by_label("Time zone").fill("Mars/Olympus")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator("#f-timezone-error")).to_have_text(
+        "must be an IANA time zone such as Europe/Paris"
+    )
+    await page.get_by_label("Time zone").fill("Europe/Berlin")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("heading", name="Small hall, first floor")).to_be_visible()
+
+    await page.get_by_role("button", name="Delete").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await expect(page.get_by_role("alert")).to_contain_text("an event still refers to this location")
+    await expect(page.get_by_role("heading", name="Small hall, first floor")).to_be_visible()
+    console.assert_clean(409, 422)

@@ -3,7 +3,7 @@
 // the event since, and the page offers their version instead of overwriting it.
 
 import { api } from "../api.js";
-import { action, el, field, notice, table, time } from "../ui.js";
+import { action, confirm, el, field, notice, table, time } from "../ui.js";
 import {
   actorNames,
   allowedSteps,
@@ -102,6 +102,14 @@ function workflow(event, ctx, alert, reload) {
       { class: "actions" },
       steps.map(([step, label]) =>
         action(label, async () => {
+          if (step === "cancel") {
+            const sure = await confirm(`Cancel “${event.title}”? A cancelled event cannot be changed any more.`, {
+              yes: "Cancel the event",
+              no: "Keep it",
+              danger: true,
+            });
+            if (!sure) return;
+          }
           const done = await takeStep(event, step, comment.value.trim(), alert, reload);
           if (!done) return;
           notice(`${label}: the event is now ${done.status}.`);
