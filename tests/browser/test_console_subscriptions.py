@@ -176,6 +176,11 @@ async def test_an_approval_arrives_in_the_delivery_table(suite: Suite, browser: 
         # The table's event id is the webhook's (its webhook-id header).
         row = delivery_rows(console, "succeeded", "event.approved")
         await expect(row).to_contain_text(delivered.webhook_id)
+        # On a phone: the table becomes a card per delivery, nothing scrolls sideways.
+        await console.page.set_viewport_size({"width": 390, "height": 844})
+        await expect(row).to_be_visible()
+        assert await console.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        await console.screenshot("subscription-390")
         console.assert_clean()
     finally:
         await receiver.stop()
@@ -230,3 +235,138 @@ async def test_the_api_s_422_shows_on_the_field_it_names(suite: Suite, browser: 
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     await console.screenshot("new-subscription-390")
     console.assert_clean(422)
+
+
+async def test_edit_disable_enable_rotate_and_delete(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    sub = await new_subscription(suite, token, topics=["event.approved"])
+    console = await open_console(browser, suite)
+    await sign_in(console, user["email"], password)
+    await open_subscription(console, sub["id"])
+    page = console.page
+    facts = page.locator("dl.facts")
+
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_role("heading", name="Edit subscription")).to_be_visible()
+    await expect(page.get_by_label("URL", exact=True)).to_have_value(sub["url"])
+    await page.get_by_label("Description").fill("changed here")
+    await page.get_by_label("Rate limit").fill("5")
+    await page.get_by_role("button", name="Add header").click()
+    await page.get_by_label("Header name").fill("X-Receiver-Token")
+    await page.get_by_label("Header value").fill("abc")
+    await page.get_by_role("button", name="Save").click()
+    await expect(facts).to_contain_text("changed here")
+    await expect(facts).to_contain_text("X-Receiver-Token")
+    await expect(facts).to_contain_text("5 a second")
+
+    await page.get_by_role("button", name="Disable").click()
+    await expect(facts.locator(".status")).to_have_text("Disabled")
+    await page.get_by_role("button", name="Enable").click()
+    await expect(facts.locator(".status")).to_have_text("Active")
+
+    await page.get_by_role("button", name="Rotate secret").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Rotate secret").click()
+    rotated = await page.get_by_role("dialog").locator(".secret").inner_text()
+    assert rotated.startswith("whsec_") and rotated != sub["secret"]
+    await page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+    # "Delete" asks first; from the keyboard: the dialog opens on "Cancel", Tab reaches "Delete".
+    await page.get_by_role("button", name="Delete").focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text(sub["url"])
+    await expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(dialog.get_by_role("button", name="Delete")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Subscriptions", exact=True)).to_be_visible()
+    await expect(page.get_by_text("No subscriptions yet")).to_be_visible()
+    resp, _ = await suite.request("GET", f"/v2/subscription/{sub['id']}", token=token)
+    assert resp.status == 404
+    console.assert_clean()
+
+
+async def test_recover_failed_and_replay_over_a_window(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    _, _, approver_token = await suite.new_user(["approver"])
+    receiver = await start_receiver(Answer(status=503))
+    try:
+        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        event = await new_event(suite, token)
+        for step, holder in (("submit", token), ("approve", approver_token)):
+            resp, body = await suite.request("POST", f"/v2/event/{event['id']}/{step}", token=holder)
+            assert resp.status == 200, body
+        console = await open_console(browser, suite)
+        await sign_in(console, user["email"], password)
+        await open_subscription(console, sub["id"])
+        page = console.page
+        await expect(delivery_rows(console, "failed", "event.approved")).to_contain_text("503")
+
+        # The window's default start is an hour ago, in the browser's zone.
+        await page.get_by_role("button", name="Recover failed").click()
+        await expect(page.get_by_role("status")).to_contain_text(
+            "1 failed or skipped delivery is being sent again"
+        )
+        await expect(delivery_rows(console, "succeeded", "event.approved")).to_have_count(1)
+        await page.get_by_role("button", name="Replay").click()
+        await expect(page.get_by_role("status")).to_contain_text("1 event is being sent again")
+        await expect(delivery_rows(console, "succeeded", "event.approved")).to_have_count(2)
+        first, again, replayed = await receiver.wait_for(3)
+        assert first.webhook_id == again.webhook_id == replayed.webhook_id  # the same event each time
+
+        # A window that ends before it starts: the API's 422, on the form.
+        await page.get_by_label("Until").fill("2020-01-01T00:00")
+        await page.get_by_role("button", name="Replay").click()
+        await expect(page.locator("form .form-alert")).to_be_visible()
+        console.assert_clean(422)
+    finally:
+        await receiver.stop()
+
+
+async def test_keyboard_sign_in_and_a_page_that_fails_to_load(suite: Suite, browser: Any) -> None:
+    user, password, _ = await suite.new_user()
+    console = await open_console(browser, suite)
+    page = console.page
+    await expect(page.get_by_label("Email")).to_be_focused()
+    await page.keyboard.type(user["email"])
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(password)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Subscriptions", exact=True)).to_be_visible()
+
+    await page.route("**/console/js/pages/events.js", lambda route: route.abort())
+    await page.get_by_role("link", name="Events").click()
+    await expect(page.get_by_role("heading", name="This page is not available")).to_be_visible()
+    await expect(page.get_by_role("link", name="Subscriptions", exact=True)).to_be_visible()  # the nav stays
+    console.problems = [p for p in console.problems if "net::ERR_FAILED" not in p]
+    console.assert_clean()
+
+
+async def test_the_delivery_table_pages_and_filters(suite: Suite, browser: Any) -> None:
+    user, password, token = await suite.new_user()
+    receiver = await start_receiver()
+    try:
+        sub = await new_subscription(suite, token, url=receiver.url, topics=["event.approved"])
+        for _ in range(3):
+            resp, body = await suite.request("POST", f"/v2/subscription/{sub['id']}/ping", token=token)
+            assert resp.status == 202, body
+        await receiver.wait_for(3)
+        console = await open_console(browser, suite)
+        await sign_in(console, user["email"], password)
+        page = console.page
+        await page.goto(f"{console.origin}/console/#/subscriptions/{sub['id']}?limit=2")
+        rows = delivery_rows(console, "", "webhook.ping")
+        await expect(rows).to_have_count(2)
+        await expect(page.get_by_role("button", name="First page")).to_have_count(0)
+        await page.get_by_role("button", name="Next page").click()
+        await expect(rows).to_have_count(1)
+        await expect(page.get_by_role("button", name="Next page")).to_have_count(0)
+        await page.get_by_role("button", name="First page").click()
+        await expect(rows).to_have_count(2)
+        await page.get_by_label("Status", exact=True).select_option("failed")
+        await expect(page.get_by_text("No failed deliveries.")).to_be_visible()
+        await page.get_by_label("Status", exact=True).select_option("succeeded")
+        await expect(rows).to_have_count(2)
+        console.assert_clean()
+    finally:
+        await receiver.stop()

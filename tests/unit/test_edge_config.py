@@ -76,9 +76,9 @@ def test_the_console_is_served_from_the_repository_or_from_a_copy(tmp_path: Path
     assert f'alias "{CONSOLE_ROOT}/";' in text and "location /console/ {" in text
     assert (CONSOLE_ROOT / "index.html").is_file()
     out, copy = tmp_path / "nginx.conf", tmp_path / "edge" / "console"
+    command = ["render", "--run-dir", str(tmp_path), "--out", str(out), "--console-copy", str(copy)]
     subprocess.run(
-        [sys.executable, "-m", "shared.edge", "render", "--run-dir", str(tmp_path), "--out", str(out)]
-        + ["--console-copy", str(copy)],
+        [sys.executable, "-m", "shared.edge", *command],
         check=True,
         env={"PATH": "/usr/bin:/bin"},
     )

@@ -148,6 +148,11 @@ export function problemBlock(error) {
   );
 }
 
+// A definition list of [term, value] pairs (null pairs left out).
+export function facts(pairs) {
+  return el("dl", { class: "facts" }, pairs.filter(Boolean).map(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+}
+
 const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
 // <time datetime="…" title="… UTC">local text</time>

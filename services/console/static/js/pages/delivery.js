@@ -1,10 +1,10 @@
 // One delivery: each attempt with the request headers sent (credentials masked by the API),
 // the response status, the duration and the first KiB of the answer; "Retry".
 import { api, ApiError } from "../api.js";
-import { action, clear, el, notice, put, table, time } from "../ui.js";
+import { action, clear, el, facts, notice, put, table, time } from "../ui.js";
+import { ms, statusBadge, subPath } from "./subscription_common.js";
 
 const REFRESH_MS = 2000;
-import { ms, statusBadge, subPath } from "./subscription_common.js";
 
 function attemptBlock(attempt, index) {
   const headers = Object.entries(attempt.requestHeaders || {});
@@ -12,18 +12,12 @@ function attemptBlock(attempt, index) {
     "section",
     { class: "attempt", "aria-labelledby": `attempt-${index}` },
     el("h3", { id: `attempt-${index}` }, `Attempt ${index + 1}`),
-    el(
-      "dl",
-      { class: "facts" },
-      el("dt", {}, "Sent"),
-      el("dd", {}, time(attempt.at)),
-      el("dt", {}, "Response status"),
-      el("dd", {}, attempt.statusCode === null ? "no answer" : String(attempt.statusCode)),
-      el("dt", {}, "Duration"),
-      el("dd", {}, ms(attempt.durationMs)),
-      attempt.error ? [el("dt", {}, "Error"), el("dd", {}, attempt.error)] : null,
-    ),
-    el("h4", {}, "Request headers"),
+    facts([
+      ["Sent", time(attempt.at)],
+      ["Response status", attempt.statusCode === null ? "no answer" : String(attempt.statusCode)],
+      ["Duration", ms(attempt.durationMs)],
+      attempt.error ? ["Error", attempt.error] : null,
+    ]),
     table(
       [
         { label: "Header", cell: ([name]) => el("span", { class: "mono" }, name) },
@@ -40,23 +34,15 @@ function attemptBlock(attempt, index) {
 function summary(delivery) {
   return [
     el("h1", {}, `Delivery of ${delivery.topic}`),
-    el(
-      "dl",
-      { class: "facts" },
-      el("dt", {}, "Status"),
-      el("dd", {}, statusBadge(delivery.status)),
-      el("dt", {}, "Event type"),
-      el("dd", {}, delivery.topic),
-      el("dt", {}, "Event id"),
-      el("dd", { class: "mono" }, delivery.eventId),
-      el("dt", {}, "Delivery id"),
-      el("dd", { class: "mono" }, delivery.id),
-      el("dt", {}, "Attempts"),
-      el("dd", {}, String(delivery.attemptCount)),
-      delivery.nextAttemptAt ? [el("dt", {}, "Next attempt"), el("dd", {}, time(delivery.nextAttemptAt))] : null,
-      el("dt", {}, "Created"),
-      el("dd", {}, time(delivery.createdAt)),
-    ),
+    facts([
+      ["Status", statusBadge(delivery.status)],
+      ["Event type", delivery.topic],
+      ["Event id", el("span", { class: "mono" }, delivery.eventId)],
+      ["Delivery id", el("span", { class: "mono" }, delivery.id)],
+      ["Attempts", String(delivery.attemptCount)],
+      delivery.nextAttemptAt ? ["Next attempt", time(delivery.nextAttemptAt)] : null,
+      ["Created", time(delivery.createdAt)],
+    ]),
   ];
 }
 

@@ -3,15 +3,15 @@
 // over a time window (recover failed, replay).
 import { api, ApiError, nextLink } from "../api.js";
 import { chart, chartTable, legend } from "../chart.js";
-import { action, clear, confirm, el, field, notice, pager, problemBlock, put, showDialog, showProblem, table, time } from "../ui.js";
+import { action, clear, confirm, el, facts, field, notice, pager, problemBlock, put, showDialog, showProblem, table, time } from "../ui.js";
 import { activeBadge, lastAttempt, ms, secretBlock, statusBadge, subPath } from "./subscription_common.js";
 
 const STATUSES = ["pending", "succeeded", "failed", "skipped"];
 const BUCKETS = ["minute", "hour", "day"];
 const REFRESH_MS = 3000;
 
-function facts(sub) {
-  const rows = [
+function settings(sub) {
+  return facts([
     ["URL", el("span", { class: "mono" }, sub.url)],
     ["Status", el("span", {}, activeBadge(sub), sub.disabledReason ? ` ${sub.disabledReason}` : "")],
     ["Topics", sub.topics.join(", ")],
@@ -21,8 +21,7 @@ function facts(sub) {
     ["Description", sub.description || el("span", { class: "muted" }, "none")],
     ["Created", time(sub.createdAt)],
     ["Updated", time(sub.updatedAt)],
-  ];
-  return el("dl", { class: "facts" }, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  ]);
 }
 
 // datetime-local (the browser's zone) -> RFC 3339 UTC, or undefined when empty.
@@ -47,7 +46,9 @@ export async function render(root, params, ctx) {
   const factsSlot = el("div", {});
   const statsSlot = el("div", { class: "chart" });
   const deliveriesSlot = el("div", {});
-  let deliveriesPath = null; // the page shown (a Link of the API), null: the first
+  // The page shown (a Link of the API; null: the first). `?limit=` in the address sets the
+  // page size (the API's default otherwise).
+  let deliveriesPath = null;
   const statusFilter = el("select", { name: "status" }, el("option", { value: "" }, "Every status"), STATUSES.map((s) => el("option", { value: s }, s)));
   if (params.status) statusFilter.value = params.status;
   const bucket = el("select", { name: "bucket" }, BUCKETS.map((b) => el("option", { value: b }, b)));
@@ -75,7 +76,7 @@ export async function render(root, params, ctx) {
   function drawFacts() {
     heading.textContent = `Subscription ${sub.url}`;
     toggle.textContent = sub.active ? "Disable" : "Enable";
-    put(clear(factsSlot), facts(sub));
+    put(clear(factsSlot), settings(sub));
   }
 
   let tableOpen = false;
@@ -108,7 +109,7 @@ export async function render(root, params, ctx) {
   async function loadDeliveries() {
     const path = deliveriesPath || `${subPath(id)}/deliveries`;
     try {
-      const answer = await api("GET", path, { query: deliveriesPath ? undefined : { status: statusFilter.value } });
+      const answer = await api("GET", path, { query: deliveriesPath ? undefined : { status: statusFilter.value, limit: params.limit } });
       const rows = answer.data || [];
       const columns = [
         { label: "Status", cell: (d) => el("a", { href: `#/subscriptions/${encodeURIComponent(id)}/deliveries/${encodeURIComponent(d.id)}`, "aria-label": `${d.status}: delivery ${d.id}` }, statusBadge(d.status)) },
@@ -118,10 +119,10 @@ export async function render(root, params, ctx) {
         { label: "Last attempt", cell: (d) => (lastAttempt(d) ? time(lastAttempt(d).at) : el("span", { class: "muted" }, "not yet")) },
         { label: "Last response status", cell: (d) => (d.lastStatusCode === null || d.lastStatusCode === undefined ? (d.lastError ? el("span", { title: d.lastError }, "no answer") : "—") : String(d.lastStatusCode)), class: "num" },
         { label: "Duration", cell: (d) => ms(lastAttempt(d)?.durationMs), class: "num" },
-        { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : "") },
+        { label: "Actions", cell: (d) => (d.status === "failed" || d.status === "skipped" ? retryButton(d) : null) },
       ];
       put(clear(deliveriesSlot), 
-        table(columns, rows, { caption: "Deliveries, newest first", empty: "No deliveries yet." }),
+        table(columns, rows, { caption: "Deliveries, newest first", empty: statusFilter.value ? `No ${statusFilter.value} deliveries.` : "No deliveries yet." }),
         pager(nextLink(answer.headers), (link) => {
           deliveriesPath = link;
           loadDeliveries();
@@ -196,8 +197,8 @@ export async function render(root, params, ctx) {
       "div",
       { class: "actions" },
       ...[
-        ["Recover failed", "recover", (d) => `${d.deliveries} failed or skipped deliveries are being sent again.`],
-        ["Replay", "replay", (d) => `${d.events} events are being sent again as new deliveries.`],
+        ["Recover failed", "recover", (d) => (d.deliveries === 1 ? "1 failed or skipped delivery is being sent again." : `${d.deliveries} failed or skipped deliveries are being sent again.`)],
+        ["Replay", "replay", (d) => (d.events === 1 ? "1 event is being sent again as a new delivery." : `${d.events} events are being sent again as new deliveries.`)],
       ].map(([label, verb, said]) =>
         action(label, async () => {
           try {
