@@ -9,21 +9,35 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.console_support import open_console, sign_in
+from tests.browser.console_support import ConsolePage, open_console, sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Suite
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+async def draft(suite: Suite, token: str, title: str, day: str, **fields: Any) -> dict[str, Any]:
+    """A draft event of the token's user on `day` (YYYY-MM-DD), made through the API."""
+    body = {"title": title, "startsAt": f"{day}T18:00:00Z", "endsAt": f"{day}T20:00:00Z", **fields}
+    resp, event = await suite.request("POST", "/v2/event/list", token=token, json=body)
+    assert resp.status == 201, event
+    assert isinstance(event, dict)
+    return event
+
+
+async def console_at(browser: Any, suite: Suite, email: str, password: str, route: str) -> ConsolePage:
+    """A new browser session signed in as `email`, at the console's `route` (#/...)."""
+    console = await open_console(browser, suite)
+    await sign_in(console, email, password)
+    await console.page.goto(f"{console.origin}/console/{route}")
+    return console
 
 
 async def test_member_submits_and_approver_approves_an_event(suite: Suite, browser: Any) -> None:
     member, member_password, member_token = await suite.new_user(["member"])
     approver, approver_password, _ = await suite.new_user(["approver"])
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, member["email"], member_password, "#/locations/new")
     page = console.page
-    await sign_in(console, member["email"], member_password)
-
-    await page.goto(f"{console.origin}/console/#/locations/new")
     await page.get_by_label("Name").fill("Main hall")
     await page.get_by_label("Time zone").fill("Europe/Paris")
     await page.get_by_label("Capacity").fill("120")
@@ -71,10 +85,8 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
     await expect(page.locator("tr", has_text="Console demo night")).to_have_count(0)
     console.assert_clean()
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, member["email"], member_password, f"#/events/{event_id}")
     page = console.page
-    await sign_in(console, member["email"], member_password)
-    await page.goto(f"{console.origin}/console/#/events/{event_id}")
     await expect(page.locator(".facts")).to_contain_text("approved")
     history = page.locator(".history")
     await expect(history.locator("tbody tr")).to_have_count(2)
@@ -96,24 +108,11 @@ async def test_member_submits_and_approver_approves_an_event(suite: Suite, brows
 
 async def test_filters_sort_and_pages_of_the_event_list_by_keyboard(suite: Suite, browser: Any) -> None:
     user, password, token = await suite.new_user(["member"])
-    for title, tags in (
-        ("Board games night", ["games"]),
-        ("Quiet reading", ["books"]),
-        ("Chess club", ["games"]),
-    ):
-        body = {
-            "title": title,
-            "startsAt": "2027-05-01T18:00:00Z",
-            "endsAt": "2027-05-01T20:00:00Z",
-            "tags": tags,
-        }
-        resp, _ = await suite.request("POST", "/v2/event/list", token=token, json=body)
-        assert resp.status == 201
+    for title, tag in (("Board games night", "games"), ("Quiet reading", "books"), ("Chess club", "games")):
+        await draft(suite, token, title, "2027-05-01", tags=[tag])
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, user["email"], password, "#/events?limit=2")
     page = console.page
-    await sign_in(console, user["email"], password)
-    await page.goto(f"{console.origin}/console/#/events?limit=2")
     # Keyboard only: Space ticks the box, Enter in a field submits the filters.
     await page.get_by_label("Mine only").focus()
     await page.keyboard.press("Space")
@@ -143,19 +142,15 @@ async def test_a_refusal_shows_the_apis_words(suite: Suite, browser: Any) -> Non
     """An admin who edited a pending event may not approve it (four-eyes rule): the button is
     offered (only the API knows who edited), and its 403 is shown as the API words it."""
     _, _, token = await suite.new_user(["member"])
-    body = {"title": "Garden party", "startsAt": "2027-07-01T12:00:00Z", "endsAt": "2027-07-01T15:00:00Z"}
-    resp, event = await suite.request("POST", "/v2/event/list", token=token, json=body)
-    assert resp.status == 201
+    event = await draft(suite, token, "Garden party", "2027-07-01")
     resp, _ = await suite.request("POST", f"/v2/event/{event['id']}/submit", token=token)
     assert resp.status == 200
     admin = await suite.admin_token()
     resp, _ = await suite.request("PATCH", f"/v2/event/{event['id']}", token=admin, json={"capacity": 40})
     assert resp.status == 200
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, ADMIN_EMAIL, ADMIN_PASSWORD, f"#/events/{event['id']}")
     page = console.page
-    await sign_in(console, ADMIN_EMAIL, ADMIN_PASSWORD)
-    await page.goto(f"{console.origin}/console/#/events/{event['id']}")
     await page.get_by_role("button", name="Approve").click()
     alert = page.get_by_role("alert")
     await expect(alert).to_contain_text("nobody may approve content they wrote (four-eyes rule)")
@@ -165,14 +160,10 @@ async def test_a_refusal_shows_the_apis_words(suite: Suite, browser: Any) -> Non
 
 async def test_saving_over_someone_elses_change_is_explained(suite: Suite, browser: Any) -> None:
     user, password, token = await suite.new_user(["member"])
-    body = {"title": "Team lunch", "startsAt": "2027-06-01T12:00:00Z", "endsAt": "2027-06-01T13:00:00Z"}
-    resp, event = await suite.request("POST", "/v2/event/list", token=token, json=body)
-    assert resp.status == 201
+    event = await draft(suite, token, "Team lunch", "2027-06-01")
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, user["email"], password, f"#/events/{event['id']}")
     page = console.page
-    await sign_in(console, user["email"], password)
-    await page.goto(f"{console.origin}/console/#/events/{event['id']}")
     await expect(page.get_by_role("heading", name="Team lunch")).to_be_visible()
 
     # Someone else (here: the API, as the same owner) changes it while the page is open.
@@ -194,7 +185,7 @@ async def test_saving_over_someone_elses_change_is_explained(suite: Suite, brows
     await expect(page.get_by_role("heading", name="Team lunch, mine")).to_be_visible()
 
     # A 422 lands on the field it names.
-    await page.get_by_label("Ends").fill("2027-06-01T11:00")
+    await page.get_by_label("Ends").fill("2027-06-01T17:00")
     await page.get_by_role("button", name="Save").click()
     ends = page.get_by_label("Ends")
     await expect(ends).to_have_attribute("aria-invalid", "true")
@@ -209,19 +200,10 @@ async def test_a_location_is_edited_and_kept_while_an_event_uses_it(suite: Suite
     user, password, token = await suite.new_user(["member"])
     resp, hall = await suite.request("POST", "/v2/location/list", token=token, json={"name": "Small hall"})
     assert resp.status == 201
-    body = {
-        "title": "Poetry evening",
-        "startsAt": "2027-08-01T18:00:00Z",
-        "endsAt": "2027-08-01T20:00:00Z",
-        "locationId": hall["id"],
-    }
-    resp, _ = await suite.request("POST", "/v2/event/list", token=token, json=body)
-    assert resp.status == 201
+    await draft(suite, token, "Poetry evening", "2027-08-01", locationId=hall["id"])
 
-    console = await open_console(browser, suite)
+    console = await console_at(browser, suite, user["email"], password, "#/locations")
     page = console.page
-    await sign_in(console, user["email"], password)
-    await page.get_by_role("link", name="Locations").click()
     await page.get_by_label("Search").fill("small hall")
     await page.get_by_role("button", name="Filter").click()
     await page.get_by_role("link", name="Small hall").click()
