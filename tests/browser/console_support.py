@@ -4,6 +4,7 @@ in through the form, and the settings that let webhooks reach a receiver on 127.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,16 @@ from typing import Any
 from playwright.async_api import expect
 
 from shared.config import Settings
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import Suite, make_settings
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "docs" / "console"
+# The screenshots of docs/console/ are refreshed on request (CONSOLE_SCREENSHOTS=docs), so that
+# a test run leaves the repository as it found it; otherwise they go with the test artifacts.
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent.parent / "docs" / "console"
+    if os.environ.get("CONSOLE_SCREENSHOTS") == "docs"
+    else ARTIFACTS / "console"
+)
 SESSION_ENDED = "Your session has ended. Sign in again."
 # The browser's own line for an answer that is not 2xx (fetch still resolves): expected where a
 # test provokes that status, an error anywhere else.
@@ -52,7 +60,8 @@ class ConsolePage:
         assert not unexpected, (unexpected, self.failed)
 
     async def screenshot(self, name: str, *, full_page: bool = True) -> None:
-        """docs/console/<name>.png, without the passing notices."""
+        """<SCREENSHOTS>/<name>.png, without the passing notices."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await self.page.evaluate("() => document.getElementById('notices')?.replaceChildren()")
         await self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
 

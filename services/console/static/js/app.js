@@ -138,6 +138,8 @@ async function route() {
   if (ticket === rendering) {
     const heading = root.querySelector("h1");
     document.title = heading ? `${heading.textContent} · Herald` : "Herald console";
+    // The link pressed may be gone with the old page: the keyboard goes on from the new one.
+    if (!document.activeElement || document.activeElement === document.body) root.focus({ preventScroll: true });
   }
 }
 
