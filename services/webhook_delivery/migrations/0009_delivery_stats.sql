@@ -22,7 +22,11 @@ CREATE TABLE delivery_stats (
     failed integer NOT NULL,            -- ... after which the delivery was given up
     -- Attempt durations: a count per fixed log-scale bucket (delivery_duration_bucket).
     durations integer[] NOT NULL,
-    PRIMARY KEY (subscription_id, span, start, delivered)
+    -- Which of a few rows per bucket this is (the writing backend's pid, modulo 4): a failure's
+    -- transaction holds its rows until it commits, so with one row per bucket every failure of a
+    -- busy subscription would wait for the one before it. Readers add the rows up.
+    shard smallint NOT NULL DEFAULT 0,
+    PRIMARY KEY (subscription_id, span, start, delivered, shard)
 );
 
 -- 72 buckets, four per doubling: 1 is under 1 ms; k (2..71) holds [2^((k-2)/4), 2^((k-1)/4)) ms;
@@ -49,13 +53,13 @@ CREATE FUNCTION delivery_stats_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- The delivery's status is this attempt's outcome: the same statement updated it, and
     -- holds its row. Rows in key order, so that two statements never lock them crosswise.
-    INSERT INTO delivery_stats AS s (subscription_id, span, start, delivered, attempts, failed, durations)
+    INSERT INTO delivery_stats AS s (subscription_id, span, start, delivered, attempts, failed, durations, shard)
     SELECT d.subscription_id, w.span, date_bin(w.width, a.attempted_at, '2000-01-01 00:00:00+00'),
         a.error IS NULL, count(*), count(*) FILTER (WHERE a.error IS NOT NULL AND d.status = 'failed'),
-        delivery_duration_histogram(array_agg(a.duration_ms))
+        delivery_duration_histogram(array_agg(a.duration_ms)), (pg_backend_pid() % 4)::smallint
     FROM added_attempts a JOIN deliveries d ON d.id = a.delivery_id CROSS JOIN delivery_stats_spans w
     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (subscription_id, span, start, delivered) DO UPDATE SET
+    ON CONFLICT (subscription_id, span, start, delivered, shard) DO UPDATE SET
         attempts = s.attempts + excluded.attempts,
         failed = s.failed + excluded.failed,
         durations = (SELECT array_agg(x + y ORDER BY i)
