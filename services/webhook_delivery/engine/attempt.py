@@ -116,6 +116,21 @@ class Attempts:
         ATTEMPTS.labels("gone" if code == 410 else "retrying" if delay is not None else "failed").inc()
 
         async def record_failure() -> None:
+            if delay is not None and code != 410 and not circuit_open:
+                # The common case, a retry that raises nothing: one statement, so that no lock
+                # (the delivery's, its rollup row's, the subscription's) is held across this
+                # event loop's turns, which a busy loop would make long for every other failure.
+                async with self.db.connection() as conn:
+                    recorded, overdue = await DeliveryRepo(conn).record_retry(
+                        claimed, outcome, delay, RETRY, self.settings.webhook_disable_after
+                    )
+                if not recorded:
+                    log.warning("delivery %s moved on before this attempt was recorded", claimed.id)
+                    return
+                if overdue:  # failing for too long: disabled, with its event, in one transaction
+                    await until_available(disable_overdue, f"disabling subscription {sub_id}")
+                self.start_after(delay, claimed.id, sub_id)
+                return
             async with self.db.transaction() as conn:
                 repo = DeliveryRepo(conn)
                 if not await repo.record_failure(claimed, outcome, status, delay, RETRY):
@@ -138,6 +153,17 @@ class Attempts:
                 )
             if delay is not None:  # committed: due at now() + delay, counted from before now
                 self.start_after(delay, claimed.id, sub_id)
+
+        async def disable_overdue() -> None:
+            async with self.db.transaction() as conn:
+                disabled = await DeliveryRepo(conn).subscription_failed(
+                    sub_id, self.settings.webhook_disable_after
+                )
+                if disabled is not None:
+                    log.warning("disabled subscription %s: every delivery failed for too long", sub_id)
+                    await Reporter(conn, self.db.schema).after_failure(
+                        claimed.id, sub_id, outcome, final=False, disabled=disabled, circuit_open=False
+                    )
 
         return functools.partial(until_available, record_failure, f"recording delivery {claimed.id}")
 

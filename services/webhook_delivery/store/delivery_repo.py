@@ -270,6 +270,45 @@ class DeliveryRepo(Repo):
             )
         )
 
+    async def record_retry(
+        self, claimed: Claimed, outcome: Outcome, retry_in: float, lane: str, disable_after: float
+    ) -> tuple[bool, bool]:
+        """A failed attempt that leaves the delivery pending, recorded as `record_failure` does
+        and with the subscription's run of failures opened, all in one statement (it commits at
+        once: no lock outlives it). (recorded, overdue): overdue when the subscription has
+        failed for `disable_after` seconds and should be disabled (`subscription_failed`)."""
+        row = await self.conn.fetchrow(
+            "WITH d AS ("
+            " UPDATE deliveries SET attempts = attempts + 1, lane = $2,"
+            " next_attempt_at = now() + make_interval(secs => $3),"
+            " lease_until = NULL, enqueued_at = NULL, last_status_code = $4, last_error = $5,"
+            " updated_at = now()"
+            " WHERE id = $1 AND status = 'pending' AND attempts = $9 AND lease_until = $10"
+            " RETURNING id, subscription_id),"
+            " a AS (INSERT INTO delivery_attempts"
+            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
+            " SELECT id, $6, $4, $7, $5, $8, $11 FROM d RETURNING true),"
+            " s AS (UPDATE subscriptions SET failing_since = now()"
+            " WHERE id = (SELECT subscription_id FROM d) AND failing_since IS NULL RETURNING id)"
+            " SELECT EXISTS (SELECT 1 FROM a) AS recorded, EXISTS ("
+            " SELECT 1 FROM subscriptions WHERE id = (SELECT subscription_id FROM d) AND active"
+            " AND failing_since <= now() - make_interval(secs => $12)) AS overdue,"
+            " (SELECT count(*) FROM s) AS opened",
+            claimed.id,
+            lane,
+            retry_in,
+            outcome.status_code,
+            outcome.error,
+            outcome.attempted_at,
+            outcome.duration_ms,
+            outcome.response_body,
+            claimed.attempts,
+            claimed.lease_until,
+            claimed.due_at,
+            float(disable_after),
+        )
+        return bool(row["recorded"]), bool(row["overdue"])
+
     async def record_successes(self, done: list[tuple[Claimed, Outcome]]) -> int:
         """Log many successful attempts in one statement (the worker's group commit), each under
         the same condition as `record_failure`; how many were recorded. A success also ends its
