@@ -69,6 +69,42 @@ class FannedOut:
     skipped: int = 0
 
 
+# A failed attempt logged and its delivery moved on: to status $2 (pending: due again in $4
+# seconds on lane $3), only while pending under the lease and attempt count that started it.
+_FAILED_ATTEMPT = (
+    "WITH d AS ("
+    " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
+    " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
+    " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
+    " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
+    " updated_at = now()"
+    " WHERE id = $1 AND status = 'pending' AND attempts = $10 AND lease_until = $11"
+    " RETURNING id, subscription_id),"
+    " a AS (INSERT INTO delivery_attempts"
+    " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
+    " SELECT id, $7, $5, $8, $6, $9, $12 FROM d RETURNING true)"
+)
+
+
+def _failed_attempt_args(
+    claimed: Claimed, outcome: Outcome, status: str, lane: str, retry_in: float | None
+) -> tuple[Any, ...]:
+    return (
+        claimed.id,
+        status,
+        lane,
+        retry_in or 0.0,
+        outcome.status_code,
+        outcome.error,
+        outcome.attempted_at,
+        outcome.duration_ms,
+        outcome.response_body,
+        claimed.attempts,
+        claimed.lease_until,
+        claimed.due_at,
+    )
+
+
 class DeliveryRepo(Repo):
     # -- fan-out ----------------------------------------------------------------------------
 
@@ -244,29 +280,8 @@ class DeliveryRepo(Repo):
         by another worker since, and changes nothing: False."""
         return bool(
             await self.conn.fetchval(
-                "WITH d AS ("
-                " UPDATE deliveries SET status = $2, attempts = attempts + 1,"
-                " lane = CASE WHEN $2 = 'pending' THEN $3 ELSE lane END,"
-                " next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => $4) END,"
-                " lease_until = NULL, enqueued_at = NULL, last_status_code = $5, last_error = $6,"
-                " updated_at = now()"
-                " WHERE id = $1 AND status = 'pending' AND attempts = $10 AND lease_until = $11"
-                " RETURNING id)"
-                " INSERT INTO delivery_attempts"
-                " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
-                " SELECT id, $7, $5, $8, $6, $9, $12 FROM d RETURNING true",
-                claimed.id,
-                status,
-                lane,
-                retry_in or 0.0,
-                outcome.status_code,
-                outcome.error,
-                outcome.attempted_at,
-                outcome.duration_ms,
-                outcome.response_body,
-                claimed.attempts,
-                claimed.lease_until,
-                claimed.due_at,
+                _FAILED_ATTEMPT + " SELECT EXISTS (SELECT 1 FROM a)",
+                *_failed_attempt_args(claimed, outcome, status, lane, retry_in),
             )
         )
 
@@ -278,33 +293,13 @@ class DeliveryRepo(Repo):
         once: no lock outlives it). (recorded, overdue): overdue when the subscription has
         failed for `disable_after` seconds and should be disabled (`subscription_failed`)."""
         row = await self.conn.fetchrow(
-            "WITH d AS ("
-            " UPDATE deliveries SET attempts = attempts + 1, lane = $2,"
-            " next_attempt_at = now() + make_interval(secs => $3),"
-            " lease_until = NULL, enqueued_at = NULL, last_status_code = $4, last_error = $5,"
-            " updated_at = now()"
-            " WHERE id = $1 AND status = 'pending' AND attempts = $9 AND lease_until = $10"
-            " RETURNING id, subscription_id),"
-            " a AS (INSERT INTO delivery_attempts"
-            " (delivery_id, attempted_at, status_code, duration_ms, error, response_body, due_at)"
-            " SELECT id, $6, $4, $7, $5, $8, $11 FROM d RETURNING true),"
-            " s AS (UPDATE subscriptions SET failing_since = now()"
+            _FAILED_ATTEMPT + ", s AS (UPDATE subscriptions SET failing_since = now()"
             " WHERE id = (SELECT subscription_id FROM d) AND failing_since IS NULL RETURNING id)"
             " SELECT EXISTS (SELECT 1 FROM a) AS recorded, EXISTS ("
             " SELECT 1 FROM subscriptions WHERE id = (SELECT subscription_id FROM d) AND active"
-            " AND failing_since <= now() - make_interval(secs => $12)) AS overdue,"
+            " AND failing_since <= now() - make_interval(secs => $13)) AS overdue,"
             " (SELECT count(*) FROM s) AS opened",
-            claimed.id,
-            lane,
-            retry_in,
-            outcome.status_code,
-            outcome.error,
-            outcome.attempted_at,
-            outcome.duration_ms,
-            outcome.response_body,
-            claimed.attempts,
-            claimed.lease_until,
-            claimed.due_at,
+            *_failed_attempt_args(claimed, outcome, PENDING, lane, retry_in),
             float(disable_after),
         )
         return bool(row["recorded"]), bool(row["overdue"])
