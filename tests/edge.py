@@ -48,9 +48,20 @@ def assert_nginx_accepts(text: str, hosts: Iterable[str], directory: Path) -> No
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are picked (picked one at
+    a time, the kernel may hand the same port out twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def require_nginx() -> str:
@@ -108,11 +119,14 @@ async def start_edge(settings: Settings, **changes: Any) -> Edge:
     """nginx in front of the services `settings` name (each with one process), on free ports."""
     require_nginx()
     for _attempt in range(3):  # a free port can be taken between the check and nginx's bind
+        # Two distinct ports: on one port the status server (rendered first) would answer
+        # the public paths with nginx's own 404.
+        public, status = free_ports(2)
         wired = dataclasses.replace(
             settings,
             host="127.0.0.1",
-            edge_port=free_port(),
-            edge_status_address=f"127.0.0.1:{free_port()}",
+            edge_port=public,
+            edge_status_address=f"127.0.0.1:{status}",
             edge_workers=1,
             **changes,
         )

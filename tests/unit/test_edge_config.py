@@ -12,7 +12,7 @@ import pytest
 from services.supervisor import GIVE_UP_AFTER, QUICK_DEATH_SECONDS, Child, port_problem
 from shared.config import Settings, SettingsError
 from shared.edge import CONSOLE_ROOT, process_count, render, upstreams
-from tests.edge import free_port
+from tests.edge import free_ports
 
 pytestmark = pytest.mark.unit
 
@@ -105,7 +105,7 @@ def test_a_child_is_restarted_sooner_than_it_is_given_up() -> None:
 
 
 def test_a_port_wanted_twice_is_named() -> None:
-    edge, status, auth, resource, docs = (free_port() for _ in range(5))
+    edge, status, auth, resource, docs = free_ports(5)
     settings = Settings(
         edge_port=edge,
         edge_status_address=f"127.0.0.1:{status}",
