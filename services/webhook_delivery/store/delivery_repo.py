@@ -293,12 +293,12 @@ class DeliveryRepo(Repo):
         once: no lock outlives it). (recorded, overdue): overdue when the subscription has
         failed for `disable_after` seconds and should be disabled (`subscription_failed`)."""
         row = await self.conn.fetchrow(
+            # `s` runs though nothing reads it (PostgreSQL runs every data-modifying WITH).
             _FAILED_ATTEMPT + ", s AS (UPDATE subscriptions SET failing_since = now()"
             " WHERE id = (SELECT subscription_id FROM d) AND failing_since IS NULL RETURNING id)"
             " SELECT EXISTS (SELECT 1 FROM a) AS recorded, EXISTS ("
             " SELECT 1 FROM subscriptions WHERE id = (SELECT subscription_id FROM d) AND active"
-            " AND failing_since <= now() - make_interval(secs => $13)) AS overdue,"
-            " (SELECT count(*) FROM s) AS opened",
+            " AND failing_since <= now() - make_interval(secs => $13)) AS overdue",
             *_failed_attempt_args(claimed, outcome, PENDING, lane, retry_in),
             float(disable_after),
         )
